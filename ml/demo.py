@@ -1,0 +1,56 @@
+"""The demo model: a scikit-learn Pipeline that tells penguin species apart (Palmer penguins, shipped offline)."""
+
+from __future__ import annotations
+
+import pandas as pd
+from palmerpenguins import load_penguins
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from ml.store import ModelInfo, ModelNotFound, ModelStore
+
+NAME = "penguins"
+VERSION = "1"
+# Measured on every bird: a request must carry them. The others are imputed, so a form can leave them empty.
+REQUIRED_NUMERIC = ["bill_length_mm", "flipper_length_mm"]
+OPTIONAL_NUMERIC = ["bill_depth_mm", "body_mass_g"]
+
+
+def training_data() -> tuple[pd.DataFrame, pd.Series]:
+    penguins = load_penguins().dropna(subset=["island", *REQUIRED_NUMERIC])
+    features = penguins[["island", *REQUIRED_NUMERIC, *OPTIONAL_NUMERIC, "sex"]].astype(
+        {"island": object, "sex": object}
+    )
+    return features, penguins["species"].astype(object)
+
+
+def build_pipeline() -> Pipeline:
+    preprocess = ColumnTransformer(
+        [
+            ("island", OneHotEncoder(handle_unknown="error"), ["island"]),
+            ("measured", StandardScaler(), REQUIRED_NUMERIC),
+            ("imputed", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), OPTIONAL_NUMERIC),
+            (
+                "sex",
+                make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="error")),
+                ["sex"],
+            ),
+        ]
+    )
+    return Pipeline([("preprocess", preprocess), ("classify", LogisticRegression(max_iter=1000))])
+
+
+def ensure_demo_model(store: ModelStore) -> ModelInfo | None:
+    """Train and store the demo model unless some version of it is there; returns it when it was trained."""
+    try:
+        store.get(NAME)
+        return None
+    except ModelNotFound:
+        features, species = training_data()
+        pipeline = build_pipeline().fit(features, species)
+        # Flipper length and body mass are whole numbers in the data; say so in the schema (the form steps by 1).
+        described = features.astype({"flipper_length_mm": "Int64", "body_mass_g": "Int64"})
+        return store.save(pipeline, NAME, VERSION, training=described)

@@ -1,0 +1,42 @@
+"""The Celery app, configured from settings; the web side uses it only to publish."""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from webapp.config import Settings
+
+SCORE_JOB = "apot.score_job"
+
+
+def create_celery(settings: Settings) -> Celery:
+    if not settings.broker_url:
+        raise RuntimeError("APOT_BROKER_URL is empty: run `apot run` (embedded broker) or point it at Redis/RabbitMQ")
+    app = Celery("apot", broker=settings.broker_url, include=["tasks.scoring"])
+    app.conf.update(
+        task_queues=[Queue(settings.queue)],
+        task_default_queue=settings.queue,
+        task_serializer="json",
+        accept_content=["json"],
+        # The job row is the result: nothing reads a Celery result backend, so none is configured.
+        task_ignore_result=True,
+        # Ack after the task ran, so a worker that dies mid-task leaves its message to be delivered again;
+        # claims on the job row make that second delivery harmless.
+        task_acks_late=True,
+        # ...and a child killed by the OS (OOM, SIGKILL) counts as lost, not done.
+        task_reject_on_worker_lost=True,
+        # Scoring one job takes milliseconds: a few messages in hand per process hides the broker round trip,
+        # while a small number keeps one busy process from hoarding work another could take.
+        worker_prefetch_multiplier=4,
+        # A stuck prediction must not hold a process forever; the soft limit lets the task fail the job itself.
+        task_soft_time_limit=settings.task_time_limit,
+        task_time_limit=settings.task_time_limit + 10,
+        # Redis redelivers unacked messages after this; longer than any task may run, so no task runs twice
+        # merely for being slow.
+        broker_transport_options={"visibility_timeout": max(3600, settings.task_time_limit * 4)},
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+    )
+    return app

@@ -1,0 +1,23 @@
+"""What a worker process needs to score jobs, made once per process after the fork."""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import lru_cache
+
+from ml.store import ModelStore
+from webapp.config import get_settings
+from webapp.db import make_engine, make_session_factory
+from webapp.services.scoring import ScoringContext
+
+
+@lru_cache
+def worker_context() -> ScoringContext:
+    # Built lazily in the child process: an engine made before the fork would share sockets between processes.
+    settings = get_settings()
+    return ScoringContext(
+        sessions=make_session_factory(make_engine(settings.database_url)),
+        store=ModelStore(settings.models_dir),
+        worker=f"{socket.gethostname()}:{os.getpid()}",
+    )

@@ -1,0 +1,107 @@
+"""/api/v1/jobs: submit prediction jobs and read them back."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+
+from ml.store import ModelNotFound
+from ml.validation import InvalidInputs
+from webapp.deps import JobDep, JobsDep
+from webapp.models import Job, JobStatus
+from webapp.schemas import ErrorOut, JobCreate, JobCreated, JobOut, JobPage, JobSummary
+from webapp.services.jobs import JobRequest, QueueUnavailable
+from webapp.services.pagination import BadCursor
+
+router = APIRouter(tags=["jobs"])
+MAX_WAIT_SECONDS = 30
+
+
+def _summary_fields(job: Job, request: Request) -> dict[str, object]:
+    return {
+        "id": job.id,
+        "status": job.status,
+        "model": job.model_name,
+        "version": job.model_version,
+        "kind": job.kind,
+        "rows_total": job.rows_total,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "task_id": job.task_id,
+        "error": job.error,
+        "url": str(request.url_for("api_get_job", job_id=job.id)),
+    }
+
+
+@router.post(
+    "/jobs",
+    name="api_create_job",
+    status_code=202,
+    responses={404: {"model": ErrorOut}, 413: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+)
+def submit_job(body: JobCreate, request: Request, response: Response, jobs: JobsDep) -> JobCreated:
+    """Queue a prediction for one row (an object) or several (a list of objects)."""
+    try:
+        job = jobs.create(JobRequest(body.model, body.version, body.inputs))
+    except ModelNotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except InvalidInputs as exc:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("body", "inputs", *e.loc),
+                    "msg": e.msg,
+                    "type": e.type,
+                    **({"ctx": e.ctx} if e.ctx else {}),
+                }
+                for e in exc.errors
+            ]
+        ) from exc
+    except QueueUnavailable as exc:
+        raise HTTPException(503, str(exc)) from exc
+    url = str(request.url_for("api_get_job", job_id=job.id))
+    response.headers["Location"] = url
+    return JobCreated(id=job.id, status=job.status, task_id=job.task_id, url=url)  # type: ignore[arg-type]
+
+
+@router.get("/jobs/{job_id}", name="api_get_job", responses={404: {"model": ErrorOut}})
+async def read_job(
+    job: JobDep,
+    request: Request,
+    jobs: JobsDep,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_WAIT_SECONDS,
+            description="Hold the answer until the job ends, up to this many seconds.",
+        ),
+    ] = 0,
+) -> JobOut:
+    """A job with its status and, once it succeeded, its predictions."""
+    if wait and not JobStatus(job.status).ended:
+        job = await jobs.wait(job.id, wait)
+    return JobOut.model_validate({**_summary_fields(job, request), "result": job.result})
+
+
+@router.get("/jobs", name="api_list_jobs")
+def browse_jobs(
+    request: Request,
+    jobs: JobsDep,
+    status: JobStatus | None = None,
+    model: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> JobPage:
+    """Jobs newest first, filtered by status and model, a page at a time."""
+    try:
+        page, next_cursor = jobs.page(status=status, model=model, limit=limit, cursor=cursor)
+    except BadCursor as exc:
+        raise RequestValidationError([{"loc": ("query", "cursor"), "msg": str(exc), "type": "value_error"}]) from exc
+    return JobPage(
+        items=[JobSummary.model_validate(_summary_fields(job, request)) for job in page],
+        next_cursor=next_cursor,
+    )

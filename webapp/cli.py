@@ -1,0 +1,121 @@
+"""The `apot` command: run everything on one machine, or each part on its own."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from webapp.config import VAR_DIR, get_settings
+
+cli = typer.Typer(help="apot: a dashboard and JSON API for scikit-learn predictions.", no_args_is_help=True)
+
+
+@cli.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (Alembic) to the newest revision."""
+    from webapp.migrate import upgrade_to_head
+
+    upgrade_to_head(get_settings().database_url)
+    typer.echo("database is at the newest schema")
+
+
+@cli.command("train-demo")
+def train_demo() -> None:
+    """Train the penguins demo model into the model store, unless it is already there."""
+    from ml.demo import ensure_demo_model
+    from ml.store import ModelStore
+
+    info = ensure_demo_model(ModelStore(get_settings().models_dir))
+    typer.echo("demo model already in the store" if info is None else f"trained {info.name} {info.version}")
+
+
+@cli.command()
+def web(
+    workers: Annotated[int, typer.Option(help="Web server processes.")] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
+) -> None:
+    """Serve the pages and the JSON API on APOT_HOST:APOT_PORT."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "webapp.main:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        access_log=access_log,
+        log_level=settings.log_level.lower(),
+    )
+
+
+@cli.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Processes; default APOT_WORKER_CONCURRENCY.")] = 0,
+    name: Annotated[str, typer.Option(help="Celery node name; must be unique per machine.")] = "apot@%h",
+) -> None:
+    """Score jobs from the broker at APOT_BROKER_URL, one model load per process."""
+    from tasks.app import create_celery
+
+    settings = get_settings()
+    processes = concurrency or settings.worker_concurrency or os.cpu_count() or 1
+    create_celery(settings).worker_main(
+        [
+            "worker",
+            f"--loglevel={settings.log_level}",
+            f"--concurrency={processes}",
+            f"--queues={settings.queue}",
+            f"--hostname={name}",
+            # Mingle asks every other worker for its revoked ids at start-up; we revoke nothing and it adds seconds.
+            "--without-mingle",
+        ]
+    )
+
+
+@cli.command()
+def run() -> None:
+    """Everything on this machine: migrate, train the demo if missing, start broker, worker and web server."""
+    from ml.demo import ensure_demo_model
+    from ml.store import ModelStore
+    from webapp.embedded_broker import EmbeddedRedis
+    from webapp.migrate import upgrade_to_head
+    from webapp.supervisor import Supervisor
+
+    logging.basicConfig(level=logging.WARNING)
+    settings = get_settings()
+    upgrade_to_head(settings.database_url)
+    if ensure_demo_model(ModelStore(settings.models_dir)):
+        typer.echo("trained the demo model (penguins)")
+    env = dict(os.environ)
+    supervisor = Supervisor()
+    supervisor.handle_signals()
+    exit_code = 1
+    try:
+        if not settings.broker_url:
+            broker = EmbeddedRedis(Path(VAR_DIR))
+            supervisor.adopt("broker", broker.start())
+            env["APOT_BROKER_URL"] = broker.url
+        supervisor.spawn("worker", [sys.executable, "-m", "webapp.cli", "worker"], env)
+        supervisor.spawn("web", [sys.executable, "-m", "webapp.cli", "web"], env)
+        base = f"http://{settings.host}:{settings.port}"
+        if supervisor.wait_until_ready(f"{base}/healthz"):
+            typer.echo(f"\napot is running at {base}/  (API docs: {base}/docs). Ctrl-C stops it.\n")
+            exit_code = supervisor.watch()
+        elif supervisor.stopping:
+            exit_code = 0
+    finally:
+        supervisor.stop_all()
+    raise typer.Exit(exit_code)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""Settings, read from APOT_* environment variables (or a .env file) once per process."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+VAR_DIR = Path("var")
+
+
+class Settings(BaseSettings):
+    """Every field is documented in the README's configuration table (a test checks it)."""
+
+    model_config = SettingsConfigDict(env_prefix="APOT_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{VAR_DIR}/apot.db",
+        description="SQLAlchemy URL of the job database; postgresql+psycopg://... in production.",
+    )
+    broker_url: str = Field(
+        default="",
+        description="Celery broker (redis://... or amqp://...). Empty: `apot run` starts an embedded Redis.",
+    )
+    models_dir: Path = Field(
+        default=VAR_DIR / "models",
+        description="Folder of the model store; shared by the web server and every worker.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the web server listens on.")
+    port: int = Field(default=8000, description="Port the web server listens on.")
+    queue: str = Field(default="apot", description="Celery queue that carries scoring tasks.")
+    worker_concurrency: int = Field(default=0, description="Worker processes per `apot worker`; 0 = one per CPU.")
+    max_json_rows: int = Field(default=1000, description="Most rows one JSON job may carry.")
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, description="Largest JSON request body, in bytes.")
+    task_time_limit: int = Field(default=120, description="Seconds a scoring task may run before it is failed.")
+    log_level: str = Field(default="INFO", description="Log level of web server and workers.")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,34 @@
+"""Typed dependencies: what a route may ask for, made once in the lifespan and read from app state."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from ml.store import ModelStore
+from webapp.models import Job
+from webapp.services.jobs import JobNotFound, JobService
+
+
+def get_job_service(request: Request) -> JobService:
+    return request.app.state.jobs
+
+
+def get_store(request: Request) -> ModelStore:
+    return request.app.state.store
+
+
+JobsDep = Annotated[JobService, Depends(get_job_service)]
+StoreDep = Annotated[ModelStore, Depends(get_store)]
+
+
+def get_job_or_404(job_id: uuid.UUID, jobs: JobsDep) -> Job:
+    try:
+        return jobs.get(job_id)
+    except JobNotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+
+
+JobDep = Annotated[Job, Depends(get_job_or_404)]

@@ -1,0 +1,48 @@
+"""Assembles the app: resources made in the lifespan, routers, static files."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from ml.store import ModelStore
+from tasks.app import create_celery
+from tasks.publish import celery_enqueue
+from webapp import api, health, pages
+from webapp.config import Settings, get_settings
+from webapp.db import make_engine, make_session_factory
+from webapp.limits import BodySizeLimit
+from webapp.services.jobs import Enqueue, JobService
+from webapp.templating import STATIC_DIR
+
+
+def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None) -> FastAPI:
+    """The web app; tests pass their own settings and an `enqueue` that records instead of publishing."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        store = ModelStore(settings.models_dir)
+        publish = enqueue or celery_enqueue(create_celery(settings))
+        app.state.settings = settings
+        app.state.store = store
+        app.state.jobs = JobService(make_session_factory(engine), store, publish, max_rows=settings.max_json_rows)
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="apot",
+        summary="Submit and track scikit-learn predictions.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.include_router(health.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

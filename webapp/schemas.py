@@ -1,0 +1,104 @@
+"""The JSON shapes of /api/v1, kept apart from the ORM models; the OpenAPI document is built from these."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FeatureValue = float | int | str | bool | None
+InputRow = dict[str, FeatureValue]
+
+
+class FeatureOut(BaseModel):
+    name: str
+    type: Literal["number", "integer", "category", "boolean"]
+    required: bool
+    choices: list[Any] | None = None
+    min: float | None = None
+    max: float | None = None
+
+
+class ModelOut(BaseModel):
+    name: str
+    version: str
+    task: Literal["classification", "regression"]
+    features: list[FeatureOut]
+    classes: list[Any] | None = Field(None, description="The labels a classifier can predict; null for a regressor.")
+
+
+class JobCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "penguins",
+                    "inputs": {
+                        "island": "Biscoe",
+                        "bill_length_mm": 48.6,
+                        "flipper_length_mm": 230,
+                        "sex": "male",
+                    },
+                }
+            ]
+        },
+    )
+
+    model: str = Field(description="Name of the model, as listed by GET /api/v1/models.")
+    version: str | None = Field(None, description="Pin a version; the model's default version when left out.")
+    inputs: InputRow | list[InputRow] = Field(
+        description="One row of feature values, or a list of rows (at most APOT_MAX_JSON_ROWS)."
+    )
+
+
+class JobCreated(BaseModel):
+    id: uuid.UUID
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    task_id: str
+    url: str = Field(description="Where to read the job: GET it, with ?wait=S to hold until it ends.")
+
+
+class ClassPrediction(BaseModel):
+    label: Any
+    probabilities: dict[str, float]
+
+
+class ValuePrediction(BaseModel):
+    value: float
+
+
+class JobResult(BaseModel):
+    predictions: list[ClassPrediction | ValuePrediction]
+
+
+class JobSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    model: str
+    version: str
+    kind: Literal["single", "batch"]
+    rows_total: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    task_id: str
+    error: str | None = Field(description="Why the job failed, for people to read; null unless it failed.")
+    url: str
+
+
+class JobOut(JobSummary):
+    result: JobResult | None = Field(description="The predictions, in input order, once the job succeeded.")
+
+
+class JobPage(BaseModel):
+    items: list[JobSummary]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next (older) page; null on the last.")
+
+
+class ErrorOut(BaseModel):
+    detail: str

@@ -1,0 +1,142 @@
+"""Create, read, list and wait for jobs: the web side of a job's life."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from sqlalchemy import Uuid, literal, select, tuple_, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from ml.store import ModelStore
+from ml.validation import InputError, InvalidInputs, validate_rows
+from webapp.db import transaction
+from webapp.models import Job, JobKind, JobStatus, UTCDateTime, utcnow
+from webapp.services.pagination import decode_cursor, encode_cursor
+
+log = logging.getLogger(__name__)
+
+Enqueue = Callable[[Sequence[Job]], None]
+"""Publishes scoring tasks for committed jobs; the one door from the web side to the broker."""
+
+WAIT_POLL_SECONDS = (0.02, 0.05, 0.1, 0.2, 0.25)
+
+
+class JobNotFound(LookupError):
+    """No job has that id."""
+
+
+class QueueUnavailable(RuntimeError):
+    """The job was stored but its task could not be published."""
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What a client asks for: a model, maybe a version, and one row or a list of rows."""
+
+    model: str
+    version: str | None
+    inputs: dict[str, Any] | list[Any]
+
+
+class JobService:
+    """Jobs as the web side sees them; one per process, shared by the pages and the JSON API."""
+
+    def __init__(self, sessions: sessionmaker[Session], store: ModelStore, enqueue: Enqueue, *, max_rows: int) -> None:
+        self.sessions = sessions
+        self.store = store
+        self.enqueue = enqueue
+        self.max_rows = max_rows
+
+    def create(self, request: JobRequest) -> Job:
+        """Validate the rows against the model's schema, store a queued job, then publish its task."""
+        info = self.store.get(request.model, request.version)
+        batch = isinstance(request.inputs, list)
+        rows = request.inputs if isinstance(request.inputs, list) else [request.inputs]
+        if batch and not 1 <= len(rows) <= self.max_rows:
+            raise InvalidInputs(
+                [
+                    InputError(
+                        (),
+                        f"List should have between 1 and {self.max_rows} rows, not {len(rows)}",
+                        "too_long",
+                    )
+                ]
+            )
+        job = Job(
+            id=uuid.uuid4(),
+            kind=JobKind.BATCH if batch else JobKind.SINGLE,
+            status=JobStatus.QUEUED,
+            model_name=info.name,
+            model_version=info.version,
+            task_id=str(uuid.uuid4()),
+            inputs=validate_rows(info.schema, rows, batch=batch),
+            rows_total=len(rows),
+        )
+        with transaction(self.sessions) as session:
+            session.add(job)
+        try:
+            self.enqueue([job])  # after the commit: a worker that gets the message always finds the row
+        except Exception as exc:
+            log.exception("could not publish job %s", job.id)
+            self._fail_unpublished(job.id)
+            raise QueueUnavailable("the task queue cannot be reached right now; the job was not started") from exc
+        return job
+
+    def _fail_unpublished(self, job_id: uuid.UUID) -> None:
+        with transaction(self.sessions) as session:
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+                .values(status=JobStatus.FAILED, finished_at=utcnow(), error="the task queue could not be reached")
+            )
+
+    def get(self, job_id: uuid.UUID) -> Job:
+        """The job with that id, or JobNotFound."""
+        with self.sessions() as session:
+            job = session.get(Job, job_id)
+        if job is None:
+            raise JobNotFound(f"no job with id {job_id}")
+        return job
+
+    async def wait(self, job_id: uuid.UUID, seconds: float) -> Job:
+        """The job once it has ended, or as it stands when `seconds` have passed."""
+        deadline = time.monotonic() + seconds
+        pauses = iter(WAIT_POLL_SECONDS)
+        while True:
+            job = await anyio.to_thread.run_sync(self.get, job_id)
+            left = deadline - time.monotonic()
+            if JobStatus(job.status).ended or left <= 0:
+                return job
+            # Most jobs end within milliseconds: look again soon, then back off to the last pause.
+            await anyio.sleep(min(left, next(pauses, WAIT_POLL_SECONDS[-1])))
+
+    def page(
+        self,
+        *,
+        status: JobStatus | None = None,
+        model: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[Job], str | None]:
+        """Jobs newest first, one page at a time; the second value continues after the page's last job."""
+        query = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+        if status is not None:
+            query = query.where(Job.status == status)
+        if model is not None:
+            query = query.where(Job.model_name == model)
+        if cursor is not None:
+            created_at, job_id = decode_cursor(cursor)
+            after = tuple_(literal(created_at, UTCDateTime()), literal(job_id, Uuid()))
+            query = query.where(tuple_(Job.created_at, Job.id) < after)
+        with self.sessions() as session:
+            jobs = list(session.scalars(query))
+        if len(jobs) <= limit:
+            return jobs, None
+        last = jobs[limit - 1]
+        return jobs[:limit], encode_cursor(last.created_at, last.id)

@@ -1,0 +1,80 @@
+"""`apot run`: the embedded broker, a worker and the web server as children of one process, stopped together."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+STOP_TIMEOUT_SECONDS = 20
+READY_TIMEOUT_SECONDS = 60
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+
+
+@dataclass
+class Supervisor:
+    """Starts children in order, watches them, and stops them in reverse order on a signal or a death."""
+
+    children: list[Child] = field(default_factory=list)
+    stopping: bool = False
+
+    def spawn(self, name: str, argv: Sequence[str], env: dict[str, str]) -> None:
+        # A session of its own: the terminal's Ctrl-C reaches only us, so we choose the stopping order.
+        self.adopt(name, subprocess.Popen(list(argv), env=env, start_new_session=True))
+
+    def adopt(self, name: str, process: subprocess.Popen[bytes]) -> None:
+        self.children.append(Child(name, process))
+
+    def handle_signals(self) -> None:
+        def request_stop(signum: int, _frame: object) -> None:
+            self.stopping = True
+
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+
+    def wait_until_ready(self, url: str) -> bool:
+        """Poll `url` until it answers 200; False if stopped, a child died, or time ran out first."""
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while time.monotonic() < deadline and not self.stopping and self.dead_child() is None:
+            try:
+                with urllib.request.urlopen(url, timeout=1) as response:
+                    if response.status == 200:
+                        return True
+            except OSError:
+                time.sleep(0.1)
+        return False
+
+    def dead_child(self) -> Child | None:
+        return next((c for c in self.children if c.process.poll() is not None), None)
+
+    def watch(self) -> int:
+        """Block until a stop is requested (exit 0) or a child dies (exit 1)."""
+        while not self.stopping:
+            dead = self.dead_child()
+            if dead is not None:
+                print(f"apot: {dead.name} exited with code {dead.process.returncode}; stopping", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        return 0
+
+    def stop_all(self) -> None:
+        """Stop the last-started child first: web, then worker (finishing its tasks), then broker."""
+        for child in reversed(self.children):
+            if child.process.poll() is None:
+                os.killpg(child.process.pid, signal.SIGTERM)
+                try:
+                    child.process.wait(STOP_TIMEOUT_SECONDS)
+                except subprocess.TimeoutExpired:
+                    print(f"apot: {child.name} did not stop in time; killing it", file=sys.stderr)
+                    os.killpg(child.process.pid, signal.SIGKILL)
+                    child.process.wait()
