@@ -1,0 +1,76 @@
+"""Shared fixtures: a model store with the demo model, migrated databases, and the app with a recording enqueue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from ml.demo import ensure_demo_model
+from ml.store import ModelStore
+from tests.services import POSTGRES, postgres_schema, required_url
+from webapp.config import Settings
+from webapp.db import make_engine
+from webapp.main import create_app
+from webapp.migrate import upgrade_to_head
+from webapp.models import Job
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model store holding the demo model, trained once per test session."""
+    root = tmp_path_factory.mktemp("models")
+    ensure_demo_model(ModelStore(root))
+    return root
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database at the newest schema, built by the migrations, on each backend."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'apot.db'}"
+        upgrade_to_head(url)
+        yield url
+        return
+    with postgres_schema(required_url(POSTGRES)) as url:
+        upgrade_to_head(url)
+        yield url
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+class RecordingEnqueue:
+    """Stands in for the broker in API tests: records what would have been published."""
+
+    def __init__(self) -> None:
+        self.published: list[str] = []
+        self.fail = False
+
+    def __call__(self, jobs: Sequence[Job]) -> None:
+        if self.fail:
+            raise ConnectionError("broker unreachable (simulated)")
+        self.published.extend(str(job.id) for job in jobs)
+
+
+@pytest.fixture
+def enqueue() -> RecordingEnqueue:
+    return RecordingEnqueue()
+
+
+@pytest.fixture
+def settings(database_url: str, models_dir: Path) -> Settings:
+    return Settings(database_url=database_url, models_dir=models_dir, broker_url="", max_json_rows=5)
+
+
+@pytest.fixture
+def client(settings: Settings, enqueue: RecordingEnqueue) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, enqueue=enqueue)) as client:
+        yield client

@@ -1,0 +1,79 @@
+"""One prediction's whole path on each stack: HTTP → job row → broker → worker process → job row → HTTP."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+import httpx2
+import pytest
+
+from ml.store import METADATA
+from tests.e2e.conftest import Stack
+
+GENTOO = {"island": "Biscoe", "bill_length_mm": 48.6, "flipper_length_mm": 230, "sex": "male"}
+ADELIE = {"island": "Torgersen", "bill_length_mm": 36.7, "flipper_length_mm": 187, "bill_depth_mm": 19.3}
+CHINSTRAP = {"island": "Dream", "bill_length_mm": 50.0, "flipper_length_mm": 196, "body_mass_g": 3900}
+
+
+def submit(stack: Stack, inputs: Any, model: str = "penguins") -> dict[str, Any]:
+    response = httpx2.post(f"{stack.base_url}/api/v1/jobs", json={"model": model, "inputs": inputs}, timeout=10)
+    assert response.status_code == 202, response.text
+    return dict(response.json())
+
+
+def wait(stack: Stack, job: dict[str, Any]) -> dict[str, Any]:
+    response = httpx2.get(job["url"], params={"wait": 30}, timeout=40)
+    assert response.status_code == 200
+    ended = dict(response.json())
+    assert ended["status"] not in ("queued", "running"), (
+        f"job did not end; worker log:\n{stack.logs.read_text()[-3000:]}"
+    )
+    return ended
+
+
+def test_a_job_is_queued_then_scored_by_a_worker(stack: Stack) -> None:
+    created = submit(stack, GENTOO)
+    assert created["status"] == "queued"
+
+    job = wait(stack, created)
+
+    assert job["status"] == "succeeded", job["error"]
+    (prediction,) = job["result"]["predictions"]
+    assert prediction["label"] == "Gentoo"
+    assert set(prediction["probabilities"]) == {"Adelie", "Chinstrap", "Gentoo"}
+    assert sum(prediction["probabilities"].values()) == pytest.approx(1.0)
+    created_at, started_at, finished_at = (
+        datetime.fromisoformat(job[k]) for k in ("created_at", "started_at", "finished_at")
+    )
+    assert created_at <= started_at <= finished_at
+    assert job["task_id"] == created["task_id"]
+
+
+def test_a_batch_is_scored_in_input_order(stack: Stack) -> None:
+    job = wait(stack, submit(stack, [ADELIE, GENTOO, CHINSTRAP]))
+    assert job["status"] == "succeeded", job["error"]
+    assert [p["label"] for p in job["result"]["predictions"]] == ["Adelie", "Gentoo", "Chinstrap"]
+
+
+def test_many_jobs_submitted_at_once_all_succeed(stack: Stack) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        created = list(pool.map(lambda _: submit(stack, GENTOO), range(24)))
+        ended = list(pool.map(lambda job: wait(stack, job), created))
+    assert [job["status"] for job in ended] == ["succeeded"] * 24
+
+
+def test_a_model_file_changed_after_registration_fails_the_job_and_is_not_loaded(stack: Stack) -> None:
+    tampered = stack.models_dir / "tampered" / "1"
+    shutil.copytree(stack.models_dir / "penguins" / "1", tampered)
+    metadata = json.loads((tampered / METADATA).read_text())
+    (tampered / METADATA).write_text(json.dumps({**metadata, "name": "tampered", "sha256": "0" * 64}))
+
+    job = wait(stack, submit(stack, GENTOO, model="tampered"))
+
+    assert job["status"] == "failed"
+    assert "refusing to load" in job["error"]
+    assert job["result"] is None

@@ -1,0 +1,71 @@
+"""`apot run` on a machine with nothing installed: one command brings up broker, worker and web; Ctrl-C ends all."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx2
+import psutil
+
+from tests.e2e.processes import apot_env, free_port, start_apot, stop
+
+GENTOO = {"island": "Biscoe", "bill_length_mm": 48.6, "flipper_length_mm": 230, "sex": "male"}
+
+
+def wait_for_banner(process: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in log.read_text().splitlines():
+            if line.startswith("apot is running at "):
+                return line.split()[4]
+        assert process.poll() is None, f"apot run exited with {process.returncode}:\n{log.read_text()[-4000:]}"
+        time.sleep(0.1)
+    raise AssertionError(f"no 'apot is running' line within {timeout} s:\n{log.read_text()[-4000:]}")
+
+
+def test_run_serves_jobs_and_ctrl_c_stops_every_child(tmp_path: Path) -> None:
+    env = apot_env(port=str(free_port()))  # every other setting at its default: SQLite and models under ./var
+    log = tmp_path / "run.log"
+
+    first = start_apot(["run"], env, log, cwd=tmp_path)
+    try:
+        url = wait_for_banner(first, log)
+        children = psutil.Process(first.pid).children(recursive=True)
+        assert len(children) >= 3, "broker, worker and web should all be running"
+        created = httpx2.post(f"{url}api/v1/jobs", json={"model": "penguins", "inputs": GENTOO}, timeout=10).json()
+        job = httpx2.get(created["url"], params={"wait": 30}, timeout=40).json()
+        assert job["status"] == "succeeded", job
+        assert (tmp_path / "var" / "apot.db").exists() and (tmp_path / "var" / "models" / "penguins").is_dir()
+    finally:
+        code = stop(first, signal.SIGINT)  # what Ctrl-C sends to the foreground process
+
+    assert code == 0, log.read_text()[-4000:]
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert "trained the demo model" in log.read_text()
+
+    # A second start reuses the database, the model and the broker's data.
+    log.write_text("")
+    second = start_apot(["run"], env, log, cwd=tmp_path)
+    try:
+        url = wait_for_banner(second, log)
+        assert "trained the demo model" not in log.read_text()
+        assert httpx2.get(created["url"], timeout=10).json()["status"] == "succeeded"
+    finally:
+        assert stop(second, signal.SIGINT) == 0
+
+
+def test_run_refuses_a_folder_whose_broker_is_already_running(tmp_path: Path) -> None:
+    env = apot_env(port=str(free_port()))
+    log = tmp_path / "run.log"
+    first = start_apot(["run"], env, log, cwd=tmp_path)
+    try:
+        wait_for_banner(first, log)
+        second_log = tmp_path / "second.log"
+        second = start_apot(["run"], apot_env(port=str(free_port())), second_log, cwd=tmp_path)
+        assert second.wait(60) != 0
+        assert "another `apot run`" in second_log.read_text()
+    finally:
+        stop(first, signal.SIGINT)

@@ -1,0 +1,71 @@
+"""Request rows checked against a schema: every problem named, with the field and what was expected."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from ml.schema import Feature, InputSchema
+from ml.validation import InvalidInputs, validate_rows
+
+SCHEMA = InputSchema(
+    [
+        Feature("island", "category", choices=["Biscoe", "Dream"]),
+        Feature("length", "number", min=10.0, max=20.0),
+        Feature("count", "integer", required=False),
+        Feature("tagged", "boolean", required=False),
+    ]
+)
+
+
+def errors_of(rows: Sequence[object], *, batch: bool = False) -> list[tuple[tuple[int | str, ...], str]]:
+    with pytest.raises(InvalidInputs) as caught:
+        validate_rows(SCHEMA, rows, batch=batch)
+    return [(e.loc, e.type) for e in caught.value.errors]
+
+
+def test_a_good_row_comes_back_with_missing_optionals_as_none() -> None:
+    rows = validate_rows(SCHEMA, [{"island": "Dream", "length": 12}], batch=False)
+    assert rows == [{"island": "Dream", "length": 12, "count": None, "tagged": None}]
+
+
+def test_unknown_category_names_the_allowed_values() -> None:
+    with pytest.raises(InvalidInputs) as caught:
+        validate_rows(SCHEMA, [{"island": "Mars", "length": 12}], batch=False)
+    (error,) = caught.value.errors
+    assert error.loc == ("island",)
+    assert error.msg == "Input should be 'Biscoe' or 'Dream'"
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ({"length": 12}, [(("island",), "missing")]),
+        ({"island": None, "length": 12}, [(("island",), "missing")]),
+        ({"island": "Dream", "length": "12"}, [(("length",), "float_type")]),
+        ({"island": "Dream", "length": True}, [(("length",), "float_type")]),
+        ({"island": "Dream", "length": 9.9}, [(("length",), "greater_than_equal")]),
+        ({"island": "Dream", "length": 20.1}, [(("length",), "less_than_equal")]),
+        ({"island": "Dream", "length": 12, "count": 1.5}, [(("count",), "int_type")]),
+        ({"island": "Dream", "length": 12, "tagged": "yes"}, [(("tagged",), "bool_type")]),
+        ({"island": "Dream", "length": 12, "colour": "red"}, [(("colour",), "extra_forbidden")]),
+        ({"island": 1, "length": 12}, [(("island",), "enum")]),
+    ],
+)
+def test_each_bad_value_is_reported_at_its_field(row: dict[str, object], expected: list[object]) -> None:
+    assert errors_of([row]) == expected
+
+
+def test_whole_number_floats_are_integers() -> None:
+    validate_rows(SCHEMA, [{"island": "Dream", "length": 12, "count": 3.0}], batch=False)
+
+
+def test_batch_errors_carry_the_row_index_and_every_row_is_checked() -> None:
+    rows = [{"island": "Dream", "length": 12}, {"island": "Mars", "length": 12}, "not a row", {"length": 1}]
+    assert errors_of(rows, batch=True) == [
+        ((1, "island"), "enum"),
+        ((2,), "dict_type"),
+        ((3, "island"), "missing"),
+        ((3, "length"), "greater_than_equal"),
+    ]
