@@ -30,14 +30,11 @@ def training_data() -> tuple[pd.DataFrame, pd.Series]:
 def build_pipeline() -> Pipeline:
     preprocess = ColumnTransformer(
         [
-            ("island", OneHotEncoder(handle_unknown="error"), ["island"]),
+            # One encoder for both: sex is missing for some birds, so "missing" is one of its categories and a
+            # request may leave it out; island never is, so a missing island is an unknown value and refused.
+            ("categories", OneHotEncoder(handle_unknown="error"), ["island", "sex"]),
             ("measured", StandardScaler(), REQUIRED_NUMERIC),
             ("imputed", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), OPTIONAL_NUMERIC),
-            (
-                "sex",
-                make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="error")),
-                ["sex"],
-            ),
         ]
     )
     return Pipeline([("preprocess", preprocess), ("classify", LogisticRegression(max_iter=1000))])

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 Enqueue = Callable[[Sequence[Job]], None]
 """Publishes scoring tasks for committed jobs; the one door from the web side to the broker."""
 
-WAIT_POLL_SECONDS = (0.02, 0.05, 0.1, 0.2, 0.25)
+WAIT_POLL_SECONDS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.25)
 
 
 class JobNotFound(LookupError):
