@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Index, MetaData, String, Text, TypeDecorator, Uuid
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -40,7 +39,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
 def utcnow() -> datetime:
@@ -69,7 +67,11 @@ class JobKind(enum.StrEnum):
 
 
 class Job(Base):
-    """One request for predictions, from creation to its result."""
+    """One request for predictions, from creation to its result.
+
+    inputs and result are JSON, not JSONB: JSONB reorders object keys, and the order of features and classes
+    is part of what clients read.
+    """
 
     __tablename__ = "jobs"
 
@@ -79,9 +81,9 @@ class Job(Base):
     model_name: Mapped[str] = mapped_column(String(64))
     model_version: Mapped[str] = mapped_column(String(64))
     task_id: Mapped[str] = mapped_column(String(64))
-    inputs: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    inputs: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     rows_total: Mapped[int]
-    result: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     attempts: Mapped[int] = mapped_column(default=0)
     worker: Mapped[str | None] = mapped_column(String(255), default=None)

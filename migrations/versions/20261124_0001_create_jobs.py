@@ -9,7 +9,6 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
 
 import webapp.models
 
@@ -17,9 +16,6 @@ revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
-
 
 def upgrade() -> None:
     op.create_table(
@@ -30,9 +26,9 @@ def upgrade() -> None:
         sa.Column("model_name", sa.String(length=64), nullable=False),
         sa.Column("model_version", sa.String(length=64), nullable=False),
         sa.Column("task_id", sa.String(length=64), nullable=False),
-        sa.Column("inputs", JSON, nullable=False),
+        sa.Column("inputs", sa.JSON(), nullable=False),
         sa.Column("rows_total", sa.Integer(), nullable=False),
-        sa.Column("result", JSON, nullable=True),
+        sa.Column("result", sa.JSON(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("worker", sa.String(length=255), nullable=True),
