@@ -212,6 +212,7 @@ def test_openapi_describes_the_job_api(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     create = spec["paths"]["/api/v1/jobs"]["post"]
     assert set(create["responses"]) >= {"202", "404", "413", "422", "503"}
+    assert "Location" in create["responses"]["202"]["headers"]
     read = spec["paths"]["/api/v1/jobs/{job_id}"]["get"]
     wait = next(p for p in read["parameters"] if p["name"] == "wait")
     assert wait["schema"]["maximum"] == 30

@@ -39,8 +39,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

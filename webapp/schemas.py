@@ -17,8 +17,8 @@ class FeatureOut(BaseModel):
     type: Literal["number", "integer", "category", "boolean"]
     required: bool
     choices: list[Any] | None = None
-    min: float | None = None
-    max: float | None = None
+    min: int | float | None = None
+    max: int | float | None = None
 
 
 class ModelOut(BaseModel):

@@ -40,7 +40,12 @@ def _summary_fields(job: Job, request: Request) -> dict[str, object]:
     "/jobs",
     name="api_create_job",
     status_code=202,
-    responses={404: {"model": ErrorOut}, 413: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+    responses={
+        202: {"headers": {"Location": {"description": "URL of the new job", "schema": {"type": "string"}}}},
+        404: {"model": ErrorOut, "description": "Unknown model or version"},
+        413: {"model": ErrorOut, "description": "Request body over APOT_MAX_BODY_BYTES"},
+        503: {"model": ErrorOut, "description": "The task queue could not be reached; the job was failed"},
+    },
 )
 def submit_job(body: JobCreate, request: Request, response: Response, jobs: JobsDep) -> JobCreated:
     """Queue a prediction for one row (an object) or several (a list of objects)."""
