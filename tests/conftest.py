@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from ml.demo import ensure_demo_model
 from ml.store import ModelStore
-from tests.services import POSTGRES, postgres_schema, required_url
+from tests.services import POSTGRES, SKIPPED_FOR, postgres_schema, required_url
 from webapp.config import Settings
 from webapp.db import make_engine
 from webapp.main import create_app
@@ -74,3 +74,11 @@ def settings(database_url: str, models_dir: Path) -> Settings:
 def client(settings: Settings, enqueue: RecordingEnqueue) -> Iterator[TestClient]:
     with TestClient(create_app(settings, enqueue=enqueue)) as client:
         yield client
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say once, plainly, which services this run did not test against."""
+    if SKIPPED_FOR:
+        terminalreporter.section("not tested here")
+        for variable, count in sorted(SKIPPED_FOR.items()):
+            terminalreporter.write_line(f"{count} tests skipped: {variable} is not set (see README, 'Test it')")

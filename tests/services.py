@@ -21,6 +21,10 @@ REDIS = "APOT_TEST_BROKER_URL"
 RABBITMQ = "APOT_TEST_AMQP_URL"
 
 
+SKIPPED_FOR: dict[str, int] = {}
+"""How many tests each missing variable skipped; reported once at the end of the run."""
+
+
 def required_url(variable: str) -> str:
     """The service's URL; skip the test when unset, fail it when unset in CI."""
     url = os.environ.get(variable, "")
@@ -29,6 +33,7 @@ def required_url(variable: str) -> str:
     message = f"{variable} is not set, so the tests that need that service did not run"
     if IN_CI:
         pytest.fail(message + " (CI=true: every service must be there)")
+    SKIPPED_FOR[variable] = SKIPPED_FOR.get(variable, 0) + 1
     pytest.skip(message)
 
 

@@ -18,5 +18,5 @@ def test_setting_is_documented_with_its_default(name: str) -> None:
     variable = f"APOT_{name.upper()}"
     assert variable in ROWS, f"{variable} is missing from the README's configuration table"
     default = Settings.model_fields[name].default
-    expected = "empty" if default == "" else f"`{default}`"
+    expected = "empty" if default in ("", None) else f"`{default}`"
     assert ROWS[variable] == expected

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VAR_DIR = Path("var")
@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=2 * 1024 * 1024, description="Largest JSON request body, in bytes.")
     task_time_limit: int = Field(default=120, description="Seconds a scoring task may run before it is failed.")
     log_level: str = Field(default="INFO", description="Log level of web server and workers.")
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Signs CSRF tokens. Unset: made once, kept in var/secret_key; set it for several web machines.",
+    )
 
 
 @lru_cache

@@ -14,7 +14,9 @@ from tasks.publish import celery_enqueue
 from webapp import api, health, pages
 from webapp.config import Settings, get_settings
 from webapp.db import make_engine, make_session_factory
+from webapp.errors import install_error_pages
 from webapp.limits import BodySizeLimit
+from webapp.security import server_secret
 from webapp.services.jobs import Enqueue, JobService
 from webapp.templating import STATIC_DIR
 
@@ -29,6 +31,7 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
         store = ModelStore(settings.models_dir)
         publish = enqueue or celery_enqueue(create_celery(settings))
         app.state.settings = settings
+        app.state.secret = server_secret(settings)
         app.state.store = store
         app.state.jobs = JobService(make_session_factory(engine), store, publish, max_rows=settings.max_json_rows)
         yield
@@ -41,6 +44,7 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    install_error_pages(app)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(health.router)

@@ -1,9 +1,80 @@
-"""The Jinja2 environment (autoescaping on, as Starlette sets it for .html files)."""
+"""Rendering pages and their HTMX fragments from one template each (autoescaping on for every .html file)."""
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from fastapi.templating import Jinja2Templates
+from fastapi import Request
+from fastapi.responses import Response
+from jinja2_fragments.fastapi import Jinja2Blocks
+
+from webapp.models import JobStatus, utcnow
+from webapp.security import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, csrf_token
 
 ROOT = Path(__file__).resolve().parent.parent
-templates = Jinja2Templates(directory=ROOT / "templates")
 STATIC_DIR = ROOT / "static"
+HTMX = "vendor/htmx-2.0.11.min.js"
+
+templates = Jinja2Blocks(directory=ROOT / "templates")
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def render(
+    request: Request,
+    name: str,
+    context: Mapping[str, Any],
+    *,
+    block: str | None = None,
+    status_code: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """The whole page; or, for an HTMX request, only `block` of it (the part the request targets)."""
+    token = csrf_token(request)
+    response = templates.TemplateResponse(
+        request,
+        name,
+        {"csrf_token": token, "csrf_field": CSRF_FIELD, "csrf_header": CSRF_HEADER, "htmx": HTMX, **context},
+        status_code=status_code,
+        headers=headers,
+        block_name=block if block and is_htmx(request) else None,
+    )
+    new_seed = getattr(request.state, "new_csrf_seed", None)
+    if new_seed:
+        response.set_cookie(CSRF_COOKIE, new_seed, httponly=True, samesite="lax", secure=request.url.scheme == "https")
+    return response
+
+
+def seconds(delta: timedelta | None) -> str:
+    """A duration as people read it: 12 ms, 3.4 s, 2 min 5 s."""
+    if delta is None:
+        return "—"
+    total = delta.total_seconds()
+    if total < 1:
+        return f"{total * 1000:.0f} ms"
+    if total < 60:
+        return f"{total:.1f} s"
+    minutes, rest = divmod(int(total), 60)
+    return f"{minutes} min {rest} s"
+
+
+def timestamp(moment: datetime | None) -> str:
+    return "—" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def elapsed(job: Any) -> str:
+    """How long the job has been in its current state, or how long it took once it ended."""
+    if JobStatus(job.status).ended:
+        return seconds(job.finished_at - job.created_at) if job.finished_at else "—"
+    return seconds(utcnow() - (job.started_at or job.created_at))
+
+
+templates.env.filters["seconds"] = seconds
+templates.env.filters["timestamp"] = timestamp
+templates.env.globals["elapsed"] = elapsed
+templates.env.globals["JobStatus"] = JobStatus

@@ -12,7 +12,7 @@ import httpx2
 import pytest
 
 from ml.store import METADATA
-from tests.e2e.conftest import Stack
+from tests.stacks import Stack
 
 GENTOO = {"island": "Biscoe", "bill_length_mm": 48.6, "flipper_length_mm": 230, "sex": "male"}
 ADELIE = {"island": "Torgersen", "bill_length_mm": 36.7, "flipper_length_mm": 187, "bill_depth_mm": 19.3}

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx2
 import psutil
 
-from tests.e2e.processes import apot_env, free_port, start_apot, stop
+from tests.processes import apot_env, free_port, start_apot, stop
 
 GENTOO = {"island": "Biscoe", "bill_length_mm": 48.6, "flipper_length_mm": 230, "sex": "male"}
 

@@ -2,7 +2,9 @@
 
 from fastapi import APIRouter
 
-from webapp.pages import home
+from webapp.pages import home, jobs, models
 
 router = APIRouter(include_in_schema=False)
 router.include_router(home.router)
+router.include_router(models.router)
+router.include_router(jobs.router)

@@ -11,7 +11,7 @@ from typing import Any
 
 import anyio
 from sqlalchemy import Uuid, literal, select, tuple_, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 
 from ml.store import ModelStore
 from ml.validation import InputError, InvalidInputs, validate_rows
@@ -88,6 +88,12 @@ class JobService:
             raise QueueUnavailable("the task queue cannot be reached right now; the job was not started") from exc
         return job
 
+    def rerun(self, job_id: uuid.UUID) -> Job:
+        """A new job with the same model version and inputs as an earlier one."""
+        job = self.get(job_id)
+        inputs = job.inputs if job.kind == JobKind.BATCH else job.inputs[0]
+        return self.create(JobRequest(job.model_name, job.model_version, inputs))
+
     def _fail_unpublished(self, job_id: uuid.UUID) -> None:
         with transaction(self.sessions) as session:
             session.execute(
@@ -125,7 +131,12 @@ class JobService:
         cursor: str | None = None,
     ) -> tuple[list[Job], str | None]:
         """Jobs newest first, one page at a time; the second value continues after the page's last job."""
-        query = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+        query = (
+            select(Job)
+            .options(defer(Job.inputs), defer(Job.result))  # lists show neither; a batch's can be large
+            .order_by(Job.created_at.desc(), Job.id.desc())
+            .limit(limit + 1)
+        )
         if status is not None:
             query = query.where(Job.status == status)
         if model is not None:

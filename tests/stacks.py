@@ -1,0 +1,82 @@
+"""Each stack the same code must run on: embedded (SQLite + embedded Redis), Postgres + Redis, Postgres + RabbitMQ.
+
+A stack here is real processes: `apot worker` and `apot web` as children, talking through a real broker
+to a real database, exactly as in production.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kombu import Connection
+
+from tests.processes import apot_env, free_port, start_apot, stop, wait_for_http
+from tests.services import POSTGRES, RABBITMQ, REDIS, postgres_schema, required_url
+from webapp.embedded_broker import EmbeddedRedis
+from webapp.migrate import upgrade_to_head
+
+STACKS = ["embedded", "postgres-redis", "postgres-rabbitmq"]
+
+
+@dataclass(frozen=True)
+class Stack:
+    name: str
+    base_url: str
+    models_dir: Path
+    logs: Path
+
+
+@contextmanager
+def running_stack(name: str, root: Path, models_dir: Path) -> Iterator[Stack]:
+    """Web server and one worker process on a fresh database and a queue of their own."""
+    stack_models = root / "models"
+    shutil.copytree(models_dir, stack_models)
+    queue = f"apot-test-{uuid.uuid4().hex[:8]}"
+    logs = root / "apot.log"
+    port = free_port()
+    with ExitStack() as cleanup:  # undone in reverse: web, worker, queue, then broker or database
+        if name == "embedded":
+            database_url = f"sqlite:///{root / 'apot.db'}"
+            broker = EmbeddedRedis(root / "broker")
+            cleanup.callback(stop, broker.start())
+            broker_url = broker.url
+        else:
+            variable = REDIS if name == "postgres-redis" else RABBITMQ
+            broker_url = reachable_broker(required_url(variable), variable)
+            database_url = cleanup.enter_context(postgres_schema(required_url(POSTGRES)))
+        upgrade_to_head(database_url)
+        cleanup.callback(delete_queue, broker_url, queue)
+        env = apot_env(
+            database_url=database_url,
+            broker_url=broker_url,
+            models_dir=str(stack_models),
+            queue=queue,
+            port=str(port),
+            secret_key=uuid.uuid4().hex,
+        )
+        cleanup.callback(stop, start_apot(["worker", "--concurrency", "1", "--name", f"{queue}@%h"], env, logs))
+        web = start_apot(["web", "--no-access-log"], env, logs)
+        cleanup.callback(stop, web)
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", web, logs)
+        yield Stack(name, f"http://127.0.0.1:{port}", stack_models, logs)
+
+
+def reachable_broker(url: str, variable: str) -> str:
+    try:
+        with Connection(url, connect_timeout=3) as connection:
+            connection.ensure_connection(max_retries=1)
+    except Exception as exc:
+        pytest.fail(f"{variable}={url} is set but the broker cannot be reached: {exc}")
+    return url
+
+
+def delete_queue(broker_url: str, queue: str) -> None:
+    with Connection(broker_url) as connection:
+        connection.default_channel.queue_delete(queue)
+        connection.default_channel.exchange_delete(queue)

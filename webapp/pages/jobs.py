@@ -1,0 +1,99 @@
+"""History, job pages and the fragments htmx polls while a job runs."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from ml.store import ModelNotFound
+from ml.validation import InvalidInputs
+from webapp.deps import JobDep, JobsDep, StoreDep
+from webapp.models import JobStatus
+from webapp.security import require_csrf
+from webapp.services.jobs import JobNotFound, QueueUnavailable
+from webapp.services.pagination import BadCursor
+from webapp.templating import is_htmx, render
+
+router = APIRouter()
+PAGE_SIZE = 50
+
+
+@router.get("/jobs", name="jobs_page")
+def jobs_page(
+    request: Request,
+    jobs: JobsDep,
+    store: StoreDep,
+    status: Annotated[str, Query()] = "",
+    model: Annotated[str, Query()] = "",
+    cursor: Annotated[str, Query()] = "",
+    find: Annotated[str, Query(description="a job id to open")] = "",
+) -> Response:
+    """Every job, newest first, filtered by status and model, a page at a time; or straight to one job by id."""
+    notice = _find_job(request, jobs, find.strip()) if find.strip() else None
+    if isinstance(notice, Response):
+        return notice
+    chosen_status = JobStatus(status) if status in JobStatus._value2member_map_ else None
+    try:
+        page, next_cursor = jobs.page(status=chosen_status, model=model or None, limit=PAGE_SIZE, cursor=cursor or None)
+    except BadCursor:
+        page, next_cursor, notice = [], None, "That page link is out of date; here are the newest jobs."
+    context = {
+        "jobs": page,
+        "next_cursor": next_cursor,
+        "status": chosen_status.value if chosen_status else "",
+        "model": model,
+        "find": find,
+        "notice": notice,
+        "statuses": list(JobStatus),
+        "models": [m.name for m in store.all_models()],
+        "first_page": not cursor,
+    }
+    return render(request, "jobs/list.html", context, block="results")
+
+
+def _find_job(request: Request, jobs: JobsDep, text: str) -> Response | str:
+    try:
+        job = jobs.get(uuid.UUID(text))
+    except ValueError:
+        return f"“{text}” is not a job id: ids look like 6f1c2a3e-…, as in the first column below."
+    except JobNotFound:
+        return f"There is no job with id {text}."
+    return RedirectResponse(request.url_for("job_page", job_id=job.id), status_code=303)
+
+
+@router.get("/jobs/{job_id}", name="job_page")
+def job_page(request: Request, job: JobDep) -> Response:
+    """One job: inputs, result, timings, and a way to run it again."""
+    return render(request, "jobs/detail.html", {"job": job})
+
+
+@router.get("/jobs/{job_id}/status", name="job_status")
+def job_status(request: Request, job: JobDep) -> Response:
+    """The live status card; it carries its own polling trigger until the job has ended."""
+    return render(request, "jobs/_status_card.html", {"job": job})
+
+
+@router.get("/jobs/{job_id}/row", name="job_row")
+def job_row(request: Request, job: JobDep) -> Response:
+    """One history row, polled while its job is queued or running."""
+    return render(request, "jobs/_row.html", {"job": job})
+
+
+@router.post("/jobs/{job_id}/rerun", name="rerun_job", dependencies=[Depends(require_csrf)])
+def rerun_job(request: Request, job_id: uuid.UUID, jobs: JobsDep) -> Response:
+    """Submit the same inputs to the same model version again, and open the new job."""
+    try:
+        job = jobs.rerun(job_id)
+    except JobNotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except (ModelNotFound, InvalidInputs) as exc:
+        raise HTTPException(409, f"This job cannot be run again: {exc}") from exc
+    except QueueUnavailable as exc:
+        raise HTTPException(503, str(exc)) from exc
+    target = str(request.url_for("job_page", job_id=job.id))
+    if is_htmx(request):
+        return Response(status_code=204, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)

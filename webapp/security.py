@@ -1,0 +1,74 @@
+"""The server's secret, and CSRF protection for the pages' state-changing requests.
+
+Signed double-submit: a random seed lives in an HttpOnly cookie, and pages carry HMAC(secret, seed) in a hidden
+field and in htmx's `hx-headers`. A request that changes state must send that token back; another site can make
+the browser send the cookie but cannot read it or compute the token. Origin, when the browser sends it, must be
+this host as well.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from fastapi import HTTPException, Request
+
+from webapp.config import VAR_DIR, Settings
+
+CSRF_COOKIE = "apot_csrf"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+SECRET_FILE = VAR_DIR / "secret_key"
+
+
+def server_secret(settings: Settings) -> bytes:
+    """APOT_SECRET_KEY, or a key made on first start and kept in var/ so every restart shares it."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value().encode()
+    return _stored_secret(SECRET_FILE)
+
+
+def _stored_secret(path: Path) -> bytes:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process of this server made it first
+            return path.read_bytes().strip()
+        with os.fdopen(descriptor, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_bytes().strip()
+
+
+def csrf_token(request: Request) -> str:
+    """The token for this browser's seed; makes a new seed (to be set as a cookie) when it has none."""
+    seed = request.cookies.get(CSRF_COOKIE, "")
+    if not _is_seed(seed):
+        seed = request.state.new_csrf_seed = secrets.token_hex(32)
+    return _sign(request, seed)
+
+
+def _sign(request: Request, seed: str) -> str:
+    return hmac.new(request.app.state.secret, seed.encode(), hashlib.sha256).hexdigest()
+
+
+def _is_seed(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+async def require_csrf(request: Request) -> None:
+    """Dependency of every page route that changes state: 403 unless the request carries this browser's token."""
+    origin = request.headers.get("origin")
+    if origin and urlsplit(origin).netloc != request.headers.get("host"):
+        raise HTTPException(403, "This form was sent from another site, so it was refused.")
+    seed = request.cookies.get(CSRF_COOKIE, "")
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None:
+        field = (await request.form()).get(CSRF_FIELD)
+        sent = field if isinstance(field, str) else ""
+    if not _is_seed(seed) or not hmac.compare_digest(_sign(request, seed), sent):
+        raise HTTPException(403, "The form's security token is missing or out of date. Reload the page and try again.")
