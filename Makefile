@@ -27,8 +27,10 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy webapp tasks ml tests
 
+# Figures for the closing notes; Postgres/Redis parts run when APOT_TEST_DATABASE_URL / APOT_TEST_BROKER_URL are set.
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.pipeline
+	if [ -n "$$APOT_TEST_DATABASE_URL" ]; then $(BIN)/python -m bench.history; fi
 
 clean:
 	rm -rf $(VENV) var
