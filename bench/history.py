@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import create_engine, insert
 
 from bench.pipeline import postgres_schema
@@ -89,7 +90,7 @@ def main() -> None:
         deep = fill(url)
         models = Path(tmp) / "models"
         ensure_demo_model(ModelStore(models))
-        settings = Settings(database_url=url, models_dir=models, broker_url="", secret_key="bench")
+        settings = Settings(database_url=url, models_dir=models, broker_url="", secret_key=SecretStr("bench"))
         with TestClient(create_app(settings, enqueue=lambda jobs: None)) as client:
             cases = [
                 ("/jobs", "first page", {}),
