@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from ml.demo import ensure_demo_model
@@ -67,7 +68,9 @@ def enqueue() -> RecordingEnqueue:
 
 @pytest.fixture
 def settings(database_url: str, models_dir: Path) -> Settings:
-    return Settings(database_url=database_url, models_dir=models_dir, broker_url="", max_json_rows=5)
+    return Settings(
+        database_url=database_url, models_dir=models_dir, broker_url="", max_json_rows=5, secret_key=SecretStr("test")
+    )
 
 
 @pytest.fixture
