@@ -7,8 +7,6 @@ from kombu import Queue
 
 from webapp.config import Settings
 
-SCORE_JOB = "apot.score_job"
-
 
 def create_celery(settings: Settings) -> Celery:
     if not settings.broker_url:

@@ -1,4 +1,4 @@
-"""The real `enqueue`: publish one scoring task per committed job."""
+"""The real `enqueue`: publish each dispatch as a Celery task message."""
 
 from __future__ import annotations
 
@@ -6,17 +6,23 @@ from collections.abc import Sequence
 
 from celery import Celery
 
-from tasks.app import SCORE_JOB
-from webapp.models import Job
-from webapp.services.jobs import Enqueue
+from webapp.services.dispatch import Dispatch, Enqueue
 
 # A broker that is down must not hold a request for long: two quick retries, then the caller is told.
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 
 
 def celery_enqueue(app: Celery) -> Enqueue:
-    def enqueue(jobs: Sequence[Job]) -> None:
-        for job in jobs:
-            app.send_task(SCORE_JOB, args=[str(job.id)], task_id=job.task_id, retry=True, retry_policy=PUBLISH_RETRY)
+    def enqueue(dispatches: Sequence[Dispatch]) -> None:
+        with app.producer_or_acquire() as producer:  # one connection for the whole batch
+            for dispatch in dispatches:
+                app.send_task(
+                    dispatch.task,
+                    args=[dispatch.target],
+                    task_id=dispatch.task_id,
+                    producer=producer,
+                    retry=True,
+                    retry_policy=PUBLISH_RETRY,
+                )
 
     return enqueue

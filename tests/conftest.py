@@ -17,7 +17,7 @@ from webapp.config import Settings
 from webapp.db import make_engine
 from webapp.main import create_app
 from webapp.migrate import upgrade_to_head
-from webapp.models import Job
+from webapp.services.dispatch import Dispatch
 
 
 @pytest.fixture(scope="session")
@@ -55,10 +55,10 @@ class RecordingEnqueue:
         self.published: list[str] = []
         self.fail = False
 
-    def __call__(self, jobs: Sequence[Job]) -> None:
+    def __call__(self, dispatches: Sequence[Dispatch]) -> None:
         if self.fail:
             raise ConnectionError("broker unreachable (simulated)")
-        self.published.extend(str(job.id) for job in jobs)
+        self.published.extend(d.target for d in dispatches)
 
 
 @pytest.fixture

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=0, description="Worker processes per `apot worker`; 0 = one per CPU.")
     max_json_rows: int = Field(default=1000, description="Most rows one JSON job may carry.")
     max_body_bytes: int = Field(default=2 * 1024 * 1024, description="Largest JSON request body, in bytes.")
+    max_upload_mb: int = Field(default=500, description="Largest CSV upload, in MiB (1 MiB = 1,048,576 bytes).")
+    csv_chunk_rows: int = Field(default=20_000, description="Rows per chunk of a CSV job; each chunk is one task.")
     task_time_limit: int = Field(default=120, description="Seconds a scoring task may run before it is failed.")
     log_level: str = Field(default="INFO", description="Log level of web server and workers.")
     secret_key: SecretStr | None = Field(

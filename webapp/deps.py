@@ -9,11 +9,16 @@ from fastapi import Depends, HTTPException, Request
 
 from ml.store import ModelStore
 from webapp.models import Job
+from webapp.services.csv_jobs import CsvJobService
 from webapp.services.jobs import JobNotFound, JobService
 
 
 def get_job_service(request: Request) -> JobService:
     return request.app.state.jobs
+
+
+def get_csv_jobs(request: Request) -> CsvJobService:
+    return request.app.state.csv_jobs
 
 
 def get_store(request: Request) -> ModelStore:
@@ -22,6 +27,7 @@ def get_store(request: Request) -> ModelStore:
 
 JobsDep = Annotated[JobService, Depends(get_job_service)]
 StoreDep = Annotated[ModelStore, Depends(get_store)]
+CsvJobsDep = Annotated[CsvJobService, Depends(get_csv_jobs)]
 
 
 def get_job_or_404(job_id: uuid.UUID, jobs: JobsDep) -> Job:

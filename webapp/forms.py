@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from starlette.datastructures import FormData, UploadFile
 
 from ml.schema import Feature, InputSchema
+from ml.table import FALSE_WORDS, TRUE_WORDS
 from ml.validation import InvalidInputs
-
-TRUE_WORDS = {"true", "yes", "on", "1"}
-FALSE_WORDS = {"false", "no", "off", "0"}
 
 
 def row_from_form(schema: InputSchema, form: Mapping[str, Any]) -> dict[str, Any]:
@@ -50,3 +51,43 @@ def field_errors(error: InvalidInputs) -> dict[str, str]:
         field = str(e.loc[-1]) if e.loc else ""
         messages.setdefault(field, e.msg)
     return messages
+
+
+class FormErrors(ValueError):
+    """Fields of a multipart form that are missing or wrong, by field name."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class CsvForm:
+    file: UploadFile
+    model: str
+    version: str | None
+    on_error: Literal["skip", "fail"]
+
+
+def read_csv_form(form: FormData) -> CsvForm:
+    """The fields of a CSV upload (API or page): file, model, optional version, on_error (skip by default)."""
+    errors: dict[str, str] = {}
+    file = form.get("file")
+    if not isinstance(file, UploadFile) or not file.filename:
+        errors["file"] = "Choose a CSV file to upload."
+    model = form.get("model")
+    if not isinstance(model, str) or not model.strip():
+        errors["model"] = "Choose the model to score the file with."
+    version = form.get("version")
+    on_error = form.get("on_error") or "skip"
+    if on_error not in ("skip", "fail"):
+        errors["on_error"] = "Input should be 'skip' or 'fail'."
+    if errors:
+        raise FormErrors(errors)
+    assert isinstance(file, UploadFile) and isinstance(model, str)
+    return CsvForm(
+        file=file,
+        model=model.strip(),
+        version=version.strip() or None if isinstance(version, str) else None,
+        on_error="fail" if on_error == "fail" else "skip",
+    )

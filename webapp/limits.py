@@ -3,29 +3,46 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-class BodySizeLimit:
-    """Read the whole body (at most `max_bytes`) before the app sees it; answer 413 past that.
+class BodyTooLarge(Exception):
+    pass
 
-    Counting while the app reads is not enough: FastAPI turns any error raised while it parses a body
-    into a 400, so the limit must be settled before the request reaches it.
+
+class BodySizeLimit:
+    """413 for a body over the limit: `max_bytes` in general, `max_upload_bytes` on the upload paths.
+
+    Ordinary bodies are read whole (they are small) before the app sees them: FastAPI turns any error raised
+    while it parses a body into a 400, so the limit must be settled first. Uploads are far larger and must
+    not sit in memory: they are counted as they stream, and their routes read the body themselves.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, max_upload_bytes: int, upload_paths: Collection[str] = ()
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_upload_bytes = max_upload_bytes
+        self.upload_paths = frozenset(upload_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        upload = scope["path"] in self.upload_paths and scope["method"] == "POST"
+        limit = self.max_upload_bytes if upload else self.max_bytes
         declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
-            return
+        if declared.isdigit() and int(declared) > limit:
+            await _reject(send, limit)
+        elif upload:
+            await self._stream(scope, receive, send)
+        else:
+            await self._buffer(scope, receive, send)
+
+    async def _buffer(self, scope: Scope, receive: Receive, send: Send) -> None:
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -35,7 +52,7 @@ class BodySizeLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await self._reject(send)
+                await _reject(send, self.max_bytes)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -52,8 +69,33 @@ class BodySizeLimit:
 
         await self.app(scope, replay, send)
 
-    async def _reject(self, send: Send) -> None:
-        body = json.dumps({"detail": f"request body is larger than {self.max_bytes} bytes"}).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
+        received = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_upload_bytes:
+                raise BodyTooLarge
+            return message
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except BodyTooLarge:
+            if started:
+                raise
+            await _reject(send, self.max_upload_bytes)
+
+
+async def _reject(send: Send, limit: int) -> None:
+    body = json.dumps({"detail": f"request body is larger than {limit} bytes"}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

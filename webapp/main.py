@@ -17,8 +17,13 @@ from webapp.db import make_engine, make_session_factory
 from webapp.errors import install_error_pages
 from webapp.limits import BodySizeLimit
 from webapp.security import server_secret
-from webapp.services.jobs import Enqueue, JobService
+from webapp.services.csv_jobs import CsvJobService
+from webapp.services.dispatch import Enqueue
+from webapp.services.jobs import JobService
 from webapp.templating import STATIC_DIR
+
+# Routes that take a CSV file: their bodies stream (counted against APOT_MAX_UPLOAD_MB) instead of being buffered.
+UPLOAD_PATHS = ("/api/v1/jobs/csv", "/upload")
 
 
 def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None) -> FastAPI:
@@ -34,6 +39,7 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
         app.state.secret = server_secret(settings)
         app.state.store = store
         app.state.jobs = JobService(make_session_factory(engine), store, publish, max_rows=settings.max_json_rows)
+        app.state.csv_jobs = CsvJobService(app.state.jobs, chunk_rows=settings.csv_chunk_rows)
         yield
         engine.dispose()
 
@@ -43,7 +49,12 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
         version="0.1.0",
         lifespan=lifespan,
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_mb * 1024 * 1024,
+        upload_paths=UPLOAD_PATHS,
+    )
     install_error_pages(app)
     app.include_router(api.router)
     app.include_router(pages.router)

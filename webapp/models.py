@@ -7,7 +7,19 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, MetaData, String, Text, TypeDecorator, Uuid
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -62,6 +74,14 @@ class JobStatus(enum.StrEnum):
 class JobKind(enum.StrEnum):
     SINGLE = "single"
     BATCH = "batch"
+    CSV = "csv"
+
+
+class ChunkStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    CANCELLED = "cancelled"
 
 
 class Job(Base):
@@ -81,6 +101,10 @@ class Job(Base):
     task_id: Mapped[str] = mapped_column(String(64))
     inputs: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     rows_total: Mapped[int]
+    rows_done: Mapped[int] = mapped_column(default=0, server_default="0")
+    rows_failed: Mapped[int] = mapped_column(default=0, server_default="0")
+    # A CSV job's file: name, columns, delimiter and what to do with bad rows. Its rows live in job_chunks.
+    upload: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     attempts: Mapped[int] = mapped_column(default=0)
@@ -95,3 +119,29 @@ class Job(Base):
         Index(None, "status", "created_at", "id"),
         Index(None, "model_name", "created_at", "id"),
     )
+
+
+class JobChunk(Base):
+    """A slice of a CSV job's rows: scored by whichever worker claims it, on any machine."""
+
+    __tablename__ = "job_chunks"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    first_row: Mapped[int]  # 1-based number of the chunk's first data row in the file, for error messages
+    status: Mapped[str] = mapped_column(String(16), default=ChunkStatus.QUEUED)
+    task_id: Mapped[str] = mapped_column(String(64))
+    rows: Mapped[int]
+    # zlib-compressed CSV text of the rows, without the header (the job's upload holds the columns).
+    input: Mapped[bytes] = mapped_column(LargeBinary)
+    # The scored chunk (ml.table.ChunkResult.to_bytes), written once by the worker that scored it.
+    result: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    rows_failed: Mapped[int] = mapped_column(default=0)
+    attempts: Mapped[int] = mapped_column(default=0)
+    worker: Mapped[str | None] = mapped_column(String(255), default=None)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    # One chunk per position: a job's chunks are read back in this order, and a duplicate cannot be stored.
+    __table_args__ = (UniqueConstraint("job_id", "position"),)

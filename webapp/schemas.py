@@ -81,14 +81,17 @@ class JobSummary(BaseModel):
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
     model: str
     version: str
-    kind: Literal["single", "batch"]
+    kind: Literal["single", "batch", "csv"]
     rows_total: int
+    rows_done: int = Field(description="Rows scored so far (CSV jobs count up chunk by chunk).")
+    rows_failed: int = Field(description="Rows skipped for bad values (CSV jobs with on_error=skip).")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
     task_id: str
     error: str | None = Field(description="Why the job failed, for people to read; null unless it failed.")
     url: str
+    results_url: str | None = Field(None, description="A CSV job's results file, once it has ended.")
 
 
 class JobOut(JobSummary):

@@ -10,9 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from ml.store import ModelNotFound
 from ml.validation import InvalidInputs
 from webapp.deps import JobDep, JobsDep
-from webapp.models import Job, JobStatus
+from webapp.models import Job, JobKind, JobStatus
 from webapp.schemas import ErrorOut, JobCreate, JobCreated, JobOut, JobPage, JobSummary
-from webapp.services.jobs import JobRequest, QueueUnavailable
+from webapp.services.jobs import JobAlreadyEnded, JobRequest, QueueUnavailable
 from webapp.services.pagination import BadCursor
 
 router = APIRouter(tags=["jobs"])
@@ -27,12 +27,15 @@ def _summary_fields(job: Job, request: Request) -> dict[str, object]:
         "version": job.model_version,
         "kind": job.kind,
         "rows_total": job.rows_total,
+        "rows_done": job.rows_done,
+        "rows_failed": job.rows_failed,
         "created_at": job.created_at,
         "started_at": job.started_at,
         "finished_at": job.finished_at,
         "task_id": job.task_id,
         "error": job.error,
         "url": str(request.url_for("api_get_job", job_id=job.id)),
+        "results_url": str(request.url_for("api_job_results", job_id=job.id)) if job.kind == JobKind.CSV else None,
     }
 
 
@@ -110,3 +113,17 @@ def browse_jobs(
         items=[JobSummary.model_validate(_summary_fields(job, request)) for job in page],
         next_cursor=next_cursor,
     )
+
+
+@router.post(
+    "/jobs/{job_id}/cancel",
+    name="api_cancel_job",
+    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut, "description": "The job had already ended"}},
+)
+def cancel_job(job: JobDep, request: Request, jobs: JobsDep) -> JobOut:
+    """Stop a queued or running job: parts not yet started are not scored; what was scored stays readable."""
+    try:
+        cancelled = jobs.cancel(job.id)
+    except JobAlreadyEnded as exc:
+        raise HTTPException(409, str(exc)) from exc
+    return JobOut.model_validate({**_summary_fields(cancelled, request), "result": cancelled.result})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,19 +15,21 @@ from sqlalchemy.orm import Session, defer, sessionmaker
 from ml.store import ModelStore
 from ml.validation import InputError, InvalidInputs, validate_rows
 from webapp.db import transaction
-from webapp.models import Job, JobKind, JobStatus, UTCDateTime, utcnow
+from webapp.models import ChunkStatus, Job, JobChunk, JobKind, JobStatus, UTCDateTime, utcnow
+from webapp.services.dispatch import SCORE_JOB, Dispatch, Enqueue
 from webapp.services.pagination import decode_cursor, encode_cursor
 
 log = logging.getLogger(__name__)
-
-Enqueue = Callable[[Sequence[Job]], None]
-"""Publishes scoring tasks for committed jobs; the one door from the web side to the broker."""
 
 WAIT_POLL_SECONDS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.25)
 
 
 class JobNotFound(LookupError):
     """No job has that id."""
+
+
+class JobAlreadyEnded(RuntimeError):
+    """Cancelling came too late."""
 
 
 class QueueUnavailable(RuntimeError):
@@ -81,10 +82,10 @@ class JobService:
         with transaction(self.sessions) as session:
             session.add(job)
         try:
-            self.enqueue([job])  # after the commit: a worker that gets the message always finds the row
+            self.enqueue([Dispatch(SCORE_JOB, str(job.id), job.task_id)])  # after the commit: the row is there
         except Exception as exc:
             log.exception("could not publish job %s", job.id)
-            self._fail_unpublished(job.id)
+            self.fail_unpublished(job.id)
             raise QueueUnavailable("the task queue cannot be reached right now; the job was not started") from exc
         return job
 
@@ -94,13 +95,34 @@ class JobService:
         inputs = job.inputs if job.kind == JobKind.BATCH else job.inputs[0]
         return self.create(JobRequest(job.model_name, job.model_version, inputs))
 
-    def _fail_unpublished(self, job_id: uuid.UUID) -> None:
+    def fail_unpublished(self, job_id: uuid.UUID) -> None:
+        """The job was stored but its tasks never reached the broker: end it with that reason."""
         with transaction(self.sessions) as session:
             session.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
                 .values(status=JobStatus.FAILED, finished_at=utcnow(), error="the task queue could not be reached")
             )
+
+    def cancel(self, job_id: uuid.UUID) -> Job:
+        """Stop a queued or running job: chunks not yet started are never scored, what was scored is kept."""
+        with transaction(self.sessions) as session:
+            cancelled = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+                .values(status=JobStatus.CANCELLED, finished_at=utcnow())
+                .returning(Job.id)
+            ).first()
+            if cancelled:
+                session.execute(
+                    update(JobChunk)
+                    .where(JobChunk.job_id == job_id, JobChunk.status == ChunkStatus.QUEUED)
+                    .values(status=ChunkStatus.CANCELLED)
+                )
+        job = self.get(job_id)
+        if not cancelled:
+            raise JobAlreadyEnded(f"the job has already {job.status}")
+        return job
 
     def get(self, job_id: uuid.UUID) -> Job:
         """The job with that id, or JobNotFound."""

@@ -47,7 +47,7 @@ def score_job(ctx: ScoringContext, job_id: str) -> None:
         log.exception("job %s failed while scoring", job.id)
         _finish(ctx, job.id, JobStatus.FAILED, error=f"prediction failed: {type(exc).__name__}: {exc}")
     else:
-        _finish(ctx, job.id, JobStatus.SUCCEEDED, result={"predictions": predictions})
+        _finish(ctx, job.id, JobStatus.SUCCEEDED, result={"predictions": predictions}, rows_done=job.rows_total)
 
 
 def claim_job(ctx: ScoringContext, job_id: uuid.UUID) -> Job | None:

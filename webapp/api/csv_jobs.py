@@ -1,0 +1,126 @@
+"""/api/v1/jobs/csv: score a CSV file, and download its results."""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePath
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from ml.store import ModelNotFound
+from webapp.csvio import UploadError
+from webapp.deps import CsvJobsDep, JobDep
+from webapp.forms import FormErrors, read_csv_form
+from webapp.models import Job, JobKind, JobStatus
+from webapp.schemas import ErrorOut, JobCreated
+from webapp.services.csv_jobs import CsvJobService
+from webapp.services.jobs import QueueUnavailable
+
+router = APIRouter(tags=["jobs"])
+
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "model"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "UTF-8 CSV with a header row"},
+                        "model": {"type": "string"},
+                        "version": {"type": "string", "description": "the model's default version when left out"},
+                        "on_error": {
+                            "type": "string",
+                            "enum": ["skip", "fail"],
+                            "default": "skip",
+                            "description": "skip bad rows and report them, or fail the job on the first bad chunk",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+async def create_csv_job(request: Request, csv_jobs: CsvJobService) -> Job:
+    """Read the multipart form (its file streams to a temporary spool, never whole into memory) and make the job.
+
+    The body is read here rather than by FastAPI, so the upload limit's 413 is not turned into a 400.
+    """
+    form = await request.form(max_files=1, max_fields=10)
+    try:
+        fields = read_csv_form(form)
+        return await run_in_threadpool(
+            csv_jobs.create,
+            fields.file.file,
+            filename=fields.file.filename or "upload.csv",
+            model=fields.model,
+            version=fields.version,
+            on_error=fields.on_error,
+        )
+    finally:
+        await form.close()
+
+
+@router.post(
+    "/jobs/csv",
+    name="api_create_csv_job",
+    status_code=202,
+    openapi_extra=UPLOAD_BODY,
+    responses={
+        404: {"model": ErrorOut, "description": "Unknown model or version"},
+        413: {"model": ErrorOut, "description": "File over APOT_MAX_UPLOAD_MB"},
+        503: {"model": ErrorOut, "description": "The task queue could not be reached; the job was failed"},
+    },
+)
+async def submit_csv(request: Request, response: Response, csv_jobs: CsvJobsDep) -> JobCreated:
+    """Queue a CSV file for scoring: its header is checked against the model before anything is stored."""
+    try:
+        job = await create_csv_job(request, csv_jobs)
+    except FormErrors as exc:
+        raise RequestValidationError(
+            [{"loc": ("body", field), "msg": msg, "type": "value_error"} for field, msg in exc.errors.items()]
+        ) from exc
+    except UploadError as exc:
+        raise RequestValidationError([{"loc": ("body", "file"), "msg": str(exc), "type": "value_error"}]) from exc
+    except ModelNotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except QueueUnavailable as exc:
+        raise HTTPException(503, str(exc)) from exc
+    url = str(request.url_for("api_get_job", job_id=job.id))
+    response.headers["Location"] = url
+    return JobCreated(id=job.id, status=job.status, task_id=job.task_id, url=url)  # type: ignore[arg-type]
+
+
+@router.get(
+    "/jobs/{job_id}/results.csv",
+    name="api_job_results",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "The input columns, then predictions and an error column"},
+        404: {"model": ErrorOut},
+        409: {"model": ErrorOut, "description": "The job has not succeeded or been cancelled (yet)"},
+    },
+)
+def download_results(job: JobDep, csv_jobs: CsvJobsDep) -> StreamingResponse:
+    """The scored file, streamed in the input's row order; cells that could run as formulas are neutralised."""
+    if job.kind != JobKind.CSV:
+        raise HTTPException(404, "only CSV jobs have a results file; read this job's result from its JSON")
+    if job.status not in (JobStatus.SUCCEEDED, JobStatus.CANCELLED):
+        raise HTTPException(409, f"the results are ready once the job has ended; it is {job.status}")
+    return StreamingResponse(
+        csv_jobs.result_lines(job),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{results_filename(job)}"'},
+    )
+
+
+def results_filename(job: Job) -> str:
+    """A name safe inside a header: the upload's stem with anything but letters, digits, '-' and '_' replaced."""
+    stem = PurePath(str((job.upload or {}).get("filename", "upload"))).stem
+    return f"{re.sub(r'[^A-Za-z0-9_-]+', '_', stem)[:80] or 'upload'}-results.csv"

@@ -1,0 +1,122 @@
+"""CSV jobs, worker side: claim one chunk, score its rows in one call, store the result, finish the job last."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy import exists, select, update
+
+from ml.store import ModelIntegrityError, ModelNotFound
+from ml.table import ScoredTable, score_table
+from webapp.csvio import PARSE_ERROR, unpack_rows
+from webapp.db import transaction
+from webapp.models import ChunkStatus, Job, JobChunk, JobStatus, utcnow
+from webapp.services.scoring import MAX_ERROR_LENGTH, ScoringContext
+
+log = logging.getLogger(__name__)
+ERRORS_IN_SUMMARY = 3
+
+
+@dataclass(frozen=True)
+class ClaimedChunk:
+    id: uuid.UUID
+    job: Job
+    first_row: int
+    packed: bytes
+
+
+def score_chunk(ctx: ScoringContext, chunk_id: str) -> None:
+    """Score one queued chunk of a running job; a chunk already claimed, or of an ended job, is left alone."""
+    claimed = _claim(ctx, uuid.UUID(chunk_id))
+    if claimed is None:
+        log.info("chunk %s is not waiting any more; message ignored", chunk_id)
+        return
+    job, upload = claimed.job, claimed.job.upload or {}
+    try:
+        info = ctx.store.get(job.model_name, job.model_version)
+        cells = unpack_rows(claimed.packed, upload["columns"])
+        scored = score_table(ctx.store.load(info), info.schema, cells, cells[PARSE_ERROR].tolist())
+    except SoftTimeLimitExceeded:
+        _fail_job(ctx, job.id, "scoring a chunk took longer than the task time limit")
+        return
+    except (ModelNotFound, ModelIntegrityError) as exc:
+        _fail_job(ctx, job.id, str(exc))
+        return
+    except Exception as exc:
+        log.exception("chunk %s of job %s failed while scoring", chunk_id, job.id)
+        _fail_job(ctx, job.id, f"prediction failed: {type(exc).__name__}: {exc}")
+        return
+    bad_rows = [(claimed.first_row + i, e) for i, e in enumerate(scored.errors) if e is not None]
+    if bad_rows and upload.get("on_error") == "fail":
+        listed = "; ".join(f"row {row}: {error}" for row, error in bad_rows[:ERRORS_IN_SUMMARY])
+        more = f" (and {len(bad_rows) - ERRORS_IN_SUMMARY} more in this part of the file)" if len(bad_rows) > 3 else ""
+        _fail_job(ctx, job.id, f"bad rows, and the job was set to fail on them: {listed}{more}")
+        return
+    _store(ctx, claimed, scored, len(bad_rows))
+
+
+def _claim(ctx: ScoringContext, chunk_id: uuid.UUID) -> ClaimedChunk | None:
+    with transaction(ctx.sessions) as session:
+        row = session.execute(
+            update(JobChunk)
+            .where(JobChunk.id == chunk_id, JobChunk.status == ChunkStatus.QUEUED)
+            .values(status=ChunkStatus.RUNNING, started_at=utcnow(), worker=ctx.worker, attempts=JobChunk.attempts + 1)
+            .returning(JobChunk.job_id, JobChunk.first_row, JobChunk.input)
+        ).one_or_none()
+        if row is None:
+            return None
+        job_id, first_row, packed = row
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+            .values(status=JobStatus.RUNNING, started_at=utcnow())
+        )
+        job = session.scalars(select(Job).where(Job.id == job_id)).one()
+        if job.status != JobStatus.RUNNING:  # cancelled or failed meanwhile: this chunk will not be scored
+            session.execute(update(JobChunk).where(JobChunk.id == chunk_id).values(status=ChunkStatus.CANCELLED))
+            return None
+        return ClaimedChunk(chunk_id, job, first_row, packed)
+
+
+def _store(ctx: ScoringContext, claimed: ClaimedChunk, scored: ScoredTable, failed: int) -> None:
+    rows = len(scored.errors)
+    with transaction(ctx.sessions) as session:
+        stored = session.execute(
+            update(JobChunk)
+            .where(JobChunk.id == claimed.id, JobChunk.status == ChunkStatus.RUNNING, JobChunk.worker == ctx.worker)
+            .values(status=ChunkStatus.DONE, result=scored.to_bytes(), rows_failed=failed, finished_at=utcnow())
+            .returning(JobChunk.id)
+        ).first()
+        if stored:
+            session.execute(
+                update(Job)
+                .where(Job.id == claimed.job.id)
+                .values(rows_done=Job.rows_done + rows, rows_failed=Job.rows_failed + failed)
+            )
+    # In its own statement, after the commit: of two workers finishing the last two chunks at once, the
+    # later one sees both done.
+    unfinished = exists().where(JobChunk.job_id == claimed.job.id, JobChunk.status != ChunkStatus.DONE)
+    with transaction(ctx.sessions) as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == claimed.job.id, Job.status == JobStatus.RUNNING, ~unfinished)
+            .values(status=JobStatus.SUCCEEDED, finished_at=utcnow())
+        )
+
+
+def _fail_job(ctx: ScoringContext, job_id: uuid.UUID, error: str) -> None:
+    with transaction(ctx.sessions) as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+            .values(status=JobStatus.FAILED, finished_at=utcnow(), error=error[:MAX_ERROR_LENGTH])
+        )
+        session.execute(
+            update(JobChunk)
+            .where(JobChunk.job_id == job_id, JobChunk.status.in_([ChunkStatus.QUEUED, ChunkStatus.RUNNING]))
+            .values(status=ChunkStatus.CANCELLED)
+        )
+    log.info("job %s failed: %s", job_id, error)
