@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 from palmerpenguins import load_penguins
 from sklearn.compose import ColumnTransformer
@@ -51,3 +53,11 @@ def ensure_demo_model(store: ModelStore) -> ModelInfo | None:
         # Flipper length and body mass are whole numbers in the data; say so in the schema (the form steps by 1).
         described = features.astype({"flipper_length_mm": "Int64", "body_mass_g": "Int64"})
         return store.save(pipeline, NAME, VERSION, training=described)
+
+
+def write_sample_csv(path: Path, rows: int, seed: int = 0) -> Path:
+    """A CSV of `rows` penguins drawn from the training data (with its missing values), for trying uploads."""
+    features, _ = training_data()
+    sample = features.sample(n=rows, replace=True, random_state=seed).reset_index(drop=True)
+    sample.to_csv(path, index=False)
+    return path

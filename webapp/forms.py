@@ -6,11 +6,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from ml.schema import Feature, InputSchema
 from ml.table import FALSE_WORDS, TRUE_WORDS
 from ml.validation import InvalidInputs
+from webapp.models import Job
+from webapp.services.csv_jobs import CsvJobService
 
 
 def row_from_form(schema: InputSchema, form: Mapping[str, Any]) -> dict[str, Any]:
@@ -91,3 +95,23 @@ def read_csv_form(form: FormData) -> CsvForm:
         version=version.strip() or None if isinstance(version, str) else None,
         on_error="fail" if on_error == "fail" else "skip",
     )
+
+
+async def create_csv_job(request: Request, csv_jobs: CsvJobService) -> Job:
+    """Read the multipart form (its file streams to a temporary spool, never whole into memory) and make the job.
+
+    The body is read here rather than by FastAPI, so the upload limit's 413 is not turned into a 400.
+    """
+    form = await request.form(max_files=1, max_fields=10)
+    try:
+        fields = read_csv_form(form)
+        return await run_in_threadpool(
+            csv_jobs.create,
+            fields.file.file,
+            filename=fields.file.filename or "upload.csv",
+            model=fields.model,
+            version=fields.version,
+            on_error=fields.on_error,
+        )
+    finally:
+        await form.close()

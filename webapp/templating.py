@@ -74,7 +74,20 @@ def elapsed(job: Any) -> str:
     return seconds(utcnow() - (job.started_at or job.created_at))
 
 
+def progress(job: Any) -> dict[str, Any]:
+    """Percent done, rows per second so far, and a guess at the time left, for a CSV job's progress bar."""
+    percent = int(100 * job.rows_done / job.rows_total) if job.rows_total else 0
+    if not job.started_at or not job.rows_done:
+        return {"percent": percent, "rate": 0, "left": ""}
+    end = job.finished_at or utcnow()
+    rate = job.rows_done / max((end - job.started_at).total_seconds(), 1e-3)
+    ended = JobStatus(job.status).ended
+    left = "" if ended else seconds(timedelta(seconds=(job.rows_total - job.rows_done) / rate))
+    return {"percent": percent, "rate": int(rate), "left": left}
+
+
 templates.env.filters["seconds"] = seconds
+templates.env.globals["progress"] = progress
 templates.env.filters["timestamp"] = timestamp
 templates.env.globals["elapsed"] = elapsed
 templates.env.globals["JobStatus"] = JobStatus

@@ -8,15 +8,13 @@ from pathlib import PurePath
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from ml.store import ModelNotFound
 from webapp.csvio import UploadError
 from webapp.deps import CsvJobsDep, JobDep
-from webapp.forms import FormErrors, read_csv_form
+from webapp.forms import FormErrors, create_csv_job
 from webapp.models import Job, JobKind, JobStatus
 from webapp.schemas import ErrorOut, JobCreated
-from webapp.services.csv_jobs import CsvJobService
 from webapp.services.jobs import QueueUnavailable
 
 router = APIRouter(tags=["jobs"])
@@ -45,26 +43,6 @@ UPLOAD_BODY = {
         },
     }
 }
-
-
-async def create_csv_job(request: Request, csv_jobs: CsvJobService) -> Job:
-    """Read the multipart form (its file streams to a temporary spool, never whole into memory) and make the job.
-
-    The body is read here rather than by FastAPI, so the upload limit's 413 is not turned into a 400.
-    """
-    form = await request.form(max_files=1, max_fields=10)
-    try:
-        fields = read_csv_form(form)
-        return await run_in_threadpool(
-            csv_jobs.create,
-            fields.file.file,
-            filename=fields.file.filename or "upload.csv",
-            model=fields.model,
-            version=fields.version,
-            on_error=fields.on_error,
-        )
-    finally:
-        await form.close()
 
 
 @router.post(

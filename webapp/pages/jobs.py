@@ -13,7 +13,7 @@ from ml.validation import InvalidInputs
 from webapp.deps import JobDep, JobsDep, StoreDep
 from webapp.models import JobStatus
 from webapp.security import require_csrf
-from webapp.services.jobs import JobNotFound, QueueUnavailable
+from webapp.services.jobs import JobAlreadyEnded, JobNotFound, QueueUnavailable
 from webapp.services.pagination import BadCursor
 from webapp.templating import is_htmx, render
 
@@ -67,7 +67,7 @@ def _find_job(request: Request, jobs: JobsDep, text: str) -> Response | str:
 @router.get("/jobs/{job_id}", name="job_page")
 def job_page(request: Request, job: JobDep) -> Response:
     """One job: inputs, result, timings, and a way to run it again."""
-    return render(request, "jobs/detail.html", {"job": job})
+    return render(request, "jobs/detail.html", {"job": job}, block="live")
 
 
 @router.get("/jobs/{job_id}/status", name="job_status")
@@ -97,3 +97,17 @@ def rerun_job(request: Request, job_id: uuid.UUID, jobs: JobsDep) -> Response:
     if is_htmx(request):
         return Response(status_code=204, headers={"HX-Redirect": target})
     return RedirectResponse(target, status_code=303)
+
+
+@router.post("/jobs/{job_id}/cancel", name="cancel_job", dependencies=[Depends(require_csrf)])
+def cancel_job(request: Request, job_id: uuid.UUID, jobs: JobsDep) -> Response:
+    """Stop the job; the live card (htmx) or the job page shows it cancelled."""
+    try:
+        job = jobs.cancel(job_id)
+    except JobNotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except JobAlreadyEnded:
+        job = jobs.get(job_id)  # it ended first: show how
+    if is_htmx(request):
+        return render(request, "jobs/_status_card.html", {"job": job})
+    return RedirectResponse(request.url_for("job_page", job_id=job.id), status_code=303)

@@ -1,0 +1,48 @@
+"""The upload page: score a whole CSV file with a model, then follow its progress on the job page."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from ml.store import ModelNotFound
+from webapp.csvio import UploadError
+from webapp.deps import CsvJobsDep, StoreDep
+from webapp.forms import FormErrors, create_csv_job
+from webapp.security import require_csrf
+from webapp.services.jobs import QueueUnavailable
+from webapp.templating import is_htmx, render
+
+router = APIRouter()
+
+
+@router.get("/upload", name="upload_page")
+def upload_page(request: Request, store: StoreDep, model: Annotated[str, Query()] = "") -> Response:
+    """The upload form; ?model= preselects a model."""
+    return render(request, "uploads/upload.html", {"models": store.all_models(), "chosen": model, "errors": {}})
+
+
+@router.post("/upload", name="submit_upload", dependencies=[Depends(require_csrf)])
+async def submit_upload(request: Request, store: StoreDep, csv_jobs: CsvJobsDep) -> Response:
+    """Check and store the file as a job, then open the job page, where its progress shows."""
+    form = await request.form()  # cached by Starlette: the same form the CSRF check read
+    chosen = str(form.get("model") or "")
+    try:
+        job = await create_csv_job(request, csv_jobs)
+    except FormErrors as exc:
+        errors = exc.errors
+    except UploadError as exc:
+        errors = {"file": str(exc)}
+    except ModelNotFound as exc:
+        errors = {"model": str(exc)}
+    except QueueUnavailable as exc:
+        errors = {"": str(exc)}
+    else:
+        target = str(request.url_for("job_page", job_id=job.id))
+        if is_htmx(request):
+            return Response(status_code=204, headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
+    context = {"models": store.all_models(), "chosen": chosen, "errors": errors}
+    return render(request, "uploads/upload.html", context, block="form", status_code=422)
