@@ -49,16 +49,20 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 class RecordingEnqueue:
-    """Stands in for the broker in API tests: records what would have been published."""
+    """Stands in for the broker in API tests (no worker runs there): records what would have been published."""
 
     def __init__(self) -> None:
-        self.published: list[str] = []
+        self.dispatches: list[Dispatch] = []
         self.fail = False
 
     def __call__(self, dispatches: Sequence[Dispatch]) -> None:
         if self.fail:
             raise ConnectionError("broker unreachable (simulated)")
-        self.published.extend(d.target for d in dispatches)
+        self.dispatches.extend(dispatches)
+
+    @property
+    def published(self) -> list[str]:
+        return [d.target for d in self.dispatches]
 
 
 @pytest.fixture
@@ -69,7 +73,13 @@ def enqueue() -> RecordingEnqueue:
 @pytest.fixture
 def settings(database_url: str, models_dir: Path) -> Settings:
     return Settings(
-        database_url=database_url, models_dir=models_dir, broker_url="", max_json_rows=5, secret_key=SecretStr("test")
+        database_url=database_url,
+        models_dir=models_dir,
+        broker_url="",
+        max_json_rows=5,
+        max_upload_mb=1,
+        csv_chunk_rows=3,
+        secret_key=SecretStr("test"),
     )
 
 

@@ -59,6 +59,7 @@ def running_stack(name: str, root: Path, models_dir: Path) -> Iterator[Stack]:
             queue=queue,
             port=str(port),
             secret_key=uuid.uuid4().hex,
+            csv_chunk_rows="2000",  # a 50,000-row file is 25 tasks spread over the workers
         )
         cleanup.callback(stop, start_apot(["worker", "--concurrency", "1", "--name", f"{queue}@%h"], env, logs))
         web = start_apot(["web", "--no-access-log"], env, logs)

@@ -21,14 +21,15 @@ router = APIRouter()
 @router.get("/upload", name="upload_page")
 def upload_page(request: Request, store: StoreDep, model: Annotated[str, Query()] = "") -> Response:
     """The upload form; ?model= preselects a model."""
-    return render(request, "uploads/upload.html", {"models": store.all_models(), "chosen": model, "errors": {}})
+    context = {"models": store.all_models(), "chosen": model, "on_error": "skip", "errors": {}}
+    return render(request, "uploads/upload.html", context)
 
 
 @router.post("/upload", name="submit_upload", dependencies=[Depends(require_csrf)])
 async def submit_upload(request: Request, store: StoreDep, csv_jobs: CsvJobsDep) -> Response:
     """Check and store the file as a job, then open the job page, where its progress shows."""
     form = await request.form()  # cached by Starlette: the same form the CSRF check read
-    chosen = str(form.get("model") or "")
+    chosen, on_error = str(form.get("model") or ""), str(form.get("on_error") or "skip")
     try:
         job = await create_csv_job(request, csv_jobs)
     except FormErrors as exc:
@@ -44,5 +45,5 @@ async def submit_upload(request: Request, store: StoreDep, csv_jobs: CsvJobsDep)
         if is_htmx(request):
             return Response(status_code=204, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)
-    context = {"models": store.all_models(), "chosen": chosen, "errors": errors}
+    context = {"models": store.all_models(), "chosen": chosen, "on_error": on_error, "errors": errors}
     return render(request, "uploads/upload.html", context, block="form", status_code=422)
