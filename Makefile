@@ -31,6 +31,7 @@ lint: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.pipeline
 	if [ -n "$$APOT_TEST_DATABASE_URL" ]; then $(BIN)/python -m bench.history; fi
+	if [ -n "$$APOT_TEST_DATABASE_URL" ] && [ -n "$$APOT_TEST_BROKER_URL" ]; then $(BIN)/python -m bench.csv_jobs; fi
 
 clean:
 	rm -rf $(VENV) var

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import create_engine, insert
 
-from bench.pipeline import postgres_schema
+from bench.stacks import postgres_schema
 from ml.demo import ensure_demo_model
 from ml.store import ModelStore
 from webapp.config import Settings

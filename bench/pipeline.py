@@ -8,77 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2
-from sqlalchemy import create_engine, make_url, text
 
-from ml.demo import ensure_demo_model
-from ml.store import ModelStore
-from webapp.embedded_broker import EmbeddedRedis
-from webapp.migrate import upgrade_to_head
-from webapp.supervisor import Supervisor
+from bench.stacks import postgres_schema, running_stack
 
 PENGUIN = {"island": "Biscoe", "bill_length_mm": 48.6, "flipper_length_mm": 230, "sex": "male"}
 SEQUENTIAL_JOBS = 200
 BURST_JOBS = 500
 BURST_CLIENTS = 64
-
-
-@contextmanager
-def postgres_schema(url: str) -> Iterator[str]:
-    schema = f"apot_bench_{uuid.uuid4().hex[:8]}"
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(False)
-    finally:
-        with engine.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
-
-
-@contextmanager
-def running_stack(database_url: str, broker_url: str | None, root: Path) -> Iterator[str]:
-    """Web and worker as in production; an embedded broker when no broker URL is given."""
-    models = root / "models"
-    ensure_demo_model(ModelStore(models))
-    upgrade_to_head(database_url)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    supervisor = Supervisor()
-    try:
-        if broker_url is None:
-            broker = EmbeddedRedis(root / "broker")
-            supervisor.adopt("broker", broker.start())
-            broker_url = broker.url
-        env = {k: v for k, v in os.environ.items() if not k.startswith("APOT_")}
-        env.update(
-            APOT_DATABASE_URL=database_url,
-            APOT_BROKER_URL=broker_url,
-            APOT_MODELS_DIR=str(models),
-            APOT_PORT=str(port),
-            APOT_QUEUE=f"apot-bench-{uuid.uuid4().hex[:8]}",
-            APOT_LOG_LEVEL="WARNING",
-        )
-        supervisor.spawn("worker", [sys.executable, "-m", "webapp.cli", "worker"], env)
-        supervisor.spawn("web", [sys.executable, "-m", "webapp.cli", "web", "--no-access-log"], env)
-        base = f"http://127.0.0.1:{port}"
-        if not supervisor.wait_until_ready(f"{base}/healthz"):
-            raise RuntimeError("the stack did not start")
-        yield base
-    finally:
-        supervisor.stop_all()
 
 
 async def submit_and_wait(client: httpx2.AsyncClient, base: str) -> float:
@@ -117,12 +60,12 @@ def main() -> None:
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "embedded"
-        with running_stack(f"sqlite:///{root / 'apot.db'}", None, root) as base:
-            results["embedded (SQLite + embedded Redis)"] = asyncio.run(measure(base))
+        with running_stack(f"sqlite:///{root / 'apot.db'}", None, root) as stack:
+            results["embedded (SQLite + embedded Redis)"] = asyncio.run(measure(stack.base_url))
         database, broker = os.environ.get("APOT_TEST_DATABASE_URL"), os.environ.get("APOT_TEST_BROKER_URL")
         if database and broker:
-            with postgres_schema(database) as url, running_stack(url, broker, Path(tmp) / "production") as base:
-                results["Postgres + Redis"] = asyncio.run(measure(base))
+            with postgres_schema(database) as url, running_stack(url, broker, Path(tmp) / "production") as stack:
+                results["Postgres + Redis"] = asyncio.run(measure(stack.base_url))
         else:
             print("Postgres + Redis skipped: set APOT_TEST_DATABASE_URL and APOT_TEST_BROKER_URL", file=sys.stderr)
     print(
@@ -131,14 +74,14 @@ def main() -> None:
     )
     print("| stack | submit→result p50, 1 client | p99, 1 client | jobs/s, 500 at once | p50 in the burst |")
     print("|---|---|---|---|---|")
-    for stack, r in results.items():
+    for name, r in results.items():
         cells = [
             f"{r['p50_ms']:.1f} ms",
             f"{r['p99_ms']:.1f} ms",
             f"{r['jobs_per_s']:.0f}",
             f"{r['burst_p50_ms']:.0f} ms",
         ]
-        print(f"| {stack} | {' | '.join(cells)} |")
+        print(f"| {name} | {' | '.join(cells)} |")
 
 
 if __name__ == "__main__":

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from webapp.csvio import UploadError, neutralise, open_upload, pack_rows, unpack_raw_rows, unpack_rows
+from webapp.csvio import UploadError, fixed_decimals, neutralise, neutralise_column, open_upload, unpack_frame
 
 
-def read(content: bytes) -> tuple[list[str], str, list[list[str]]]:
+def read(content: bytes, chunk_rows: int = 1000) -> tuple[list[str], str, list[list[str]]]:
+    """Columns, delimiter, and every data row as the worker will see it (with its problem, or "")."""
     upload = open_upload(io.BytesIO(content))
-    return upload.columns, upload.delimiter, list(upload.rows)
+    rows: list[list[str]] = []
+    for chunk in upload.chunks(chunk_rows):
+        frame = unpack_frame(chunk.data, upload.columns, upload.delimiter)
+        assert len(frame) == chunk.rows
+        rows += [[*cells, chunk.problems.get(i, "")] for i, cells in enumerate(frame.values.tolist())]
+    return upload.columns, upload.delimiter, rows
 
 
 @pytest.mark.parametrize("delimiter", [",", ";", "\t"])
@@ -59,15 +67,14 @@ def test_bad_utf8_after_the_first_block_is_caught_while_reading() -> None:
     content = b"a,b\n" + b"x,y\n" * 20_000 + b"\xff\xfe,1\n"
     upload = open_upload(io.BytesIO(content))
     with pytest.raises(UploadError, match="not UTF-8 text throughout"):
-        list(upload.rows)
+        list(upload.chunks(1000))
 
 
-def test_chunks_round_trip_as_text() -> None:
-    rows = [["Biscoe", "=1+1", "multi\nline", ""], ["Dream", "", "x,y", "the row has 2 fields"]]
-    packed = pack_rows(rows)
-    assert list(unpack_raw_rows(packed)) == rows
-    frame = unpack_rows(packed, ["island", "formula", "note"])
-    assert frame.values.tolist() == rows
+def test_rows_split_into_chunks_in_order_whatever_their_line_endings() -> None:
+    content = b"a;b\r\n" + b"".join(f'{i};"x\r\ny"\r\n'.encode() for i in range(7)) + b"7;last"
+    _, _, rows = read(content, chunk_rows=3)
+    assert [r[0] for r in rows] == [str(i) for i in range(8)]
+    assert rows[0][1] == "x\r\ny" and rows[-1] == ["7", "last", ""]
 
 
 @pytest.mark.parametrize(
@@ -88,3 +95,9 @@ def test_chunks_round_trip_as_text() -> None:
 )
 def test_formula_cells_are_neutralised_and_numbers_left_alone(cell: str, safe: str) -> None:
     assert neutralise(cell) == safe
+    assert neutralise_column(pd.Series([cell, "x"], dtype=str)).tolist() == [safe, "x"]
+
+
+def test_probabilities_are_written_with_six_decimals() -> None:
+    values = np.array([0.0, 1.0, 0.5, 0.123456789, 0.9999996, np.nan])
+    assert fixed_decimals(values).tolist() == ["0.000000", "1.000000", "0.500000", "0.123457", "1.000000", "0.000000"]

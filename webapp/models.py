@@ -133,8 +133,11 @@ class JobChunk(Base):
     status: Mapped[str] = mapped_column(String(16), default=ChunkStatus.QUEUED)
     task_id: Mapped[str] = mapped_column(String(64))
     rows: Mapped[int]
-    # zlib-compressed CSV text of the rows, without the header (the job's upload holds the columns).
+    # zlib-compressed CSV text of the rows as the file had them, without the header (the job's upload holds
+    # the columns and the delimiter).
     input: Mapped[bytes] = mapped_column(LargeBinary)
+    # Rows found broken while reading the file (wrong number of fields), by offset in the chunk.
+    problems: Mapped[dict[str, str] | None] = mapped_column(JSON, default=None)
     # The scored chunk (ml.table.ChunkResult.to_bytes), written once by the worker that scored it.
     result: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     rows_failed: Mapped[int] = mapped_column(default=0)

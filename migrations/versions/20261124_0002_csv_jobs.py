@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("task_id", sa.String(length=64), nullable=False),
         sa.Column("rows", sa.Integer(), nullable=False),
         sa.Column("input", sa.LargeBinary(), nullable=False),
+        sa.Column("problems", sa.JSON(), nullable=True),
         sa.Column("result", sa.LargeBinary(), nullable=True),
         sa.Column("rows_failed", sa.Integer(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),

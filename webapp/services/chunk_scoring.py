@@ -11,7 +11,7 @@ from sqlalchemy import exists, select, update
 
 from ml.store import ModelIntegrityError, ModelNotFound
 from ml.table import ScoredTable, score_table
-from webapp.csvio import PARSE_ERROR, unpack_rows
+from webapp.csvio import unpack_frame
 from webapp.db import transaction
 from webapp.models import ChunkStatus, Job, JobChunk, JobStatus, utcnow
 from webapp.services.scoring import MAX_ERROR_LENGTH, ScoringContext
@@ -26,6 +26,7 @@ class ClaimedChunk:
     job: Job
     first_row: int
     packed: bytes
+    problems: dict[str, str]
 
 
 def score_chunk(ctx: ScoringContext, chunk_id: str) -> None:
@@ -37,8 +38,9 @@ def score_chunk(ctx: ScoringContext, chunk_id: str) -> None:
     job, upload = claimed.job, claimed.job.upload or {}
     try:
         info = ctx.store.get(job.model_name, job.model_version)
-        cells = unpack_rows(claimed.packed, upload["columns"])
-        scored = score_table(ctx.store.load(info), info.schema, cells, cells[PARSE_ERROR].tolist())
+        cells = unpack_frame(claimed.packed, upload["columns"], upload["delimiter"])
+        known = [claimed.problems.get(str(row), "") for row in range(len(cells))]
+        scored = score_table(ctx.store.load(info), info.schema, cells, known)
     except SoftTimeLimitExceeded:
         _fail_job(ctx, job.id, "scoring a chunk took longer than the task time limit")
         return
@@ -64,11 +66,11 @@ def _claim(ctx: ScoringContext, chunk_id: uuid.UUID) -> ClaimedChunk | None:
             update(JobChunk)
             .where(JobChunk.id == chunk_id, JobChunk.status == ChunkStatus.QUEUED)
             .values(status=ChunkStatus.RUNNING, started_at=utcnow(), worker=ctx.worker, attempts=JobChunk.attempts + 1)
-            .returning(JobChunk.job_id, JobChunk.first_row, JobChunk.input)
+            .returning(JobChunk.job_id, JobChunk.first_row, JobChunk.input, JobChunk.problems)
         ).one_or_none()
         if row is None:
             return None
-        job_id, first_row, packed = row
+        job_id, first_row, packed, problems = row
         session.execute(
             update(Job)
             .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
@@ -78,7 +80,7 @@ def _claim(ctx: ScoringContext, chunk_id: uuid.UUID) -> ClaimedChunk | None:
         if job.status != JobStatus.RUNNING:  # cancelled or failed meanwhile: this chunk will not be scored
             session.execute(update(JobChunk).where(JobChunk.id == chunk_id).values(status=ChunkStatus.CANCELLED))
             return None
-        return ClaimedChunk(chunk_id, job, first_row, packed)
+        return ClaimedChunk(chunk_id, job, first_row, packed, problems or {})
 
 
 def _store(ctx: ScoringContext, claimed: ClaimedChunk, scored: ScoredTable, failed: int) -> None:

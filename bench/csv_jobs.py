@@ -1,0 +1,133 @@
+"""A 1,000,000-row CSV through apot (Postgres + Redis, 2 worker processes) against the raw limit in one process.
+
+apot: upload → results ready (the job succeeded), then the download; with the peak RSS of every web and
+worker process. Raw limit: the same file read with pandas, scored with one predict_proba per 100,000 rows and
+written back, in one process. Needs APOT_TEST_DATABASE_URL and APOT_TEST_BROKER_URL.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx2
+import pandas as pd
+import psutil
+
+from bench.stacks import RunningStack, postgres_schema, running_stack
+from ml.demo import write_sample_csv
+from ml.store import ModelStore
+
+ROWS = 1_000_000
+RAW_CHUNK = 100_000
+
+
+def raw_limit(sample: Path, models: Path, out: Path) -> float:
+    """Read, score and write the file in one process, as fast as pandas and the model allow."""
+    store = ModelStore(models)
+    info = store.get("penguins")
+    estimator = store.load(info)
+    started = time.perf_counter()
+    frame = pd.read_csv(sample)
+    parts = []
+    for start in range(0, len(frame), RAW_CHUNK):
+        part = frame.iloc[start : start + RAW_CHUNK].copy()
+        probabilities = estimator.predict_proba(part[[f.name for f in info.schema.features]])
+        part["prediction"] = estimator.classes_[probabilities.argmax(axis=1)]
+        for i, label in enumerate(estimator.classes_):
+            part[f"probability_{label}"] = probabilities[:, i]
+        parts.append(part)
+    pd.concat(parts).to_csv(out, index=False)
+    return time.perf_counter() - started
+
+
+@contextmanager
+def peak_rss(stack: RunningStack) -> Iterator[dict[str, int]]:
+    """Sample the RSS of each web and worker process (prefork children included) every 50 ms."""
+    peaks: dict[str, int] = {"web": 0, "worker": 0}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            for child in stack.supervisor.children:
+                if child.name not in peaks:
+                    continue
+                try:
+                    root = psutil.Process(child.process.pid)
+                    for process in [root, *root.children(recursive=True)]:
+                        peaks[child.name] = max(peaks[child.name], process.memory_info().rss)
+                except psutil.NoSuchProcess:
+                    pass
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield peaks
+    finally:
+        done.set()
+        thread.join()
+
+
+def through_apot(stack: RunningStack, sample: Path, out: Path) -> dict[str, float]:
+    started = time.perf_counter()
+    with sample.open("rb") as f:
+        response = httpx2.post(
+            f"{stack.base_url}/api/v1/jobs/csv",
+            files={"file": (sample.name, f, "text/csv")},
+            data={"model": "penguins"},
+            timeout=600,
+        )
+    response.raise_for_status()
+    accepted = time.perf_counter()
+    url = response.json()["url"]
+    while (job := httpx2.get(url, params={"wait": 30}, timeout=40).json())["status"] in ("queued", "running"):
+        pass
+    ready = time.perf_counter()
+    if job["status"] != "succeeded":
+        raise RuntimeError(f"the job ended {job['status']}: {job['error']}")
+    with httpx2.stream("GET", job["results_url"], timeout=600) as download, out.open("wb") as f:
+        for block in download.iter_bytes():
+            f.write(block)
+    downloaded = time.perf_counter()
+    return {"upload": accepted - started, "ready": ready - started, "download": downloaded - ready}
+
+
+def main() -> None:
+    database, broker = os.environ.get("APOT_TEST_DATABASE_URL"), os.environ.get("APOT_TEST_BROKER_URL")
+    if not (database and broker):
+        sys.exit("set APOT_TEST_DATABASE_URL and APOT_TEST_BROKER_URL (Postgres and Redis) to run this benchmark")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        sample = write_sample_csv(root / "penguins-1m.csv", ROWS, seed=1)
+        with (
+            postgres_schema(database) as url,
+            running_stack(url, broker, root / "stack", worker_concurrency="2") as stack,
+        ):
+            with peak_rss(stack) as peaks:
+                apot = through_apot(stack, sample, root / "apot-results.csv")
+            raw = raw_limit(sample, root / "stack" / "models", root / "raw-results.csv")
+    mib = 1024 * 1024
+    print(f"\n{ROWS:,} rows; Postgres + Redis; 2 worker processes\n")
+    print("| measure | apot | raw limit (one process) | apot / raw |")
+    print("|---|---|---|---|")
+    print(f"| upload → results ready | {apot['ready']:.1f} s | {raw:.1f} s | {apot['ready'] / raw:.2f}x |")
+    print(f"| rows per second | {ROWS / apot['ready']:,.0f} | {ROWS / raw:,.0f} | |")
+    print(f"| of which the upload request | {apot['upload']:.1f} s | | |")
+    print(f"| download of the results | {apot['download']:.1f} s | (in the raw figure) | |")
+    print(
+        f"| upload → downloaded | {apot['ready'] + apot['download']:.1f} s | {raw:.1f} s | "
+        f"{(apot['ready'] + apot['download']) / raw:.2f}x |"
+    )
+    print(f"| peak RSS, web process | {peaks['web'] / mib:.0f} MiB | | |")
+    print(f"| peak RSS, largest worker process | {peaks['worker'] / mib:.0f} MiB | | |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Stacks for benchmarks: real `apot web` and `apot worker` processes on a fresh database."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import create_engine, make_url, text
+
+from ml.demo import ensure_demo_model
+from ml.store import ModelStore
+from webapp.embedded_broker import EmbeddedRedis
+from webapp.migrate import upgrade_to_head
+from webapp.supervisor import Supervisor
+
+
+@dataclass(frozen=True)
+class RunningStack:
+    base_url: str
+    supervisor: Supervisor
+
+
+@contextmanager
+def postgres_schema(url: str) -> Iterator[str]:
+    schema = f"apot_bench_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(False)
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+@contextmanager
+def running_stack(database_url: str, broker_url: str | None, root: Path, **settings: str) -> Iterator[RunningStack]:
+    """Web and worker as in production; an embedded broker when no broker URL is given."""
+    models = root / "models"
+    ensure_demo_model(ModelStore(models))
+    upgrade_to_head(database_url)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    supervisor = Supervisor()
+    try:
+        if broker_url is None:
+            broker = EmbeddedRedis(root / "broker")
+            supervisor.adopt("broker", broker.start())
+            broker_url = broker.url
+        env = {k: v for k, v in os.environ.items() if not k.startswith("APOT_")}
+        env.update(
+            APOT_DATABASE_URL=database_url,
+            APOT_BROKER_URL=broker_url,
+            APOT_MODELS_DIR=str(models),
+            APOT_PORT=str(port),
+            APOT_QUEUE=f"apot-bench-{uuid.uuid4().hex[:8]}",
+            APOT_LOG_LEVEL="WARNING",
+        )
+        env.update({f"APOT_{k.upper()}": v for k, v in settings.items()})
+        supervisor.spawn("worker", [sys.executable, "-m", "webapp.cli", "worker"], env)
+        supervisor.spawn("web", [sys.executable, "-m", "webapp.cli", "web", "--no-access-log"], env)
+        base = f"http://127.0.0.1:{port}"
+        if not supervisor.wait_until_ready(f"{base}/healthz"):
+            raise RuntimeError("the stack did not start")
+        yield RunningStack(base, supervisor)
+    finally:
+        supervisor.stop_all()
