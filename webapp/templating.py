@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from jinja2_fragments.fastapi import Jinja2Blocks
 
 from webapp.models import JobStatus, utcnow
@@ -23,6 +23,13 @@ templates = Jinja2Blocks(directory=ROOT / "templates")
 
 def is_htmx(request: Request) -> bool:
     return request.headers.get("HX-Request") == "true"
+
+
+def redirect(request: Request, url: str) -> Response:
+    """After a write: htmx follows HX-Redirect (a plain redirect would be swapped into the page), browsers a 303."""
+    if is_htmx(request):
+        return Response(status_code=204, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)
 
 
 def render(

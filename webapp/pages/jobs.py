@@ -15,7 +15,7 @@ from webapp.models import JobStatus
 from webapp.security import require_csrf
 from webapp.services.jobs import JobAlreadyEnded, JobNotFound, QueueUnavailable
 from webapp.services.pagination import BadCursor
-from webapp.templating import is_htmx, render
+from webapp.templating import is_htmx, redirect, render
 
 router = APIRouter()
 PAGE_SIZE = 50
@@ -93,10 +93,7 @@ def rerun_job(request: Request, job_id: uuid.UUID, jobs: JobsDep) -> Response:
         raise HTTPException(409, f"This job cannot be run again: {exc}") from exc
     except QueueUnavailable as exc:
         raise HTTPException(503, str(exc)) from exc
-    target = str(request.url_for("job_page", job_id=job.id))
-    if is_htmx(request):
-        return Response(status_code=204, headers={"HX-Redirect": target})
-    return RedirectResponse(target, status_code=303)
+    return redirect(request, str(request.url_for("job_page", job_id=job.id)))
 
 
 @router.post("/jobs/{job_id}/cancel", name="cancel_job", dependencies=[Depends(require_csrf)])

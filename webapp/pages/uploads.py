@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from ml.store import ModelNotFound
 from webapp.csvio import UploadError
@@ -13,7 +13,7 @@ from webapp.deps import CsvJobsDep, StoreDep
 from webapp.forms import FormErrors, create_csv_job
 from webapp.security import require_csrf
 from webapp.services.jobs import QueueUnavailable
-from webapp.templating import is_htmx, render
+from webapp.templating import redirect, render
 
 router = APIRouter()
 
@@ -41,9 +41,6 @@ async def submit_upload(request: Request, store: StoreDep, csv_jobs: CsvJobsDep)
     except QueueUnavailable as exc:
         errors = {"": str(exc)}
     else:
-        target = str(request.url_for("job_page", job_id=job.id))
-        if is_htmx(request):
-            return Response(status_code=204, headers={"HX-Redirect": target})
-        return RedirectResponse(target, status_code=303)
+        return redirect(request, str(request.url_for("job_page", job_id=job.id)))
     context = {"models": store.all_models(), "chosen": chosen, "on_error": on_error, "errors": errors}
     return render(request, "uploads/upload.html", context, block="form", status_code=422)
