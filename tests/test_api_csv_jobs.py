@@ -230,3 +230,14 @@ def test_an_unknown_model_is_404(client: TestClient, engine: Engine) -> None:
 
 def test_cancelling_an_unknown_job_is_404(client: TestClient) -> None:
     assert client.post(f"/api/v1/jobs/{uuid.uuid4()}/cancel").status_code == 404
+
+
+def test_an_unreachable_broker_is_503_and_the_job_says_why(
+    client: TestClient, engine: Engine, enqueue: RecordingEnqueue
+) -> None:
+    enqueue.fail = True
+    response = upload(client, GOOD)
+    assert response.status_code == 503
+    with Session(engine) as session:
+        (job,) = session.scalars(select(Job))
+        assert (job.status, job.error) == ("failed", "the task queue could not be reached")

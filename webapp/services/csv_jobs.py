@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
 import uuid
 from collections.abc import Iterator
 from typing import IO, Any, Literal
@@ -18,9 +17,8 @@ from webapp.csvio import UploadError, fixed_decimals, neutralise, neutralise_col
 from webapp.db import transaction
 from webapp.models import Job, JobChunk, JobKind, JobStatus
 from webapp.services.dispatch import SCORE_CHUNK, Dispatch
-from webapp.services.jobs import JobService, QueueUnavailable
+from webapp.services.jobs import JobService
 
-log = logging.getLogger(__name__)
 OnError = Literal["skip", "fail"]
 
 
@@ -77,12 +75,7 @@ class CsvJobService:
                 job.rows_total += packed.rows
             if job.rows_total == 0:
                 raise UploadError("The file has a header but no rows.")
-        try:
-            self.jobs.enqueue(dispatches)
-        except Exception as exc:
-            log.exception("could not publish the chunks of job %s", job.id)
-            self.jobs.fail_unpublished(job.id)
-            raise QueueUnavailable("the task queue cannot be reached right now; the job was not started") from exc
+        self.jobs.publish(job.id, dispatches)
         return job
 
     def result_lines(self, job: Job) -> Iterator[str]:

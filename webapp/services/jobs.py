@@ -81,13 +81,18 @@ class JobService:
         )
         with transaction(self.sessions) as session:
             session.add(job)
-        try:
-            self.enqueue([Dispatch(SCORE_JOB, str(job.id), job.task_id)])  # after the commit: the row is there
-        except Exception as exc:
-            log.exception("could not publish job %s", job.id)
-            self.fail_unpublished(job.id)
-            raise QueueUnavailable("the task queue cannot be reached right now; the job was not started") from exc
+        self.publish(job.id, [Dispatch(SCORE_JOB, str(job.id), job.task_id)])
         return job
+
+    def publish(self, job_id: uuid.UUID, dispatches: list[Dispatch]) -> None:
+        """Send a committed job's tasks (after the commit, so a worker always finds the rows); if the broker
+        cannot be reached, the job is failed with that reason and QueueUnavailable raised."""
+        try:
+            self.enqueue(dispatches)
+        except Exception as exc:
+            log.exception("could not publish the tasks of job %s", job_id)
+            self._fail_unpublished(job_id)
+            raise QueueUnavailable("the task queue cannot be reached right now; the job was not started") from exc
 
     def rerun(self, job_id: uuid.UUID) -> Job:
         """A new job with the same model version and inputs as an earlier one."""
@@ -95,8 +100,7 @@ class JobService:
         inputs = job.inputs if job.kind == JobKind.BATCH else job.inputs[0]
         return self.create(JobRequest(job.model_name, job.model_version, inputs))
 
-    def fail_unpublished(self, job_id: uuid.UUID) -> None:
-        """The job was stored but its tasks never reached the broker: end it with that reason."""
+    def _fail_unpublished(self, job_id: uuid.UUID) -> None:
         with transaction(self.sessions) as session:
             session.execute(
                 update(Job)
