@@ -67,8 +67,12 @@ async def require_csrf(request: Request) -> None:
         raise HTTPException(403, "This form was sent from another site, so it was refused.")
     seed = request.cookies.get(CSRF_COOKIE, "")
     sent = request.headers.get(CSRF_HEADER)
+    form = None
     if sent is None:
-        field = (await request.form()).get(CSRF_FIELD)
+        form = await request.form()
+        field = form.get(CSRF_FIELD)
         sent = field if isinstance(field, str) else ""
     if not _is_seed(seed) or not hmac.compare_digest(_sign(request, seed), sent):
+        if form is not None:
+            await form.close()  # an uploaded file waits in a temporary file: do not leave it to the collector
         raise HTTPException(403, "The form's security token is missing or out of date. Reload the page and try again.")

@@ -21,7 +21,7 @@ router = APIRouter()
 @router.get("/upload", name="upload_page")
 def upload_page(request: Request, store: StoreDep, model: Annotated[str, Query()] = "") -> Response:
     """The upload form; ?model= preselects a model."""
-    context = {"models": store.all_models(), "chosen": model, "on_error": "skip", "errors": {}}
+    context = {"models": store.all_models(), "chosen": model, "version": "", "on_error": "skip", "errors": {}}
     return render(request, "uploads/upload.html", context)
 
 
@@ -29,7 +29,8 @@ def upload_page(request: Request, store: StoreDep, model: Annotated[str, Query()
 async def submit_upload(request: Request, store: StoreDep, csv_jobs: CsvJobsDep) -> Response:
     """Check and store the file as a job, then open the job page, where its progress shows."""
     form = await request.form()  # cached by Starlette: the same form the CSRF check read
-    chosen, on_error = str(form.get("model") or ""), str(form.get("on_error") or "skip")
+    chosen, version = str(form.get("model") or ""), str(form.get("version") or "")
+    on_error = str(form.get("on_error") or "skip")
     try:
         job = await create_csv_job(request, csv_jobs)
     except FormErrors as exc:
@@ -37,10 +38,16 @@ async def submit_upload(request: Request, store: StoreDep, csv_jobs: CsvJobsDep)
     except UploadError as exc:
         errors = {"file": str(exc)}
     except ModelNotFound as exc:
-        errors = {"model": str(exc)}
+        errors = {"version" if version else "model": str(exc)}
     except QueueUnavailable as exc:
         errors = {"": str(exc)}
     else:
         return redirect(request, str(request.url_for("job_page", job_id=job.id)))
-    context = {"models": store.all_models(), "chosen": chosen, "on_error": on_error, "errors": errors}
+    context = {
+        "models": store.all_models(),
+        "chosen": chosen,
+        "version": version,
+        "on_error": on_error,
+        "errors": errors,
+    }
     return render(request, "uploads/upload.html", context, block="form", status_code=422)
