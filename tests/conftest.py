@@ -5,9 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LinearRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
 from sqlalchemy import Engine
 
 from ml.demo import ensure_demo_model
@@ -22,9 +27,15 @@ from webapp.services.dispatch import Dispatch
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model store holding the demo model, trained once per test session."""
+    """A model store holding the demo classifier and a small regressor, trained once per test session."""
     root = tmp_path_factory.mktemp("models")
-    ensure_demo_model(ModelStore(root))
+    store = ModelStore(root)
+    ensure_demo_model(store)
+    training = pd.DataFrame({"size": [1.0, 2.0, 3.0, 4.0] * 5, "colour": ["red", "blue"] * 10})
+    regressor = make_pipeline(
+        ColumnTransformer([("colour", OneHotEncoder(), ["colour"])], remainder="passthrough"), LinearRegression()
+    )
+    store.save(regressor.fit(training, training["size"] * 10), "sizes", "1", training=training)
     return root
 
 

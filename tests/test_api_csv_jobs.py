@@ -241,3 +241,14 @@ def test_an_unreachable_broker_is_503_and_the_job_says_why(
     with Session(engine) as session:
         (job,) = session.scalars(select(Job))
         assert (job.status, job.error) == ("failed", "the task queue could not be reached")
+
+
+def test_a_regressors_results_have_a_predicted_value(
+    client: TestClient, engine: Engine, enqueue: RecordingEnqueue, models_dir: Path
+) -> None:
+    created = upload(client, b"size,colour\n2,red\n3,green\n", model="sizes").json()
+    run_worker(engine, models_dir, enqueue)
+    rows = results(client, client.get(created["url"]).json())
+    assert list(rows[0]) == ["size", "colour", "prediction", "error"]
+    assert float(rows[0]["prediction"]) == pytest.approx(20.0)
+    assert rows[1]["prediction"] == "" and "'green' is not one of blue, red" in rows[1]["error"]

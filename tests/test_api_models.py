@@ -8,7 +8,8 @@ from fastapi.testclient import TestClient
 def test_models_are_listed_with_their_schema(client: TestClient) -> None:
     response = client.get("/api/v1/models")
     assert response.status_code == 200
-    (penguins,) = response.json()
+    penguins, sizes = response.json()
+    assert (sizes["name"], sizes["task"], "classes" in sizes) == ("sizes", "regression", False)
     assert penguins["name"] == "penguins"
     assert penguins["version"] == "1"
     assert penguins["task"] == "classification"

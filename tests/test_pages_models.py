@@ -160,3 +160,24 @@ def test_a_token_from_another_browser_does_not_pass(client: TestClient, settings
 
 def test_job_id_in_status_url_must_be_a_uuid(client: TestClient) -> None:
     assert client.get(f"/jobs/{uuid.uuid4()}/status").status_code == 404
+
+
+def test_a_regressors_card_shows_the_predicted_value(client: TestClient, engine: Engine, models_dir: object) -> None:
+    from sqlalchemy import update
+
+    from webapp.models import utcnow
+
+    token = csrf_token(client, "/models/sizes")
+    response = client.post(
+        "/models/sizes/jobs", data={"size": "2", "colour": "red"}, headers={**HTMX, "X-CSRF-Token": token}
+    )
+    (job,) = jobs_in(engine)
+    with Session(engine) as session, session.begin():
+        session.execute(
+            update(Job)
+            .where(Job.id == job.id)
+            .values(status="succeeded", finished_at=utcnow(), result={"predictions": [{"value": 20.0}]})
+        )
+    card = parse(client.get(f"/jobs/{job.id}/status", headers=HTMX).text)
+    assert response.status_code == 200
+    assert one(card, ".prediction strong").text == "20"
