@@ -252,3 +252,13 @@ def test_a_regressors_results_have_a_predicted_value(
     assert list(rows[0]) == ["size", "colour", "prediction", "error"]
     assert float(rows[0]["prediction"]) == pytest.approx(20.0)
     assert rows[1]["prediction"] == "" and "'green' is not one of blue, red" in rows[1]["error"]
+
+
+def test_input_columns_named_like_the_outputs_are_not_overwritten(
+    client: TestClient, engine: Engine, enqueue: RecordingEnqueue, models_dir: Path
+) -> None:
+    created = upload(client, b"size,colour,prediction\n2,red,my own\n", model="sizes").json()
+    run_worker(engine, models_dir, enqueue)
+    (row,) = results(client, client.get(created["url"]).json())
+    assert row["prediction"] == "my own"
+    assert float(row["apot_prediction"]) == pytest.approx(20.0) and row["apot_error"] == ""

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from typing import IO, Any, Literal
 
 import numpy as np
-import pandas as pd
 from sqlalchemy import select
 
 from ml.table import ScoredTable
@@ -82,8 +81,7 @@ class CsvJobService:
         """The results as CSV text: the input columns, then the prediction columns and an error column."""
         upload = job.upload or {}
         columns, classes = upload["columns"], upload.get("classes")
-        prediction_columns = ["prediction", *(f"probability_{c}" for c in classes)] if classes else ["prediction"]
-        yield _line([*columns, *prediction_columns, "error"])
+        yield _line([*columns, *output_columns(columns, classes)])
         with self.jobs.sessions() as session:
             chunk_ids = session.scalars(
                 select(JobChunk.id).where(JobChunk.job_id == job.id).order_by(JobChunk.position)
@@ -95,33 +93,35 @@ class CsvJobService:
                 packed, result = chunk.input, chunk.result
             cells = unpack_frame(packed, columns, upload["delimiter"]).apply(neutralise_column)
             scored = ScoredTable.from_bytes(result) if result is not None else None
-            table = _with_predictions(cells, scored, classes)
+            table = [cells[c].to_numpy() for c in cells.columns] + _prediction_cells(len(cells), scored, classes)
             buffer = io.StringIO()  # csv's C writer over the columns: faster than DataFrame.to_csv for text
-            columns_of_cells = [table[c].to_numpy() for c in table.columns]
-            csv.writer(buffer, lineterminator="\n").writerows(zip(*columns_of_cells, strict=True))
+            csv.writer(buffer, lineterminator="\n").writerows(zip(*table, strict=True))
             yield buffer.getvalue()
 
 
-def _with_predictions(cells: pd.DataFrame, scored: ScoredTable | None, classes: list[Any] | None) -> pd.DataFrame:
-    """The input cells followed by the prediction cells and the error, all as text."""
-    out = cells.copy()
-    names = ["prediction", *(f"probability_{c}" for c in classes)] if classes else ["prediction"]
+def output_columns(input_columns: list[str], classes: list[Any] | None) -> list[str]:
+    """The columns apot appends; prefixed with "apot_" should the file already have columns of those names."""
+    names = ["prediction", *(f"probability_{c}" for c in classes or []), "error"]
+    if set(names) & set(input_columns):
+        return [f"apot_{name}" for name in names]
+    return names
+
+
+def _prediction_cells(rows: int, scored: ScoredTable | None, classes: list[Any] | None) -> list[np.ndarray]:
+    """The appended columns as text: the prediction (and a probability per class), then the error."""
+    width = 1 + len(classes or [])
     if scored is None:  # a chunk the job never reached (it was cancelled or failed first)
-        for name in names:
-            out[name] = ""
-        out["error"] = "not scored: the job ended before this row's turn"
-        return out
+        blank = np.full(rows, "", dtype=object)
+        return [blank] * width + [np.full(rows, "not scored: the job ended before this row's turn", dtype=object)]
     errors = np.array([neutralise(e) if e else "" for e in scored.errors], dtype=object)
     good = errors == ""
     if classes and scored.probabilities is not None:
         labels = np.array([str(c) for c in classes], dtype=object)
-        out["prediction"] = np.where(good, labels[np.nan_to_num(scored.probabilities, nan=-1).argmax(axis=1)], "")
-        for i, name in enumerate(names[1:]):
-            out[name] = np.where(good, fixed_decimals(scored.probabilities[:, i]).astype(object), "")
-    elif scored.values is not None:
-        out["prediction"] = np.where(good, [f"{v:.6g}" for v in scored.values], "")
-    out["error"] = errors
-    return out
+        best = np.nan_to_num(scored.probabilities, nan=-1).argmax(axis=1)
+        probabilities = [fixed_decimals(scored.probabilities[:, i]).astype(object) for i in range(len(classes))]
+        return [np.where(good, column, "") for column in [labels[best], *probabilities]] + [errors]
+    assert scored.values is not None
+    return [np.where(good, np.array([f"{v:.6g}" for v in scored.values], dtype=object), ""), errors]
 
 
 def _line(cells: list[str]) -> str:
