@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from sqlalchemy import create_engine, insert
 
 from bench.stacks import postgres_schema
-from ml.demo import ensure_demo_model
+from ml.demo import ensure_demo_models
 from ml.store import ModelStore
 from webapp.config import Settings
 from webapp.main import create_app
@@ -89,7 +89,7 @@ def main() -> None:
         upgrade_to_head(url)
         deep = fill(url)
         models = Path(tmp) / "models"
-        ensure_demo_model(ModelStore(models))
+        ensure_demo_models(ModelStore(models))
         settings = Settings(database_url=url, models_dir=models, broker_url="", secret_key=SecretStr("bench"))
         with TestClient(create_app(settings, enqueue=lambda jobs: None)) as client:
             cases = [

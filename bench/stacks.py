@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, make_url, text
 
-from ml.demo import ensure_demo_model
+from ml.demo import ensure_demo_models
 from ml.store import ModelStore
 from webapp.embedded_broker import EmbeddedRedis
 from webapp.migrate import upgrade_to_head
@@ -44,7 +44,7 @@ def postgres_schema(url: str) -> Iterator[str]:
 def running_stack(database_url: str, broker_url: str | None, root: Path, **settings: str) -> Iterator[RunningStack]:
     """Web and worker as in production; an embedded broker when no broker URL is given."""
     models = root / "models"
-    ensure_demo_model(ModelStore(models))
+    ensure_demo_models(ModelStore(models))
     upgrade_to_head(database_url)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -1,4 +1,8 @@
-"""The demo model: a scikit-learn Pipeline that tells penguin species apart (Palmer penguins, shipped offline)."""
+"""The demo models, trained from data that ships with the packages (no download): a classifier and a regressor.
+
+- penguins: tells the three Palmer penguin species apart (the palmerpenguins package).
+- diabetes: predicts disease progression a year on (scikit-learn's diabetes data).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,9 @@ from pathlib import Path
 import pandas as pd
 from palmerpenguins import load_penguins
 from sklearn.compose import ColumnTransformer
+from sklearn.datasets import load_diabetes
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -43,7 +48,7 @@ def build_pipeline() -> Pipeline:
 
 
 def ensure_demo_model(store: ModelStore) -> ModelInfo | None:
-    """Train and store the demo model unless some version of it is there; returns it when it was trained."""
+    """Train and store the penguins model unless some version of it is there; returns it when it was trained."""
     try:
         store.get(NAME)
         return None
@@ -53,6 +58,40 @@ def ensure_demo_model(store: ModelStore) -> ModelInfo | None:
         # Flipper length and body mass are whole numbers in the data; say so in the schema (the form steps by 1).
         described = features.astype({"flipper_length_mm": "Int64", "body_mass_g": "Int64"})
         return store.save(pipeline, NAME, VERSION, training=described)
+
+
+DIABETES = "diabetes"
+# Blood serum measurements may be missing from a record: the pipeline fills them in with the training median.
+SERUM = ["s1", "s2", "s3", "s4", "s5", "s6"]
+
+
+def diabetes_data() -> tuple[pd.DataFrame, pd.Series]:
+    frame = load_diabetes(as_frame=True, scaled=False).frame
+    features = frame[["age", "sex", "bmi", "bp", *SERUM]].astype({"sex": "int64"}).astype({"sex": str})
+    return features.astype({"sex": object}), frame["target"]
+
+
+def build_diabetes_pipeline() -> Pipeline:
+    preprocess = ColumnTransformer(
+        [
+            ("sex", OneHotEncoder(handle_unknown="error"), ["sex"]),
+            ("measured", StandardScaler(), ["age", "bmi", "bp"]),
+            ("serum", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), SERUM),
+        ]
+    )
+    return Pipeline([("preprocess", preprocess), ("regress", Ridge(alpha=1.0))])
+
+
+def ensure_demo_models(store: ModelStore) -> list[ModelInfo]:
+    """Both demos, trained only when missing; returns those that were trained now."""
+    trained = [ensure_demo_model(store)]
+    try:
+        store.get(DIABETES)
+    except ModelNotFound:
+        features, progression = diabetes_data()
+        pipeline = build_diabetes_pipeline().fit(features, progression)
+        trained.append(store.save(pipeline, DIABETES, VERSION, training=features.astype({"age": "Int64"})))
+    return [info for info in trained if info is not None]
 
 
 def write_sample_csv(path: Path, rows: int, seed: int = 0) -> Path:

@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +29,7 @@ from ml.schema import InputSchema, derive_schema
 
 ARTIFACT = "model.joblib"
 METADATA = "metadata.json"
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 Task = Literal["classification", "regression"]
 
@@ -90,12 +91,13 @@ def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
 class ModelStore:
     """Reads the store's folder; safe to share between the threads of one process."""
 
-    def __init__(self, root: Path, rescan_after: float = 2.0) -> None:
+    def __init__(self, root: Path, rescan_after: float = 2.0, cache_size: int = 8) -> None:
         self.root = root
         self._rescan_after = rescan_after
         self._scanned_at = float("-inf")
         self._index: dict[str, list[ModelInfo]] = {}
-        self._loaded: dict[tuple[str, str, str], Any] = {}
+        self._cache_size = max(cache_size, 1)
+        self._loaded: OrderedDict[tuple[str, str, str], Any] = OrderedDict()  # least recently used first
         self._lock = threading.Lock()
 
     def all_models(self) -> list[ModelInfo]:
@@ -114,24 +116,36 @@ class ModelStore:
         raise ModelNotFound(f"{what} is not in the model store")
 
     def load(self, info: ModelInfo) -> Any:
-        """The fitted estimator, loaded once per process and checked against its registered sha256 first."""
+        """The fitted estimator, checked against its registered sha256 before it is loaded, then kept in memory;
+        at most `cache_size` models stay loaded, the least recently used going first."""
         key = (info.name, info.version, info.sha256)
         with self._lock:
-            if key not in self._loaded:
-                path = info.folder / ARTIFACT
-                digest = file_sha256(path)
-                if digest != info.sha256:
-                    raise ModelIntegrityError(
-                        f"model file of {info.name} {info.version} has sha256 {digest[:12]}…, "
-                        f"registered {info.sha256[:12]}…: refusing to load it"
-                    )
-                self._loaded[key] = joblib.load(path)
-            return self._loaded[key]
+            if key in self._loaded:
+                self._loaded.move_to_end(key)
+                return self._loaded[key]
+            path = info.folder / ARTIFACT
+            digest = file_sha256(path)
+            if digest != info.sha256:
+                raise ModelIntegrityError(
+                    f"model file of {info.name} {info.version} has sha256 {digest[:12]}…, "
+                    f"registered {info.sha256[:12]}…: refusing to load it"
+                )
+            self._loaded[key] = estimator = joblib.load(path)
+            while len(self._loaded) > self._cache_size:
+                self._loaded.popitem(last=False)
+            return estimator
+
+    def loaded(self) -> list[tuple[str, str]]:
+        """(name, version) of the models in memory, least recently used first."""
+        with self._lock:
+            return [(name, version) for name, version, _ in self._loaded]
 
     def save(self, estimator: Any, name: str, version: str, training: pd.DataFrame | None = None) -> ModelInfo:
         """Write a fitted estimator and its derived metadata as a new version, atomically."""
         if not NAME_PATTERN.match(name) or not NAME_PATTERN.match(version):
-            raise ValueError("names and versions are 1-64 letters, digits, '.', '_' or '-'")
+            raise ValueError(
+                "names and versions are 1-64 lowercase letters, digits, '_' or '-', starting with a letter or digit"
+            )
         schema = derive_schema(estimator, training)
         self.root.mkdir(parents=True, exist_ok=True)
         target = self.root / name / version

@@ -18,6 +18,6 @@ def worker_context() -> ScoringContext:
     settings = get_settings()
     return ScoringContext(
         sessions=make_session_factory(make_engine(settings.database_url)),
-        store=ModelStore(settings.models_dir),
+        store=ModelStore(settings.models_dir, cache_size=settings.model_cache_size),
         worker=f"{socket.gethostname()}:{os.getpid()}",
     )

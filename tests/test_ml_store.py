@@ -76,7 +76,7 @@ def test_regressors_predict_values(tmp_path: Path) -> None:
     assert prediction == {"value": pytest.approx(6.0)}
 
 
-@pytest.mark.parametrize("name", ["../escape", "", "a/b", ".hidden", "x" * 65])
+@pytest.mark.parametrize("name", ["../escape", "", "a/b", ".hidden", "x" * 65, "Upper", "-dash", "dot.ted"])
 def test_names_that_could_leave_the_store_are_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(ValueError, match="names and versions"):
         ModelStore(tmp_path).save(fitted_classifier(), name, "1")
@@ -87,3 +87,14 @@ def test_metadata_is_plain_json_with_ranges_from_the_training_data(tmp_path: Pat
     info = ModelStore(tmp_path).save(fitted_classifier(), "toy", "1", training=training)
     metadata = json.loads((info.folder / METADATA).read_text())
     assert metadata["features"] == [{"name": "x", "type": "number", "required": True, "min": 0.0, "max": 3.0}]
+
+
+def test_at_most_cache_size_models_stay_loaded_least_recently_used_out(tmp_path: Path) -> None:
+    writer = ModelStore(tmp_path)
+    infos = [writer.save(fitted_classifier(), f"toy-{i}", "1") for i in range(3)]
+    store = ModelStore(tmp_path, cache_size=2)
+    store.load(infos[0])
+    store.load(infos[1])
+    store.load(infos[0])  # used again: now the most recent
+    store.load(infos[2])
+    assert store.loaded() == [("toy-0", "1"), ("toy-2", "1")]

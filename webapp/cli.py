@@ -26,12 +26,15 @@ def migrate() -> None:
 
 @cli.command("train-demo")
 def train_demo() -> None:
-    """Train the penguins demo model into the model store, unless it is already there."""
-    from ml.demo import ensure_demo_model
+    """Train the demo models (penguins, diabetes) into the model store, unless they are already there."""
+    from ml.demo import ensure_demo_models
     from ml.store import ModelStore
 
-    info = ensure_demo_model(ModelStore(get_settings().models_dir))
-    typer.echo("demo model already in the store" if info is None else f"trained {info.name} {info.version}")
+    trained = ensure_demo_models(ModelStore(get_settings().models_dir))
+    for info in trained:
+        typer.echo(f"trained {info.name} {info.version}")
+    if not trained:
+        typer.echo("the demo models are already in the store")
 
 
 @cli.command()
@@ -80,7 +83,7 @@ def worker(
 @cli.command()
 def run() -> None:
     """Everything on this machine: migrate, train the demo if missing, start broker, worker and web server."""
-    from ml.demo import ensure_demo_model
+    from ml.demo import ensure_demo_models
     from ml.store import ModelStore
     from webapp.embedded_broker import EmbeddedRedis
     from webapp.migrate import upgrade_to_head
@@ -89,8 +92,8 @@ def run() -> None:
     logging.basicConfig(level=logging.WARNING)
     settings = get_settings()
     upgrade_to_head(settings.database_url)
-    if ensure_demo_model(ModelStore(settings.models_dir)):
-        typer.echo("trained the demo model (penguins)")
+    for info in ensure_demo_models(ModelStore(settings.models_dir)):
+        typer.echo(f"trained the demo model {info.name}")
     env = dict(os.environ)
     supervisor = Supervisor()
     supervisor.handle_signals()

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=2 * 1024 * 1024, description="Largest JSON request body, in bytes.")
     max_upload_mb: int = Field(default=500, description="Largest CSV upload, in MiB (1 MiB = 1,048,576 bytes).")
     csv_chunk_rows: int = Field(default=20_000, description="Rows per chunk of a CSV job; each chunk is one task.")
+    model_cache_size: int = Field(
+        default=8, description="Models each worker process keeps loaded (least recently used out)."
+    )
     task_time_limit: int = Field(default=120, description="Seconds a scoring task may run before it is failed.")
     log_level: str = Field(default="INFO", description="Log level of web server and workers.")
     secret_key: SecretStr | None = Field(

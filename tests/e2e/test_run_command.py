@@ -44,7 +44,8 @@ def test_run_serves_jobs_and_ctrl_c_stops_every_child(tmp_path: Path) -> None:
 
     assert code == 0, log.read_text()[-4000:]
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
-    assert "trained the demo model" in log.read_text()
+    assert "trained the demo model penguins" in log.read_text()
+    assert "trained the demo model diabetes" in log.read_text()
 
     # A second start reuses the database, the model and the broker's data.
     log.write_text("")
