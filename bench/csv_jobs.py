@@ -17,12 +17,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2
+import joblib
 import pandas as pd
 import psutil
 
 from bench.stacks import RunningStack, postgres_schema, running_stack
 from ml.demo import write_sample_csv
-from ml.store import ModelStore
 
 ROWS = 1_000_000
 RAW_CHUNK = 100_000
@@ -30,15 +30,14 @@ RAW_CHUNK = 100_000
 
 def raw_limit(sample: Path, models: Path, out: Path) -> float:
     """Read, score and write the file in one process, as fast as pandas and the model allow."""
-    store = ModelStore(models)
-    info = store.get("penguins")
-    estimator = store.load(info)
+    estimator = joblib.load(models / "penguins" / "1" / "model.joblib")
+    features = list(estimator.feature_names_in_)
     started = time.perf_counter()
     frame = pd.read_csv(sample)
     parts = []
     for start in range(0, len(frame), RAW_CHUNK):
         part = frame.iloc[start : start + RAW_CHUNK].copy()
-        probabilities = estimator.predict_proba(part[[f.name for f in info.schema.features]])
+        probabilities = estimator.predict_proba(part[features])
         part["prediction"] = estimator.classes_[probabilities.argmax(axis=1)]
         for i, label in enumerate(estimator.classes_):
             part[f"probability_{label}"] = probabilities[:, i]

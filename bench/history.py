@@ -19,8 +19,6 @@ from pydantic import SecretStr
 from sqlalchemy import create_engine, insert
 
 from bench.stacks import postgres_schema
-from ml.demo import ensure_demo_models
-from ml.store import ModelStore
 from webapp.config import Settings
 from webapp.main import create_app
 from webapp.migrate import upgrade_to_head
@@ -88,9 +86,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, postgres_schema(database) as url:
         upgrade_to_head(url)
         deep = fill(url)
-        models = Path(tmp) / "models"
-        ensure_demo_models(ModelStore(models))
-        settings = Settings(database_url=url, models_dir=models, broker_url="", secret_key=SecretStr("bench"))
+        settings = Settings(
+            database_url=url, models_dir=Path(tmp) / "models", broker_url="", secret_key=SecretStr("bench")
+        )
         with TestClient(create_app(settings, enqueue=lambda jobs: None)) as client:
             cases = [
                 ("/jobs", "first page", {}),

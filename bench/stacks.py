@@ -13,10 +13,11 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, make_url, text
 
-from ml.demo import ensure_demo_models
-from ml.store import ModelStore
+from ml.store import ModelFiles
+from webapp.db import make_engine, make_session_factory
 from webapp.embedded_broker import EmbeddedRedis
 from webapp.migrate import upgrade_to_head
+from webapp.services.models import ModelRegistry, ensure_demos
 from webapp.supervisor import Supervisor
 
 
@@ -44,8 +45,10 @@ def postgres_schema(url: str) -> Iterator[str]:
 def running_stack(database_url: str, broker_url: str | None, root: Path, **settings: str) -> Iterator[RunningStack]:
     """Web and worker as in production; an embedded broker when no broker URL is given."""
     models = root / "models"
-    ensure_demo_models(ModelStore(models))
     upgrade_to_head(database_url)
+    engine = make_engine(database_url)
+    ensure_demos(ModelRegistry(make_session_factory(engine), ModelFiles(models)))
+    engine.dispose()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

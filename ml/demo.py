@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -16,8 +17,6 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-from ml.store import ModelInfo, ModelNotFound, ModelStore
 
 NAME = "penguins"
 VERSION = "1"
@@ -47,17 +46,12 @@ def build_pipeline() -> Pipeline:
     return Pipeline([("preprocess", preprocess), ("classify", LogisticRegression(max_iter=1000))])
 
 
-def ensure_demo_model(store: ModelStore) -> ModelInfo | None:
-    """Train and store the penguins model unless some version of it is there; returns it when it was trained."""
-    try:
-        store.get(NAME)
-        return None
-    except ModelNotFound:
-        features, species = training_data()
-        pipeline = build_pipeline().fit(features, species)
-        # Flipper length and body mass are whole numbers in the data; say so in the schema (the form steps by 1).
-        described = features.astype({"flipper_length_mm": "Int64", "body_mass_g": "Int64"})
-        return store.save(pipeline, NAME, VERSION, training=described)
+def train_penguins() -> tuple[Pipeline, pd.DataFrame]:
+    """The fitted penguins pipeline, and the training data its schema is described from."""
+    features, species = training_data()
+    pipeline = build_pipeline().fit(features, species)
+    # Flipper length and body mass are whole numbers in the data; say so in the schema (the form steps by 1).
+    return pipeline, features.astype({"flipper_length_mm": "Int64", "body_mass_g": "Int64"})
 
 
 DIABETES = "diabetes"
@@ -82,16 +76,13 @@ def build_diabetes_pipeline() -> Pipeline:
     return Pipeline([("preprocess", preprocess), ("regress", Ridge(alpha=1.0))])
 
 
-def ensure_demo_models(store: ModelStore) -> list[ModelInfo]:
-    """Both demos, trained only when missing; returns those that were trained now."""
-    trained = [ensure_demo_model(store)]
-    try:
-        store.get(DIABETES)
-    except ModelNotFound:
-        features, progression = diabetes_data()
-        pipeline = build_diabetes_pipeline().fit(features, progression)
-        trained.append(store.save(pipeline, DIABETES, VERSION, training=features.astype({"age": "Int64"})))
-    return [info for info in trained if info is not None]
+def train_diabetes() -> tuple[Pipeline, pd.DataFrame]:
+    features, progression = diabetes_data()
+    return build_diabetes_pipeline().fit(features, progression), features.astype({"age": "Int64"})
+
+
+DEMOS: dict[str, Callable[[], tuple[Pipeline, pd.DataFrame]]] = {NAME: train_penguins, DIABETES: train_diabetes}
+"""The demo models by name, each with the function that trains it."""
 
 
 def write_sample_csv(path: Path, rows: int, seed: int = 0) -> Path:

@@ -13,6 +13,8 @@ from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
+from ml.predict import model_input
+
 FeatureType = Literal["number", "integer", "category", "boolean"]
 
 
@@ -50,11 +52,22 @@ class SchemaError(ValueError):
     """The estimator cannot be served: its inputs cannot be described."""
 
 
-def derive_schema(estimator: BaseEstimator, training: pd.DataFrame | None = None) -> InputSchema:
-    """Describe the inputs of a fitted estimator from its encoders and, when given, its training data."""
-    names = getattr(estimator, "feature_names_in_", None)
+def derive_schema(
+    estimator: BaseEstimator, training: pd.DataFrame | None = None, names: Sequence[str] | None = None
+) -> InputSchema:
+    """Describe the inputs of a fitted estimator from its encoders and, when given, its training data.
+
+    The feature names come from `feature_names_in_` (an estimator fitted on a DataFrame) or, for one fitted
+    on a bare array, from `names`.
+    """
+    fitted_names = getattr(estimator, "feature_names_in_", None)
+    if fitted_names is not None:
+        names = [str(n) for n in fitted_names]
     if names is None:
-        raise SchemaError("the estimator has no feature_names_in_: fit it on a pandas DataFrame with named columns")
+        raise SchemaError(
+            "the estimator has no feature_names_in_ (it was fitted on a bare array): fit it on a pandas DataFrame "
+            "with named columns, or give the feature names in a metadata file"
+        )
     categories = dict(_encoder_categories(estimator))
     features = [_describe(str(name), categories.get(str(name)), training) for name in names]
     return InputSchema(_mark_optional(estimator, features, training))
@@ -105,14 +118,14 @@ def _mark_optional(estimator: Any, features: list[Feature], training: pd.DataFra
     """
     typical = {f.name: _typical_value(f, training) for f in features}
     try:
-        estimator.predict(to_frame([typical], features))
+        estimator.predict(model_input(estimator, to_frame([typical], features)))
     except Exception:  # an estimator that cannot score its own typical row: leave every feature required
         return features
     marked = []
     for feature in features:
         row = {**typical, feature.name: None}
         try:
-            estimator.predict(to_frame([row], features))
+            estimator.predict(model_input(estimator, to_frame([row], features)))
         except Exception:
             marked.append(feature)
         else:

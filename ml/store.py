@@ -1,50 +1,57 @@
-"""The model store: one folder per model and version under APOT_MODELS_DIR, each a joblib file and its metadata.
+"""Model files under APOT_MODELS_DIR: written once at registration, checked against their sha256 before every load.
 
-Only the server's operators put files here (the joblib format can run code when loaded), and requests name
-models only by looking them up in the scanned index, so no user input ever becomes a path.
+The registry of what exists (names, versions, schemas, the default version) lives in the database; this module only
+handles bytes on disk. joblib files can run code when loaded, so only the server's operators register them (from the
+command line); files uploaded through the dashboard must be skops files, loaded with skops' trusted-type check.
+Names and versions are validated before they become part of a path.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import io
 import os
 import re
 import shutil
 import tempfile
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import joblib
-import pandas as pd
-import sklearn
+import skops.io as sio
 
-from ml.predict import is_classifier
-from ml.schema import InputSchema, derive_schema
+from ml.schema import InputSchema
 
-ARTIFACT = "model.joblib"
-METADATA = "metadata.json"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+FORMATS = ("joblib", "skops")
 
 Task = Literal["classification", "regression"]
+FileFormat = Literal["joblib", "skops"]
 
 
 class ModelNotFound(LookupError):
-    """No model (or no such version of it) in the store."""
+    """No model (or no such version of it) is registered."""
 
 
 class ModelIntegrityError(RuntimeError):
     """The model file on disk is not the one that was registered."""
 
 
+class UntrustedModelFile(ValueError):
+    """A skops file that would need types outside skops' trusted set to load."""
+
+    def __init__(self, types: list[str]) -> None:
+        super().__init__(f"the file needs types that are not trusted: {', '.join(types)}")
+        self.types = types
+
+
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the metadata file says of one model version."""
+    """One registered version of a model."""
 
     name: str
     version: str
@@ -52,68 +59,53 @@ class ModelInfo:
     schema: InputSchema
     classes: list[Any] | None
     sha256: str
+    size_bytes: int
     sklearn_version: str
-    created_at: str
-    folder: Path
-
-    def to_metadata(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "task": self.task,
-            "features": self.schema.to_dict(),
-            "classes": self.classes,
-            "sha256": self.sha256,
-            "sklearn_version": self.sklearn_version,
-            "created_at": self.created_at,
-        }
-
-    @classmethod
-    def from_metadata(cls, raw: dict[str, Any], folder: Path) -> ModelInfo:
-        return cls(
-            name=raw["name"],
-            version=str(raw["version"]),
-            task=raw["task"],
-            schema=InputSchema.from_dict(raw["features"]),
-            classes=raw.get("classes"),
-            sha256=raw["sha256"],
-            sklearn_version=raw.get("sklearn_version", "unknown"),
-            created_at=raw.get("created_at", ""),
-            folder=folder,
-        )
+    file_format: FileFormat
+    is_default: bool
+    registered_at: datetime | None
+    path: Path
 
 
-def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
-    """Order versions naturally, so that "10" comes after "9"."""
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.\-_]", version))
+def check_name(value: str, what: str) -> str:
+    if not NAME_PATTERN.match(value):
+        raise ValueError(f"{what} {value!r} is not allowed: use 1-64 lowercase letters, digits, '_' or '-'")
+    return value
 
 
-class ModelStore:
-    """Reads the store's folder; safe to share between the threads of one process."""
+class ModelFiles:
+    """The files of every model version; safe to share between the threads of one process."""
 
-    def __init__(self, root: Path, rescan_after: float = 2.0, cache_size: int = 8) -> None:
+    def __init__(self, root: Path, cache_size: int = 8) -> None:
         self.root = root
-        self._rescan_after = rescan_after
-        self._scanned_at = float("-inf")
-        self._index: dict[str, list[ModelInfo]] = {}
         self._cache_size = max(cache_size, 1)
         self._loaded: OrderedDict[tuple[str, str, str], Any] = OrderedDict()  # least recently used first
         self._lock = threading.Lock()
 
-    def all_models(self) -> list[ModelInfo]:
-        """The default (newest) version of every model, by name."""
-        index = self._scan()
-        return [versions[-1] for _, versions in sorted(index.items())]
+    def path_for(self, name: str, version: str, file_format: FileFormat) -> Path:
+        return self.root / check_name(name, "model name") / check_name(version, "version") / f"model.{file_format}"
 
-    def get(self, name: str, version: str | None = None) -> ModelInfo:
-        """Look a model up by name, and by version when given; the newest version otherwise."""
-        for index in (self._fresh_index(), self._scan()):  # a miss rescans once: a model just added is found
-            versions = index.get(name, [])
-            found = versions[-1:] if version is None else [v for v in versions if v.version == version]
-            if found:
-                return found[0]
-        what = f"model {name!r}" if version is None else f"version {version!r} of model {name!r}"
-        raise ModelNotFound(f"{what} is not in the model store")
+    def write(self, name: str, version: str, file_format: FileFormat, data: bytes) -> Path:
+        """Store the bytes of a new version atomically; an existing version is never overwritten."""
+        target = self.path_for(name, version, file_format)
+        if target.parent.exists():
+            raise FileExistsError(f"{name} {version} already has a file in the store")
+        target.parent.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=target.parent.parent))
+        try:
+            (staging / target.name).write_bytes(data)
+            os.rename(staging, target.parent)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return target
+
+    def remove(self, name: str, version: str) -> None:
+        folder = self.root / check_name(name, "model name") / check_name(version, "version")
+        shutil.rmtree(folder, ignore_errors=True)
+        with self._lock:
+            for key in [k for k in self._loaded if k[:2] == (name, version)]:
+                del self._loaded[key]
 
     def load(self, info: ModelInfo) -> Any:
         """The fitted estimator, checked against its registered sha256 before it is loaded, then kept in memory;
@@ -123,14 +115,14 @@ class ModelStore:
             if key in self._loaded:
                 self._loaded.move_to_end(key)
                 return self._loaded[key]
-            path = info.folder / ARTIFACT
-            digest = file_sha256(path)
+            data = info.path.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
             if digest != info.sha256:
                 raise ModelIntegrityError(
                     f"model file of {info.name} {info.version} has sha256 {digest[:12]}…, "
                     f"registered {info.sha256[:12]}…: refusing to load it"
                 )
-            self._loaded[key] = estimator = joblib.load(path)
+            self._loaded[key] = estimator = read_estimator(data, info.file_format)
             while len(self._loaded) > self._cache_size:
                 self._loaded.popitem(last=False)
             return estimator
@@ -140,63 +132,16 @@ class ModelStore:
         with self._lock:
             return [(name, version) for name, version, _ in self._loaded]
 
-    def save(self, estimator: Any, name: str, version: str, training: pd.DataFrame | None = None) -> ModelInfo:
-        """Write a fitted estimator and its derived metadata as a new version, atomically."""
-        if not NAME_PATTERN.match(name) or not NAME_PATTERN.match(version):
-            raise ValueError(
-                "names and versions are 1-64 lowercase letters, digits, '_' or '-', starting with a letter or digit"
-            )
-        schema = derive_schema(estimator, training)
-        self.root.mkdir(parents=True, exist_ok=True)
-        target = self.root / name / version
-        if target.exists():
-            raise FileExistsError(f"{name} {version} is already in the store")
-        target.parent.mkdir(exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=target.parent))
-        try:
-            joblib.dump(estimator, staging / ARTIFACT)
-            classifier = is_classifier(estimator)
-            info = ModelInfo(
-                name=name,
-                version=version,
-                task="classification" if classifier else "regression",
-                schema=schema,
-                classes=[c.item() if hasattr(c, "item") else c for c in estimator.classes_] if classifier else None,
-                sha256=file_sha256(staging / ARTIFACT),
-                sklearn_version=sklearn.__version__,
-                created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-                folder=target,
-            )
-            (staging / METADATA).write_text(json.dumps(info.to_metadata(), indent=2) + "\n")
-            os.rename(staging, target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        self._scanned_at = float("-inf")
-        return info
 
-    def _fresh_index(self) -> dict[str, list[ModelInfo]]:
-        if time.monotonic() - self._scanned_at > self._rescan_after:
-            return self._scan()
-        return self._index
-
-    def _scan(self) -> dict[str, list[ModelInfo]]:
-        index: dict[str, list[ModelInfo]] = {}
-        for metadata in sorted(self.root.glob(f"*/*/{METADATA}")):
-            folder = metadata.parent
-            if folder.name.startswith("."):
-                continue
-            info = ModelInfo.from_metadata(json.loads(metadata.read_text()), folder)
-            index.setdefault(info.name, []).append(info)
-        for versions in index.values():
-            versions.sort(key=lambda v: version_key(v.version))
-        self._index, self._scanned_at = index, time.monotonic()
-        return index
+def read_estimator(data: bytes, file_format: FileFormat) -> Any:
+    """Turn a model file's bytes into an estimator. skops files load only if every type in them is trusted."""
+    if file_format == "skops":
+        untrusted = sio.get_untrusted_types(data=data)
+        if untrusted:
+            raise UntrustedModelFile(sorted(untrusted))
+        return sio.loads(data, trusted=None)
+    return joblib.load(io.BytesIO(data))
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.predict import is_classifier
+from ml.predict import is_classifier, model_input
 from ml.schema import Feature, InputSchema
 
 TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
@@ -62,11 +62,12 @@ def score_table(estimator: Any, schema: InputSchema, cells: pd.DataFrame, known_
     if is_classifier(estimator):
         scored.probabilities = np.full((len(cells), len(estimator.classes_)), np.nan)
         if valid.any():
-            scored.probabilities[valid] = estimator.predict_proba(frame[valid])
+            scored.probabilities[valid] = estimator.predict_proba(model_input(estimator, frame[valid]))
     else:
         scored.values = np.full(len(cells), np.nan)
         if valid.any():
-            scored.values[valid] = np.asarray(estimator.predict(frame[valid]), dtype=float).ravel()
+            values = estimator.predict(model_input(estimator, frame[valid]))
+            scored.values[valid] = np.asarray(values, dtype=float).ravel()
     return scored
 
 

@@ -6,9 +6,10 @@ import os
 import socket
 from functools import lru_cache
 
-from ml.store import ModelStore
+from ml.store import ModelFiles
 from webapp.config import get_settings
 from webapp.db import make_engine, make_session_factory
+from webapp.services.models import ModelRegistry
 from webapp.services.scoring import ScoringContext
 
 
@@ -16,8 +17,9 @@ from webapp.services.scoring import ScoringContext
 def worker_context() -> ScoringContext:
     # Built lazily in the child process: an engine made before the fork would share sockets between processes.
     settings = get_settings()
+    sessions = make_session_factory(make_engine(settings.database_url))
     return ScoringContext(
-        sessions=make_session_factory(make_engine(settings.database_url)),
-        store=ModelStore(settings.models_dir, cache_size=settings.model_cache_size),
+        sessions=sessions,
+        models=ModelRegistry(sessions, ModelFiles(settings.models_dir, cache_size=settings.model_cache_size)),
         worker=f"{socket.gethostname()}:{os.getpid()}",
     )

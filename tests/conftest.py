@@ -1,42 +1,34 @@
-"""Shared fixtures: a model store with the demo model, migrated databases, and the app with a recording enqueue."""
+"""Shared fixtures: registered models, migrated databases, and the app with a recording enqueue."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import LinearRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder
 from sqlalchemy import Engine
 
-from ml.demo import ensure_demo_model
-from ml.store import ModelStore
+from tests.models import Trained, register_all, train_test_models
 from tests.services import POSTGRES, SKIPPED_FOR, postgres_schema, required_url
 from webapp.config import Settings
-from webapp.db import make_engine
+from webapp.db import make_engine, make_session_factory
 from webapp.main import create_app
 from webapp.migrate import upgrade_to_head
 from webapp.services.dispatch import Dispatch
+from webapp.services.models import ModelRegistry
 
 
 @pytest.fixture(scope="session")
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model store holding the demo classifier and a small regressor, trained once per test session."""
-    root = tmp_path_factory.mktemp("models")
-    store = ModelStore(root)
-    ensure_demo_model(store)
-    training = pd.DataFrame({"size": [1.0, 2.0, 3.0, 4.0] * 5, "colour": ["red", "blue"] * 10})
-    regressor = make_pipeline(
-        ColumnTransformer([("colour", OneHotEncoder(), ["colour"])], remainder="passthrough"), LinearRegression()
-    )
-    store.save(regressor.fit(training, training["size"] * 10), "sizes", "1", training=training)
-    return root
+def trained_models() -> dict[str, Trained]:
+    """The demo classifier and a small regressor, trained once per test session."""
+    return train_test_models()
+
+
+@pytest.fixture
+def models_dir(tmp_path: Path) -> Path:
+    return tmp_path / "models"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -57,6 +49,12 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine = make_engine(database_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def registry(engine: Engine, models_dir: Path, trained_models: dict[str, Trained]) -> ModelRegistry:
+    """penguins and sizes, registered in this test's database."""
+    return register_all(make_session_factory(engine), models_dir, trained_models)
 
 
 class RecordingEnqueue:
@@ -95,7 +93,7 @@ def settings(database_url: str, models_dir: Path) -> Settings:
 
 
 @pytest.fixture
-def client(settings: Settings, enqueue: RecordingEnqueue) -> Iterator[TestClient]:
+def client(settings: Settings, enqueue: RecordingEnqueue, registry: ModelRegistry) -> Iterator[TestClient]:
     with TestClient(create_app(settings, enqueue=enqueue)) as client:
         yield client
 

@@ -6,7 +6,6 @@ to a real database, exactly as in production.
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -16,10 +15,13 @@ from pathlib import Path
 import pytest
 from kombu import Connection
 
+from tests.models import Trained, register_all
 from tests.processes import apot_env, free_port, start_apot, stop, wait_for_http
 from tests.services import POSTGRES, RABBITMQ, REDIS, postgres_schema, required_url
+from webapp.db import make_engine, make_session_factory
 from webapp.embedded_broker import EmbeddedRedis
 from webapp.migrate import upgrade_to_head
+from webapp.services.models import ModelRegistry
 
 STACKS = ["embedded", "postgres-redis", "postgres-rabbitmq"]
 
@@ -28,15 +30,14 @@ STACKS = ["embedded", "postgres-redis", "postgres-rabbitmq"]
 class Stack:
     name: str
     base_url: str
-    models_dir: Path
+    models: ModelRegistry
     logs: Path
 
 
 @contextmanager
-def running_stack(name: str, root: Path, models_dir: Path) -> Iterator[Stack]:
-    """Web server and one worker process on a fresh database and a queue of their own."""
+def running_stack(name: str, root: Path, trained: dict[str, Trained]) -> Iterator[Stack]:
+    """Web server and one worker process on a fresh database (the test models registered) and a queue of their own."""
     stack_models = root / "models"
-    shutil.copytree(models_dir, stack_models)
     queue = f"apot-test-{uuid.uuid4().hex[:8]}"
     logs = root / "apot.log"
     port = free_port()
@@ -51,6 +52,9 @@ def running_stack(name: str, root: Path, models_dir: Path) -> Iterator[Stack]:
             broker_url = reachable_broker(required_url(variable), variable)
             database_url = cleanup.enter_context(postgres_schema(required_url(POSTGRES)))
         upgrade_to_head(database_url)
+        engine = make_engine(database_url)
+        cleanup.callback(engine.dispose)
+        models = register_all(make_session_factory(engine), stack_models, trained)
         cleanup.callback(delete_queue, broker_url, queue)
         env = apot_env(
             database_url=database_url,
@@ -65,7 +69,7 @@ def running_stack(name: str, root: Path, models_dir: Path) -> Iterator[Stack]:
         web = start_apot(["web", "--no-access-log"], env, logs)
         cleanup.callback(stop, web)
         wait_for_http(f"http://127.0.0.1:{port}/healthz", web, logs)
-        yield Stack(name, f"http://127.0.0.1:{port}", stack_models, logs)
+        yield Stack(name, f"http://127.0.0.1:{port}", models, logs)
 
 
 def reachable_broker(url: str, variable: str) -> str:

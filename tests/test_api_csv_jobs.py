@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,11 +13,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from ml.store import ModelStore
 from tests.conftest import RecordingEnqueue
-from webapp.db import make_session_factory
 from webapp.models import ChunkStatus, Job, JobChunk
 from webapp.services.chunk_scoring import score_chunk
+from webapp.services.models import ModelRegistry
 from webapp.services.scoring import ScoringContext
 
 HEADER = "island;bill_length_mm;flipper_length_mm;sex;note\n"
@@ -43,8 +41,8 @@ def count(engine: Engine, model: type[Any]) -> int:
         return session.scalar(select(func.count()).select_from(model)) or 0
 
 
-def run_worker(engine: Engine, models_dir: Path, enqueue: RecordingEnqueue) -> None:
-    context = ScoringContext(make_session_factory(engine), ModelStore(models_dir), "test-worker")
+def run_worker(registry: ModelRegistry, enqueue: RecordingEnqueue) -> None:
+    context = ScoringContext(registry.sessions, registry, "test-worker")
     for dispatch in enqueue.dispatches:
         if dispatch.task == "apot.score_chunk":
             score_chunk(context, dispatch.target)
@@ -76,10 +74,10 @@ def test_an_upload_becomes_a_job_with_chunks_any_worker_can_take(
 
 
 def test_scored_results_keep_row_order_pass_columns_through_and_explain_bad_rows(
-    client: TestClient, engine: Engine, enqueue: RecordingEnqueue, models_dir: Path
+    client: TestClient, engine: Engine, enqueue: RecordingEnqueue, registry: ModelRegistry
 ) -> None:
     created = upload(client, GOOD).json()
-    run_worker(engine, models_dir, enqueue)
+    run_worker(registry, enqueue)
 
     job = client.get(created["url"]).json()
     assert (job["status"], job["rows_done"], job["rows_failed"]) == ("succeeded", 5, 2)
@@ -96,10 +94,10 @@ def test_scored_results_keep_row_order_pass_columns_through_and_explain_bad_rows
 
 
 def test_cells_that_would_run_as_formulas_are_neutralised(
-    client: TestClient, engine: Engine, enqueue: RecordingEnqueue, models_dir: Path
+    client: TestClient, engine: Engine, enqueue: RecordingEnqueue, registry: ModelRegistry
 ) -> None:
     created = upload(client, GOOD).json()
-    run_worker(engine, models_dir, enqueue)
+    run_worker(registry, enqueue)
     rows = results(client, client.get(created["url"]).json())
     assert rows[1]["note"] == '\'=HYPERLINK("http://evil")'
     assert rows[4]["note"] == "'@SUM(A1)"
@@ -107,19 +105,19 @@ def test_cells_that_would_run_as_formulas_are_neutralised(
 
 
 def test_the_download_is_named_after_the_upload(
-    client: TestClient, engine: Engine, enqueue: RecordingEnqueue, models_dir: Path
+    client: TestClient, engine: Engine, enqueue: RecordingEnqueue, registry: ModelRegistry
 ) -> None:
     created = upload(client, GOOD, name="my data (final).csv").json()
-    run_worker(engine, models_dir, enqueue)
+    run_worker(registry, enqueue)
     response = client.get(f"{created['url']}/results.csv")
     assert response.headers["content-disposition"] == 'attachment; filename="my_data_final_-results.csv"'
 
 
 def test_on_error_fail_fails_the_job_naming_the_rows(
-    client: TestClient, engine: Engine, enqueue: RecordingEnqueue, models_dir: Path
+    client: TestClient, engine: Engine, enqueue: RecordingEnqueue, registry: ModelRegistry
 ) -> None:
     created = upload(client, GOOD, on_error="fail").json()
-    run_worker(engine, models_dir, enqueue)
+    run_worker(registry, enqueue)
     job = client.get(created["url"]).json()
     assert job["status"] == "failed"
     assert "row 2: island: 'Mars'" in job["error"]
@@ -127,10 +125,10 @@ def test_on_error_fail_fails_the_job_naming_the_rows(
 
 
 def test_cancel_stops_unstarted_chunks_and_keeps_what_was_scored(
-    client: TestClient, engine: Engine, enqueue: RecordingEnqueue, models_dir: Path
+    client: TestClient, engine: Engine, enqueue: RecordingEnqueue, registry: ModelRegistry
 ) -> None:
     created = upload(client, GOOD).json()
-    context = ScoringContext(make_session_factory(engine), ModelStore(models_dir), "test-worker")
+    context = ScoringContext(registry.sessions, registry, "test-worker")
     score_chunk(context, enqueue.published[0])  # the first chunk is scored, then the user cancels
 
     cancelled = client.post(f"{created['url']}/cancel")
@@ -244,10 +242,10 @@ def test_an_unreachable_broker_is_503_and_the_job_says_why(
 
 
 def test_a_regressors_results_have_a_predicted_value(
-    client: TestClient, engine: Engine, enqueue: RecordingEnqueue, models_dir: Path
+    client: TestClient, engine: Engine, enqueue: RecordingEnqueue, registry: ModelRegistry
 ) -> None:
     created = upload(client, b"size,colour\n2,red\n3,green\n", model="sizes").json()
-    run_worker(engine, models_dir, enqueue)
+    run_worker(registry, enqueue)
     rows = results(client, client.get(created["url"]).json())
     assert list(rows[0]) == ["size", "colour", "prediction", "error"]
     assert float(rows[0]["prediction"]) == pytest.approx(20.0)
@@ -255,10 +253,10 @@ def test_a_regressors_results_have_a_predicted_value(
 
 
 def test_input_columns_named_like_the_outputs_are_not_overwritten(
-    client: TestClient, engine: Engine, enqueue: RecordingEnqueue, models_dir: Path
+    client: TestClient, engine: Engine, enqueue: RecordingEnqueue, registry: ModelRegistry
 ) -> None:
     created = upload(client, b"size,colour,prediction\n2,red,my own\n", model="sizes").json()
-    run_worker(engine, models_dir, enqueue)
+    run_worker(registry, enqueue)
     (row,) = results(client, client.get(created["url"]).json())
     assert row["prediction"] == "my own"
     assert float(row["apot_prediction"]) == pytest.approx(20.0) and row["apot_error"] == ""

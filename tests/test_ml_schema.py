@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import LogisticRegression
 
-from ml.demo import build_pipeline, ensure_demo_models, training_data
+from ml.demo import build_pipeline, train_diabetes, training_data
 from ml.predict import predict_frame
+from ml.registration import describe_estimator
 from ml.schema import InputSchema, SchemaError, derive_schema, to_frame
-from ml.store import ModelStore
 
 
 @pytest.fixture(scope="module")
@@ -78,16 +76,14 @@ def test_an_estimator_fitted_on_a_bare_array_is_refused() -> None:
         derive_schema(model)
 
 
-def test_the_diabetes_demo_is_a_regressor_whose_lab_values_are_optional(tmp_path: Path) -> None:
-    store = ModelStore(tmp_path)
-    trained = {info.name: info for info in ensure_demo_models(store)}
-    diabetes = trained["diabetes"]
+def test_the_diabetes_demo_is_a_regressor_whose_lab_values_are_optional() -> None:
+    estimator, training = train_diabetes()
+    diabetes = describe_estimator(estimator, training)
     features = {f.name: f for f in diabetes.schema.features}
     assert diabetes.task == "regression" and diabetes.classes is None
     assert (features["age"].type, features["age"].min, features["age"].max) == ("integer", 19, 79)
     assert features["sex"].choices == ["1", "2"]
     assert [f.name for f in diabetes.schema.features if not f.required] == ["s1", "s2", "s3", "s4", "s5", "s6"]
     row = {"age": 59, "sex": "2", "bmi": 32.1, "bp": 101.0}
-    (prediction,) = predict_frame(store.load(diabetes), to_frame([row], diabetes.schema.features))
+    (prediction,) = predict_frame(estimator, to_frame([row], diabetes.schema.features))
     assert 25 <= prediction["value"] <= 346, "within the range of progressions seen in training"
-    assert ensure_demo_models(store) == [], "a second call trains nothing"

@@ -1,100 +1,116 @@
-"""The model store on disk: saving, finding versions, and refusing a file that changed after registration."""
+"""Model files: written once, checked against their sha256 before loading, skops files only with trusted types."""
 
 from __future__ import annotations
 
-import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.linear_model import LinearRegression, LogisticRegression
+import skops.io as sio
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
 
-from ml.predict import predict_frame
-from ml.schema import to_frame
-from ml.store import ARTIFACT, METADATA, ModelIntegrityError, ModelNotFound, ModelStore
+from ml.schema import InputSchema
+from ml.store import (
+    FileFormat,
+    ModelFiles,
+    ModelInfo,
+    ModelIntegrityError,
+    UntrustedModelFile,
+    read_estimator,
+    sha256_of,
+)
+from webapp.services.models import estimator_bytes
 
-
-def fitted_classifier() -> LogisticRegression:
-    frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
-    return LogisticRegression().fit(frame, ["low", "low", "high", "high"])
-
-
-def test_saved_model_is_found_and_predicts(tmp_path: Path) -> None:
-    store = ModelStore(tmp_path)
-    info = store.save(fitted_classifier(), "toy", "1")
-
-    found = store.get("toy")
-    (prediction,) = predict_frame(store.load(found), to_frame([{"x": 2.5}], found.schema.features))
-
-    assert found == info
-    assert found.task == "classification" and found.classes == ["high", "low"]
-    assert prediction["label"] == "high"
-    assert sum(prediction["probabilities"].values()) == pytest.approx(1.0)
+FRAME = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
 
 
-def test_the_newest_version_is_the_default_in_natural_order(tmp_path: Path) -> None:
-    store = ModelStore(tmp_path)
-    for version in ("2", "10", "9"):
-        store.save(fitted_classifier(), "toy", version)
-    assert store.get("toy").version == "10"
-    assert store.get("toy", "9").version == "9"
-    assert [m.version for m in store.all_models()] == ["10"]
+def doubled(values: np.ndarray) -> np.ndarray:
+    return values * 2
 
 
-def test_unknown_names_and_versions_are_not_found(tmp_path: Path) -> None:
-    store = ModelStore(tmp_path)
-    store.save(fitted_classifier(), "toy", "1")
-    with pytest.raises(ModelNotFound, match="'nope'"):
-        store.get("nope")
-    with pytest.raises(ModelNotFound, match="version '7'"):
-        store.get("toy", "7")
+def classifier() -> LogisticRegression:
+    return LogisticRegression().fit(FRAME, ["low", "low", "high", "high"])
 
 
-def test_a_model_added_by_another_process_is_found_without_waiting(tmp_path: Path) -> None:
-    reader = ModelStore(tmp_path, rescan_after=3600)
-    with pytest.raises(ModelNotFound):
-        reader.get("toy")
-    ModelStore(tmp_path).save(fitted_classifier(), "toy", "1")
-    assert reader.get("toy").name == "toy"
+def stored(files: ModelFiles, name: str, data: bytes, file_format: FileFormat = "joblib") -> ModelInfo:
+    path = files.write(name, "1", file_format, data)
+    return ModelInfo(
+        name,
+        "1",
+        "classification",
+        InputSchema([]),
+        None,
+        sha256_of(data),
+        len(data),
+        "1.9",
+        file_format,
+        True,
+        datetime.now(UTC),
+        path,
+    )
 
 
-def test_a_changed_model_file_is_never_loaded(tmp_path: Path) -> None:
-    store = ModelStore(tmp_path)
-    info = store.save(fitted_classifier(), "toy", "1")
-    (info.folder / ARTIFACT).write_bytes(b"not the registered file")
+def test_a_written_file_loads_back(tmp_path: Path) -> None:
+    files = ModelFiles(tmp_path)
+    info = stored(files, "toy", estimator_bytes(classifier()))
+    assert info.path == tmp_path / "toy" / "1" / "model.joblib"
+    assert list(files.load(info).classes_) == ["high", "low"]
+
+
+def test_a_version_is_never_overwritten(tmp_path: Path) -> None:
+    files = ModelFiles(tmp_path)
+    stored(files, "toy", estimator_bytes(classifier()))
+    with pytest.raises(FileExistsError):
+        files.write("toy", "1", "joblib", b"other")
+
+
+def test_a_changed_file_is_never_loaded(tmp_path: Path) -> None:
+    files = ModelFiles(tmp_path)
+    info = stored(files, "toy", estimator_bytes(classifier()))
+    info.path.write_bytes(b"not the registered file")
     with pytest.raises(ModelIntegrityError, match="refusing to load"):
-        ModelStore(tmp_path).load(info)
+        files.load(info)
 
 
-def test_regressors_predict_values(tmp_path: Path) -> None:
-    store = ModelStore(tmp_path)
-    frame = pd.DataFrame({"x": [0.0, 1.0, 2.0]})
-    info = store.save(LinearRegression().fit(frame, np.array([0.0, 2.0, 4.0])), "line", "1")
-    (prediction,) = predict_frame(store.load(info), to_frame([{"x": 3.0}], info.schema.features))
-    assert info.task == "regression" and info.classes is None
-    assert prediction == {"value": pytest.approx(6.0)}
+def test_at_most_cache_size_models_stay_loaded_least_recently_used_out(tmp_path: Path) -> None:
+    files = ModelFiles(tmp_path, cache_size=2)
+    infos = [stored(files, f"toy-{i}", estimator_bytes(classifier())) for i in range(3)]
+    files.load(infos[0])
+    files.load(infos[1])
+    files.load(infos[0])  # used again: now the most recent
+    files.load(infos[2])
+    assert files.loaded() == [("toy-0", "1"), ("toy-2", "1")]
+
+
+def test_a_skops_file_of_trusted_types_loads(tmp_path: Path) -> None:
+    files = ModelFiles(tmp_path)
+    info = stored(files, "toy", sio.dumps(classifier()), "skops")
+    assert info.path.name == "model.skops"
+    assert list(files.load(info).classes_) == ["high", "low"]
+
+
+def test_a_skops_file_that_needs_untrusted_types_is_refused_naming_them() -> None:
+    model = make_pipeline(FunctionTransformer(doubled), LogisticRegression()).fit(FRAME, [0, 0, 1, 1])
+    with pytest.raises(UntrustedModelFile) as refused:
+        read_estimator(sio.dumps(model), "skops")
+    assert refused.value.types == ["tests.test_ml_store.doubled"]
 
 
 @pytest.mark.parametrize("name", ["../escape", "", "a/b", ".hidden", "x" * 65, "Upper", "-dash", "dot.ted"])
 def test_names_that_could_leave_the_store_are_refused(tmp_path: Path, name: str) -> None:
-    with pytest.raises(ValueError, match="names and versions"):
-        ModelStore(tmp_path).save(fitted_classifier(), name, "1")
+    with pytest.raises(ValueError, match="is not allowed"):
+        ModelFiles(tmp_path).write(name, "1", "joblib", b"x")
+    with pytest.raises(ValueError, match="is not allowed"):
+        ModelFiles(tmp_path).write("toy", name, "joblib", b"x")
 
 
-def test_metadata_is_plain_json_with_ranges_from_the_training_data(tmp_path: Path) -> None:
-    training = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
-    info = ModelStore(tmp_path).save(fitted_classifier(), "toy", "1", training=training)
-    metadata = json.loads((info.folder / METADATA).read_text())
-    assert metadata["features"] == [{"name": "x", "type": "number", "required": True, "min": 0.0, "max": 3.0}]
-
-
-def test_at_most_cache_size_models_stay_loaded_least_recently_used_out(tmp_path: Path) -> None:
-    writer = ModelStore(tmp_path)
-    infos = [writer.save(fitted_classifier(), f"toy-{i}", "1") for i in range(3)]
-    store = ModelStore(tmp_path, cache_size=2)
-    store.load(infos[0])
-    store.load(infos[1])
-    store.load(infos[0])  # used again: now the most recent
-    store.load(infos[2])
-    assert store.loaded() == [("toy-0", "1"), ("toy-2", "1")]
+def test_removing_a_version_deletes_its_file_and_forgets_it_in_memory(tmp_path: Path) -> None:
+    files = ModelFiles(tmp_path)
+    info = stored(files, "toy", estimator_bytes(classifier()))
+    files.load(info)
+    files.remove("toy", "1")
+    assert not info.path.parent.exists() and files.loaded() == []

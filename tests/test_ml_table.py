@@ -10,9 +10,11 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LinearRegression
 
+from ml.registration import describe_estimator
 from ml.schema import InputSchema, derive_schema
-from ml.store import ModelStore
+from ml.store import read_estimator
 from ml.table import ScoredTable, score_table
+from tests.models import Trained
 
 
 def cells(**columns: list[str]) -> pd.DataFrame:
@@ -20,10 +22,10 @@ def cells(**columns: list[str]) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def penguins(models_dir: Path) -> tuple[Any, InputSchema]:
-    store = ModelStore(models_dir)
-    info = store.get("penguins")
-    return store.load(info), info.schema
+def penguins(trained_models: dict[str, Trained]) -> tuple[Any, InputSchema]:
+    model = trained_models["penguins"]
+    estimator = read_estimator(model.data, "joblib")
+    return estimator, describe_estimator(estimator, model.training).schema
 
 
 def test_good_rows_are_scored_and_bad_rows_say_why(penguins: tuple[Any, InputSchema]) -> None:

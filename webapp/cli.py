@@ -6,11 +6,14 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from webapp.config import VAR_DIR, get_settings
+
+if TYPE_CHECKING:
+    from webapp.services.models import ModelRegistry
 
 cli = typer.Typer(help="apot: a dashboard and JSON API for scikit-learn predictions.", no_args_is_help=True)
 
@@ -26,15 +29,14 @@ def migrate() -> None:
 
 @cli.command("train-demo")
 def train_demo() -> None:
-    """Train the demo models (penguins, diabetes) into the model store, unless they are already there."""
-    from ml.demo import ensure_demo_models
-    from ml.store import ModelStore
+    """Train and register the demo models (penguins, diabetes), unless they are already registered."""
+    from webapp.services.models import ensure_demos
 
-    trained = ensure_demo_models(ModelStore(get_settings().models_dir))
+    trained = ensure_demos(registry_from_settings())
     for info in trained:
         typer.echo(f"trained {info.name} {info.version}")
     if not trained:
-        typer.echo("the demo models are already in the store")
+        typer.echo("the demo models are already registered")
 
 
 @cli.command()
@@ -83,8 +85,6 @@ def worker(
 @cli.command()
 def run() -> None:
     """Everything on this machine: migrate, train the demo if missing, start broker, worker and web server."""
-    from ml.demo import ensure_demo_models
-    from ml.store import ModelStore
     from webapp.embedded_broker import EmbeddedRedis
     from webapp.migrate import upgrade_to_head
     from webapp.supervisor import Supervisor
@@ -92,7 +92,9 @@ def run() -> None:
     logging.basicConfig(level=logging.WARNING)
     settings = get_settings()
     upgrade_to_head(settings.database_url)
-    for info in ensure_demo_models(ModelStore(settings.models_dir)):
+    from webapp.services.models import ensure_demos
+
+    for info in ensure_demos(registry_from_settings()):
         typer.echo(f"trained the demo model {info.name}")
     env = dict(os.environ)
     supervisor = Supervisor()
@@ -114,6 +116,16 @@ def run() -> None:
     finally:
         supervisor.stop_all()
     raise typer.Exit(exit_code)
+
+
+def registry_from_settings() -> ModelRegistry:
+    from ml.store import ModelFiles
+    from webapp.db import make_engine, make_session_factory
+    from webapp.services.models import ModelRegistry
+
+    settings = get_settings()
+    sessions = make_session_factory(make_engine(settings.database_url))
+    return ModelRegistry(sessions, ModelFiles(settings.models_dir, cache_size=settings.model_cache_size))
 
 
 def main() -> None:

@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
-from ml.store import ModelStore
 from webapp.models import Job
 from webapp.services.csv_jobs import CsvJobService
 from webapp.services.jobs import JobNotFound, JobService
+from webapp.services.models import ModelRegistry
 
 
 def get_job_service(request: Request) -> JobService:
@@ -21,12 +21,12 @@ def get_csv_jobs(request: Request) -> CsvJobService:
     return request.app.state.csv_jobs
 
 
-def get_store(request: Request) -> ModelStore:
-    return request.app.state.store
+def get_models(request: Request) -> ModelRegistry:
+    return request.app.state.models
 
 
 JobsDep = Annotated[JobService, Depends(get_job_service)]
-StoreDep = Annotated[ModelStore, Depends(get_store)]
+ModelsDep = Annotated[ModelRegistry, Depends(get_models)]
 CsvJobsDep = Annotated[CsvJobService, Depends(get_csv_jobs)]
 
 

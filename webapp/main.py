@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from ml.store import ModelStore
+from ml.store import ModelFiles
 from tasks.app import create_celery
 from tasks.publish import celery_enqueue
 from webapp import api, health, pages
@@ -20,6 +20,7 @@ from webapp.security import server_secret
 from webapp.services.csv_jobs import CsvJobService
 from webapp.services.dispatch import Enqueue
 from webapp.services.jobs import JobService
+from webapp.services.models import ModelRegistry
 from webapp.templating import STATIC_DIR
 
 # Routes that take a CSV file: their bodies stream (counted against APOT_MAX_UPLOAD_MB) instead of being buffered.
@@ -33,12 +34,13 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
-        store = ModelStore(settings.models_dir)
+        sessions = make_session_factory(engine)
+        models = ModelRegistry(sessions, ModelFiles(settings.models_dir, cache_size=settings.model_cache_size))
         publish = enqueue or celery_enqueue(create_celery(settings))
         app.state.settings = settings
         app.state.secret = server_secret(settings)
-        app.state.store = store
-        app.state.jobs = JobService(make_session_factory(engine), store, publish, max_rows=settings.max_json_rows)
+        app.state.models = models
+        app.state.jobs = JobService(sessions, models, publish, max_rows=settings.max_json_rows)
         app.state.csv_jobs = CsvJobService(app.state.jobs, chunk_rows=settings.csv_chunk_rows)
         yield
         engine.dispose()

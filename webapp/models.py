@@ -148,3 +148,28 @@ class JobChunk(Base):
 
     # One chunk per position: a job's chunks are read back in this order, and a duplicate cannot be stored.
     __table_args__ = (UniqueConstraint("job_id", "position"),)
+
+
+class RegisteredModel(Base):
+    """One version of a model: what it takes and returns, and the file (by sha256) that must be loaded for it.
+
+    Every web and worker process reads this table, so a version registered or made default anywhere is seen
+    everywhere at once. One version per name is the default.
+    """
+
+    __tablename__ = "models"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(64))
+    task: Mapped[str] = mapped_column(String(16))
+    features: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    classes: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int]
+    sklearn_version: Mapped[str] = mapped_column(String(32))
+    file_format: Mapped[str] = mapped_column(String(8))
+    is_default: Mapped[bool] = mapped_column(default=False)
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("name", "version"),)

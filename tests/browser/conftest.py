@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from tests.models import Trained
 from tests.services import IN_CI
 from tests.stacks import Stack, running_stack
 
@@ -17,8 +18,8 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[Stack]:
-    with running_stack("embedded", tmp_path_factory.mktemp("browser"), models_dir) as stack:
+def stack(tmp_path_factory: pytest.TempPathFactory, trained_models: dict[str, Trained]) -> Iterator[Stack]:
+    with running_stack("embedded", tmp_path_factory.mktemp("browser"), trained_models) as stack:
         yield stack
 
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from tests.models import Trained
 from tests.stacks import STACKS, Stack, running_stack
 
 
 @pytest.fixture(scope="module", params=STACKS)
 def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, models_dir: Path
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, trained_models: dict[str, Trained]
 ) -> Iterator[Stack]:
-    with running_stack(request.param, tmp_path_factory.mktemp(request.param), models_dir) as stack:
+    with running_stack(request.param, tmp_path_factory.mktemp(request.param), trained_models) as stack:
         yield stack

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -11,7 +9,6 @@ from typing import Any
 import httpx2
 import pytest
 
-from ml.store import METADATA
 from tests.stacks import Stack
 
 GENTOO = {"island": "Biscoe", "bill_length_mm": 48.6, "flipper_length_mm": 230, "sex": "male"}
@@ -67,10 +64,9 @@ def test_many_jobs_submitted_at_once_all_succeed(stack: Stack) -> None:
 
 
 def test_a_model_file_changed_after_registration_fails_the_job_and_is_not_loaded(stack: Stack) -> None:
-    tampered = stack.models_dir / "tampered" / "1"
-    shutil.copytree(stack.models_dir / "penguins" / "1", tampered)
-    metadata = json.loads((tampered / METADATA).read_text())
-    (tampered / METADATA).write_text(json.dumps({**metadata, "name": "tampered", "sha256": "0" * 64}))
+    penguins = stack.models.get("penguins")
+    tampered = stack.models.register(penguins.path.read_bytes(), "joblib", "tampered", training=None)
+    tampered.path.write_bytes(tampered.path.read_bytes() + b"appended later")
 
     job = wait(stack, submit(stack, GENTOO, model="tampered"))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 
 from ml.store import ModelInfo, ModelNotFound
-from webapp.deps import StoreDep
+from webapp.deps import ModelsDep
 from webapp.schemas import ErrorOut, ModelOut
 
 router = APIRouter(tags=["models"])
@@ -24,9 +24,9 @@ def model_out(info: ModelInfo) -> ModelOut:
 
 
 @router.get("/models", name="api_list_models", response_model_exclude_none=True)
-def list_models(store: StoreDep) -> list[ModelOut]:
+def list_models(models: ModelsDep) -> list[ModelOut]:
     """Every model in the store, at its default version."""
-    return [model_out(info) for info in store.all_models()]
+    return [model_out(info) for info in models.all_models()]
 
 
 @router.get(
@@ -35,9 +35,9 @@ def list_models(store: StoreDep) -> list[ModelOut]:
     response_model_exclude_none=True,
     responses={404: {"model": ErrorOut}},
 )
-def get_model(name: str, store: StoreDep, version: str | None = None) -> ModelOut:
+def get_model(name: str, models: ModelsDep, version: str | None = None) -> ModelOut:
     """One model's input schema: its features with types, choices and ranges, and its classes."""
     try:
-        return model_out(store.get(name, version))
+        return model_out(models.get(name, version))
     except ModelNotFound as exc:
         raise HTTPException(404, str(exc)) from exc

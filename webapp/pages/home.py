@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from webapp.deps import JobsDep, StoreDep
+from webapp.deps import JobsDep, ModelsDep
 from webapp.templating import render
 
 router = APIRouter()
@@ -11,7 +11,7 @@ LATEST_JOBS = 10
 
 
 @router.get("/", name="home")
-def home(request: Request, store: StoreDep, jobs: JobsDep) -> Response:
+def home(request: Request, models: ModelsDep, jobs: JobsDep) -> Response:
     """Models and the latest jobs."""
     latest, _ = jobs.page(limit=LATEST_JOBS)
-    return render(request, "home.html", {"models": store.all_models(), "jobs": latest})
+    return render(request, "home.html", {"models": models.all_models(), "jobs": latest})

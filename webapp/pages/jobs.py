@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from ml.store import ModelNotFound
 from ml.validation import InvalidInputs
-from webapp.deps import JobDep, JobsDep, StoreDep
+from webapp.deps import JobDep, JobsDep, ModelsDep
 from webapp.models import JobStatus
 from webapp.security import require_csrf
 from webapp.services.jobs import JobAlreadyEnded, JobNotFound, QueueUnavailable
@@ -25,7 +25,7 @@ PAGE_SIZE = 50
 def jobs_page(
     request: Request,
     jobs: JobsDep,
-    store: StoreDep,
+    models: ModelsDep,
     status: Annotated[str, Query()] = "",
     model: Annotated[str, Query()] = "",
     cursor: Annotated[str, Query()] = "",
@@ -48,7 +48,7 @@ def jobs_page(
         "find": find,
         "notice": notice,
         "statuses": list(JobStatus),
-        "models": [m.name for m in store.all_models()],
+        "models": [m.name for m in models.all_models()],
         "first_page": not cursor,
     }
     return render(request, "jobs/list.html", context, block="results")

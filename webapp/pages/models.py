@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ml.store import ModelInfo, ModelNotFound
 from ml.validation import InvalidInputs
-from webapp.deps import JobsDep, StoreDep
+from webapp.deps import JobsDep, ModelsDep
 from webapp.forms import field_errors, form_values, row_from_form
 from webapp.security import require_csrf
 from webapp.services.jobs import JobRequest, QueueUnavailable
@@ -19,9 +19,9 @@ from webapp.templating import is_htmx, render
 router = APIRouter()
 
 
-def get_model_or_404(name: str, store: StoreDep) -> ModelInfo:
+def get_model_or_404(name: str, models: ModelsDep) -> ModelInfo:
     try:
-        return store.get(name)
+        return models.get(name)
     except ModelNotFound as exc:
         raise HTTPException(404, str(exc)) from exc
 

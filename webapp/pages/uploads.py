@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from ml.store import ModelNotFound
 from webapp.csvio import UploadError
-from webapp.deps import CsvJobsDep, StoreDep
+from webapp.deps import CsvJobsDep, ModelsDep
 from webapp.forms import FormErrors, create_csv_job
 from webapp.security import require_csrf
 from webapp.services.jobs import QueueUnavailable
@@ -19,14 +19,14 @@ router = APIRouter()
 
 
 @router.get("/upload", name="upload_page")
-def upload_page(request: Request, store: StoreDep, model: Annotated[str, Query()] = "") -> Response:
+def upload_page(request: Request, models: ModelsDep, model: Annotated[str, Query()] = "") -> Response:
     """The upload form; ?model= preselects a model."""
-    context = {"models": store.all_models(), "chosen": model, "version": "", "on_error": "skip", "errors": {}}
+    context = {"models": models.all_models(), "chosen": model, "version": "", "on_error": "skip", "errors": {}}
     return render(request, "uploads/upload.html", context)
 
 
 @router.post("/upload", name="submit_upload", dependencies=[Depends(require_csrf)])
-async def submit_upload(request: Request, store: StoreDep, csv_jobs: CsvJobsDep) -> Response:
+async def submit_upload(request: Request, models: ModelsDep, csv_jobs: CsvJobsDep) -> Response:
     """Check and store the file as a job, then open the job page, where its progress shows."""
     form = await request.form()  # cached by Starlette: the same form the CSRF check read
     chosen, version = str(form.get("model") or ""), str(form.get("version") or "")
@@ -44,7 +44,7 @@ async def submit_upload(request: Request, store: StoreDep, csv_jobs: CsvJobsDep)
     else:
         return redirect(request, str(request.url_for("job_page", job_id=job.id)))
     context = {
-        "models": store.all_models(),
+        "models": models.all_models(),
         "chosen": chosen,
         "version": version,
         "on_error": on_error,

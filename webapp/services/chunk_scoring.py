@@ -37,10 +37,10 @@ def score_chunk(ctx: ScoringContext, chunk_id: str) -> None:
         return
     job, upload = claimed.job, claimed.job.upload or {}
     try:
-        info = ctx.store.get(job.model_name, job.model_version)
+        info = ctx.models.get(job.model_name, job.model_version)
         cells = unpack_frame(claimed.packed, upload["columns"], upload["delimiter"])
         known = [claimed.problems.get(str(row), "") for row in range(len(cells))]
-        scored = score_table(ctx.store.load(info), info.schema, cells, known)
+        scored = score_table(ctx.models.files.load(info), info.schema, cells, known)
     except SoftTimeLimitExceeded:
         _fail_job(ctx, job.id, "scoring a chunk took longer than the task time limit")
         return

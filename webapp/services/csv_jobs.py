@@ -30,7 +30,7 @@ class CsvJobService:
 
     def create(self, binary: IO[bytes], *, filename: str, model: str, version: str | None, on_error: OnError) -> Job:
         """Check the file's header against the model, then store the job and its chunks in one transaction."""
-        info = self.jobs.store.get(model, version)
+        info = self.jobs.models.get(model, version)
         upload = open_upload(binary)
         missing = [f.name for f in info.schema.features if f.required and f.name not in upload.columns]
         if missing:

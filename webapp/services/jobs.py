@@ -12,11 +12,11 @@ import anyio
 from sqlalchemy import Uuid, literal, select, tuple_, update
 from sqlalchemy.orm import Session, defer, sessionmaker
 
-from ml.store import ModelStore
 from ml.validation import InputError, InvalidInputs, validate_rows
 from webapp.db import transaction
 from webapp.models import ChunkStatus, Job, JobChunk, JobKind, JobStatus, UTCDateTime, utcnow
 from webapp.services.dispatch import SCORE_JOB, Dispatch, Enqueue
+from webapp.services.models import ModelRegistry
 from webapp.services.pagination import decode_cursor, encode_cursor
 
 log = logging.getLogger(__name__)
@@ -48,15 +48,17 @@ class JobRequest:
 class JobService:
     """Jobs as the web side sees them; one per process, shared by the pages and the JSON API."""
 
-    def __init__(self, sessions: sessionmaker[Session], store: ModelStore, enqueue: Enqueue, *, max_rows: int) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], models: ModelRegistry, enqueue: Enqueue, *, max_rows: int
+    ) -> None:
         self.sessions = sessions
-        self.store = store
+        self.models = models
         self.enqueue = enqueue
         self.max_rows = max_rows
 
     def create(self, request: JobRequest) -> Job:
         """Validate the rows against the model's schema, store a queued job, then publish its task."""
-        info = self.store.get(request.model, request.version)
+        info = self.models.get(request.model, request.version)
         batch = isinstance(request.inputs, list)
         rows = request.inputs if isinstance(request.inputs, list) else [request.inputs]
         if batch and not 1 <= len(rows) <= self.max_rows:

@@ -13,9 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ml.predict import predict_frame
 from ml.schema import to_frame
-from ml.store import ModelIntegrityError, ModelNotFound, ModelStore
+from ml.store import ModelIntegrityError, ModelNotFound
 from webapp.db import transaction
 from webapp.models import Job, JobStatus, utcnow
+from webapp.services.models import ModelRegistry
 
 log = logging.getLogger(__name__)
 MAX_ERROR_LENGTH = 1000
@@ -23,10 +24,10 @@ MAX_ERROR_LENGTH = 1000
 
 @dataclass(frozen=True)
 class ScoringContext:
-    """A worker process's database, model store and name."""
+    """A worker process's database, model registry and name."""
 
     sessions: sessionmaker[Session]
-    store: ModelStore
+    models: ModelRegistry
     worker: str
 
 
@@ -37,7 +38,7 @@ def score_job(ctx: ScoringContext, job_id: str) -> None:
         log.info("job %s is not queued any more; message ignored", job_id)
         return
     try:
-        predictions = _predict(ctx.store, job)
+        predictions = _predict(ctx.models, job)
     except SoftTimeLimitExceeded:
         _finish(ctx, job.id, JobStatus.FAILED, error="scoring took longer than the task time limit")
     except (ModelNotFound, ModelIntegrityError) as exc:
@@ -67,9 +68,9 @@ def claim_job(ctx: ScoringContext, job_id: uuid.UUID) -> Job | None:
         return claimed
 
 
-def _predict(store: ModelStore, job: Job) -> list[dict[str, Any]]:
-    info = store.get(job.model_name, job.model_version)
-    return predict_frame(store.load(info), to_frame(job.inputs, info.schema.features))
+def _predict(models: ModelRegistry, job: Job) -> list[dict[str, Any]]:
+    info = models.get(job.model_name, job.model_version)
+    return predict_frame(models.files.load(info), to_frame(job.inputs, info.schema.features))
 
 
 def _finish(ctx: ScoringContext, job_id: uuid.UUID, status: JobStatus, **values: Any) -> None:

@@ -1,0 +1,201 @@
+"""The model registry: which models and versions exist, which is the default, and how they have served."""
+
+from __future__ import annotations
+
+import io
+import statistics
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import joblib
+import pandas as pd
+import sklearn
+from sklearn.exceptions import InconsistentVersionWarning
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from ml.demo import DEMOS
+from ml.registration import describe_estimator
+from ml.schema import InputSchema
+from ml.store import FileFormat, ModelFiles, ModelInfo, ModelNotFound, check_name, read_estimator, sha256_of
+from webapp.db import transaction
+from webapp.models import Job, JobStatus, RegisteredModel
+
+LATENCY_SAMPLE = 1000  # the p50 on a model's page is taken over its latest jobs
+
+
+class ModelRegistry:
+    """Registered models, read from the database by every process; their files live in `files`."""
+
+    def __init__(self, sessions: sessionmaker[Session], files: ModelFiles) -> None:
+        self.sessions = sessions
+        self.files = files
+
+    def get(self, name: str, version: str | None = None) -> ModelInfo:
+        """A version of a model; its default version when `version` is None."""
+        query = select(RegisteredModel).where(RegisteredModel.name == name)
+        query = query.where(RegisteredModel.version == version) if version else query.where(RegisteredModel.is_default)
+        with self.sessions() as session:
+            row = session.scalars(query).one_or_none()
+        if row is None:
+            what = f"model {name!r}" if version is None else f"version {version!r} of model {name!r}"
+            raise ModelNotFound(f"{what} is not registered")
+        return self._info(row)
+
+    def all_models(self) -> list[ModelInfo]:
+        """The default version of every model, by name."""
+        with self.sessions() as session:
+            rows = session.scalars(
+                select(RegisteredModel).where(RegisteredModel.is_default).order_by(RegisteredModel.name)
+            ).all()
+        return [self._info(row) for row in rows]
+
+    def versions(self, name: str) -> list[ModelInfo]:
+        """Every version of a model, the most recently registered first."""
+        with self.sessions() as session:
+            rows = session.scalars(
+                select(RegisteredModel)
+                .where(RegisteredModel.name == name)
+                .order_by(RegisteredModel.registered_at.desc(), RegisteredModel.version.desc())
+            ).all()
+        if not rows:
+            raise ModelNotFound(f"model {name!r} is not registered")
+        return [self._info(row) for row in rows]
+
+    def register(
+        self,
+        data: bytes,
+        file_format: FileFormat,
+        name: str,
+        version: str | None = None,
+        *,
+        training: pd.DataFrame | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> ModelInfo:
+        """Check a model file, describe its inputs, keep the file and record the version.
+
+        The first version of a model becomes its default. skops files are checked for untrusted types before
+        anything in them is loaded; joblib files must come from the server's operators.
+        """
+        check_name(name, "model name")
+        version = check_name(version or self._next_version(name), "version")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", InconsistentVersionWarning)
+            estimator = read_estimator(data, file_format)
+        saved_with = next(
+            (w.message.original_sklearn_version for w in caught if isinstance(w.message, InconsistentVersionWarning)),
+            sklearn.__version__,
+        )
+        description = describe_estimator(estimator, training, metadata)
+        with self.sessions() as session:
+            taken = session.scalar(
+                select(RegisteredModel.id).where(RegisteredModel.name == name, RegisteredModel.version == version)
+            )
+            first = session.scalar(select(RegisteredModel.id).where(RegisteredModel.name == name)) is None
+        if taken:
+            raise FileExistsError(f"{name} {version} is already registered")
+        self.files.remove(name, version)  # a file left by a registration that failed halfway
+        path = self.files.write(name, version, file_format, data)
+        with transaction(self.sessions) as session:
+            session.add(
+                RegisteredModel(
+                    name=name,
+                    version=version,
+                    task=description.task,
+                    features=description.schema.to_dict(),
+                    classes=description.classes,
+                    sha256=sha256_of(data),
+                    size_bytes=len(data),
+                    sklearn_version=str(saved_with),
+                    file_format=file_format,
+                    is_default=first,
+                )
+            )
+        assert path.exists()
+        return self.get(name, version)
+
+    def set_default(self, name: str, version: str) -> ModelInfo:
+        """Make `version` the one used when a request names no version."""
+        self.get(name, version)
+        with transaction(self.sessions) as session:
+            session.execute(
+                update(RegisteredModel)
+                .where(RegisteredModel.name == name)
+                .values(is_default=RegisteredModel.version == version)
+            )
+        return self.get(name, version)
+
+    def remove(self, name: str, version: str | None = None) -> list[str]:
+        """Forget a version (or every version) and delete its file; jobs keep the name and version they used.
+        When the default goes and others stay, the most recently registered of them becomes the default."""
+        removed = [v.version for v in self.versions(name) if version is None or v.version == version]
+        if not removed:
+            raise ModelNotFound(f"version {version!r} of model {name!r} is not registered")
+        with transaction(self.sessions) as session:
+            session.execute(
+                delete(RegisteredModel).where(RegisteredModel.name == name, RegisteredModel.version.in_(removed))
+            )
+            left = session.scalars(
+                select(RegisteredModel)
+                .where(RegisteredModel.name == name)
+                .order_by(RegisteredModel.registered_at.desc())
+            ).all()
+            if left and not any(row.is_default for row in left):
+                left[0].is_default = True
+        for gone in removed:
+            self.files.remove(name, gone)
+        return removed
+
+    def served(self, name: str) -> tuple[int, float | None]:
+        """How many jobs a model has finished, and the median seconds from submission to result of the latest."""
+        ended = (Job.model_name == name) & Job.status.in_([JobStatus.SUCCEEDED, JobStatus.FAILED])
+        with self.sessions() as session:
+            count = session.query(Job).filter(ended).count()
+            latest = session.execute(
+                select(Job.created_at, Job.finished_at)
+                .where(ended, Job.finished_at.is_not(None))
+                .order_by(Job.created_at.desc())
+                .limit(LATENCY_SAMPLE)
+            ).all()
+        seconds = [(finished - created).total_seconds() for created, finished in latest if finished is not None]
+        return count, statistics.median(seconds) if seconds else None
+
+    def _next_version(self, name: str) -> str:
+        with self.sessions() as session:
+            versions = session.scalars(select(RegisteredModel.version).where(RegisteredModel.name == name)).all()
+        return str(max((int(v) for v in versions if v.isdigit()), default=0) + 1)
+
+    def _info(self, row: RegisteredModel) -> ModelInfo:
+        return ModelInfo(
+            name=row.name,
+            version=row.version,
+            task="classification" if row.task == "classification" else "regression",
+            schema=InputSchema.from_dict(row.features),
+            classes=row.classes,
+            sha256=row.sha256,
+            size_bytes=row.size_bytes,
+            sklearn_version=row.sklearn_version,
+            file_format="skops" if row.file_format == "skops" else "joblib",
+            is_default=row.is_default,
+            registered_at=row.registered_at,
+            path=self.files.path_for(row.name, row.version, "skops" if row.file_format == "skops" else "joblib"),
+        )
+
+
+def estimator_bytes(estimator: Any) -> bytes:
+    buffer = io.BytesIO()
+    joblib.dump(estimator, buffer)
+    return buffer.getvalue()
+
+
+def ensure_demos(registry: ModelRegistry) -> list[ModelInfo]:
+    """Train and register the demo models that are missing; returns those registered now."""
+    registered = []
+    for name, train in DEMOS.items():
+        try:
+            registry.get(name)
+        except ModelNotFound:
+            estimator, training = train()
+            registered.append(registry.register(estimator_bytes(estimator), "joblib", name, training=training))
+    return registered
