@@ -6,16 +6,15 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
+from webapp.cli_models import models_cli
 from webapp.config import VAR_DIR, get_settings
 
-if TYPE_CHECKING:
-    from webapp.services.models import ModelRegistry
-
 cli = typer.Typer(help="apot: a dashboard and JSON API for scikit-learn predictions.", no_args_is_help=True)
+cli.add_typer(models_cli, name="models")
 
 
 @cli.command()
@@ -30,9 +29,9 @@ def migrate() -> None:
 @cli.command("train-demo")
 def train_demo() -> None:
     """Train and register the demo models (penguins, diabetes), unless they are already registered."""
-    from webapp.services.models import ensure_demos
+    from webapp.services.models import ensure_demos, registry_for
 
-    trained = ensure_demos(registry_from_settings())
+    trained = ensure_demos(registry_for(get_settings()))
     for info in trained:
         typer.echo(f"trained {info.name} {info.version}")
     if not trained:
@@ -92,9 +91,9 @@ def run() -> None:
     logging.basicConfig(level=logging.WARNING)
     settings = get_settings()
     upgrade_to_head(settings.database_url)
-    from webapp.services.models import ensure_demos
+    from webapp.services.models import ensure_demos, registry_for
 
-    for info in ensure_demos(registry_from_settings()):
+    for info in ensure_demos(registry_for(get_settings())):
         typer.echo(f"trained the demo model {info.name}")
     env = dict(os.environ)
     supervisor = Supervisor()
@@ -116,16 +115,6 @@ def run() -> None:
     finally:
         supervisor.stop_all()
     raise typer.Exit(exit_code)
-
-
-def registry_from_settings() -> ModelRegistry:
-    from ml.store import ModelFiles
-    from webapp.db import make_engine, make_session_factory
-    from webapp.services.models import ModelRegistry
-
-    settings = get_settings()
-    sessions = make_session_factory(make_engine(settings.database_url))
-    return ModelRegistry(sessions, ModelFiles(settings.models_dir, cache_size=settings.model_cache_size))
 
 
 def main() -> None:

@@ -19,7 +19,8 @@ from ml.demo import DEMOS
 from ml.registration import describe_estimator
 from ml.schema import InputSchema
 from ml.store import FileFormat, ModelFiles, ModelInfo, ModelNotFound, check_name, read_estimator, sha256_of
-from webapp.db import transaction
+from webapp.config import Settings
+from webapp.db import make_engine, make_session_factory, transaction
 from webapp.models import Job, JobStatus, RegisteredModel
 
 LATENCY_SAMPLE = 1000  # the p50 on a model's page is taken over its latest jobs
@@ -181,6 +182,12 @@ class ModelRegistry:
             registered_at=row.registered_at,
             path=self.files.path_for(row.name, row.version, "skops" if row.file_format == "skops" else "joblib"),
         )
+
+
+def registry_for(settings: Settings) -> ModelRegistry:
+    """A registry of its own, for a command-line process."""
+    sessions = make_session_factory(make_engine(settings.database_url))
+    return ModelRegistry(sessions, ModelFiles(settings.models_dir, cache_size=settings.model_cache_size))
 
 
 def estimator_bytes(estimator: Any) -> bytes:
