@@ -29,9 +29,10 @@ def migrate() -> None:
 @cli.command("train-demo")
 def train_demo() -> None:
     """Train and register the demo models (penguins, diabetes), unless they are already registered."""
-    from webapp.services.models import ensure_demos, registry_for
+    from webapp.services.models import ensure_demos, open_registry
 
-    trained = ensure_demos(registry_for(get_settings()))
+    with open_registry(get_settings()) as registry:
+        trained = ensure_demos(registry)
     for info in trained:
         typer.echo(f"trained {info.name} {info.version}")
     if not trained:
@@ -91,10 +92,11 @@ def run() -> None:
     logging.basicConfig(level=logging.WARNING)
     settings = get_settings()
     upgrade_to_head(settings.database_url)
-    from webapp.services.models import ensure_demos, registry_for
+    from webapp.services.models import ensure_demos, open_registry
 
-    for info in ensure_demos(registry_for(get_settings())):
-        typer.echo(f"trained the demo model {info.name}")
+    with open_registry(settings) as registry:
+        for info in ensure_demos(registry):
+            typer.echo(f"trained the demo model {info.name}")
     env = dict(os.environ)
     supervisor = Supervisor()
     supervisor.handle_signals()

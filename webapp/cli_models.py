@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,11 +18,13 @@ if TYPE_CHECKING:
 models_cli = typer.Typer(help="Register, list and manage models.", no_args_is_help=True)
 
 
-def _registry() -> ModelRegistry:
+@contextmanager
+def _registry() -> Iterator[ModelRegistry]:
     from webapp.config import get_settings
-    from webapp.services.models import registry_for
+    from webapp.services.models import open_registry
 
-    return registry_for(get_settings())
+    with open_registry(get_settings()) as registry:
+        yield registry
 
 
 def _fail(message: str) -> typer.Exit:
@@ -50,7 +54,8 @@ def add(
     try:
         meta = json.loads(metadata.read_text()) if metadata else None
         training = pd.read_csv(sample) if sample else None
-        info = _registry().register(path.read_bytes(), file_format, name, version, training=training, metadata=meta)
+        with _registry() as registry:
+            info = registry.register(path.read_bytes(), file_format, name, version, training=training, metadata=meta)
     except (SchemaError, UntrustedModelFile, ValueError, FileExistsError) as exc:
         raise _fail(str(exc)) from exc
     typer.echo(f"registered {info.name} {info.version}: {info.task}, {len(info.schema.features)} features")
@@ -63,13 +68,13 @@ def add(
 @models_cli.command("list")
 def list_models() -> None:
     """Every model with its versions; * marks the default."""
-    registry = _registry()
-    models = registry.all_models()
-    if not models:
-        typer.echo("no models registered: apot train-demo, or apot models add PATH --name NAME")
-    for model in models:
-        versions = ", ".join(f"{v.version}{'*' if v.is_default else ''}" for v in registry.versions(model.name))
-        typer.echo(f"{model.name}\t{model.task}\t{versions}")
+    with _registry() as registry:
+        models = registry.all_models()
+        if not models:
+            typer.echo("no models registered: apot train-demo, or apot models add PATH --name NAME")
+        for model in models:
+            versions = ", ".join(f"{v.version}{'*' if v.is_default else ''}" for v in registry.versions(model.name))
+            typer.echo(f"{model.name}\t{model.task}\t{versions}")
 
 
 @models_cli.command("show")
@@ -80,7 +85,8 @@ def show(name: str, version: Annotated[str | None, typer.Option()] = None) -> No
     from ml.store import ModelNotFound
 
     try:
-        info = _registry().get(name, version)
+        with _registry() as registry:
+            info = registry.get(name, version)
     except ModelNotFound as exc:
         raise _fail(str(exc)) from exc
     typer.echo(f"{info.name} {info.version}{' (default)' if info.is_default else ''}: {info.task}")
@@ -99,7 +105,8 @@ def set_default(name: str, version: str) -> None:
     from ml.store import ModelNotFound
 
     try:
-        _registry().set_default(name, version)
+        with _registry() as registry:
+            registry.set_default(name, version)
     except ModelNotFound as exc:
         raise _fail(str(exc)) from exc
     typer.echo(f"{name} {version} is now the default")
@@ -118,7 +125,8 @@ def remove(
     if not yes and not typer.confirm(f"Remove {what}?"):
         raise typer.Exit(1)
     try:
-        removed = _registry().remove(name, version)
+        with _registry() as registry:
+            removed = registry.remove(name, version)
     except ModelNotFound as exc:
         raise _fail(str(exc)) from exc
     typer.echo(f"removed {name} {', '.join(removed)}")

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=2 * 1024 * 1024, description="Largest JSON request body, in bytes.")
     max_upload_mb: int = Field(default=500, description="Largest CSV upload, in MiB (1 MiB = 1,048,576 bytes).")
     csv_chunk_rows: int = Field(default=20_000, description="Rows per chunk of a CSV job; each chunk is one task.")
+    allow_model_uploads: bool | None = Field(
+        default=None,
+        description="Whether the dashboard accepts .skops model files. Unset: only while it listens on loopback.",
+    )
     model_cache_size: int = Field(
         default=8, description="Models each worker process keeps loaded (least recently used out)."
     )
@@ -45,6 +49,14 @@ class Settings(BaseSettings):
         default=None,
         description="Signs CSRF tokens. Unset: made once, kept in var/secret_key; set it for several web machines.",
     )
+
+    @property
+    def model_uploads_allowed(self) -> bool:
+        # Until accounts exist, whoever can reach the dashboard could add models: by default only the person at
+        # the machine (a server on loopback) can.
+        if self.allow_model_uploads is not None:
+            return self.allow_model_uploads
+        return self.host in ("127.0.0.1", "localhost", "::1")
 
 
 @lru_cache

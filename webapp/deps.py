@@ -7,7 +7,9 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
+from webapp.config import Settings
 from webapp.models import Job
+from webapp.services.comparison import ComparisonService
 from webapp.services.csv_jobs import CsvJobService
 from webapp.services.jobs import JobNotFound, JobService
 from webapp.services.models import ModelRegistry
@@ -26,7 +28,21 @@ def get_models(request: Request) -> ModelRegistry:
 
 
 JobsDep = Annotated[JobService, Depends(get_job_service)]
+
+
+def get_comparisons(request: Request) -> ComparisonService:
+    return request.app.state.comparisons
+
+
+ComparisonsDep = Annotated[ComparisonService, Depends(get_comparisons)]
 ModelsDep = Annotated[ModelRegistry, Depends(get_models)]
+
+
+def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 CsvJobsDep = Annotated[CsvJobService, Depends(get_csv_jobs)]
 
 

@@ -17,6 +17,7 @@ from webapp.db import make_engine, make_session_factory
 from webapp.errors import install_error_pages
 from webapp.limits import BodySizeLimit
 from webapp.security import server_secret
+from webapp.services.comparison import ComparisonService
 from webapp.services.csv_jobs import CsvJobService
 from webapp.services.dispatch import Enqueue
 from webapp.services.jobs import JobService
@@ -24,7 +25,7 @@ from webapp.services.models import ModelRegistry
 from webapp.templating import STATIC_DIR
 
 # Routes that take a CSV file: their bodies stream (counted against APOT_MAX_UPLOAD_MB) instead of being buffered.
-UPLOAD_PATHS = ("/api/v1/jobs/csv", "/upload")
+UPLOAD_PATHS = ("/api/v1/jobs/csv", "/upload", "/upload-model")
 
 
 def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None) -> FastAPI:
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
         app.state.models = models
         app.state.jobs = JobService(sessions, models, publish, max_rows=settings.max_json_rows)
         app.state.csv_jobs = CsvJobService(app.state.jobs, chunk_rows=settings.csv_chunk_rows)
+        app.state.comparisons = ComparisonService(app.state.jobs, app.state.csv_jobs)
         yield
         engine.dispose()
 

@@ -105,6 +105,8 @@ class Job(Base):
     rows_failed: Mapped[int] = mapped_column(default=0, server_default="0")
     # A CSV job's file: name, columns, delimiter and what to do with bad rows. Its rows live in job_chunks.
     upload: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # The job whose inputs this one re-ran on another model version, to compare the two.
+    compare_to: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("jobs.id", ondelete="SET NULL"), default=None)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     attempts: Mapped[int] = mapped_column(default=0)

@@ -7,10 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from ml.store import ModelNotFound
 from ml.validation import InvalidInputs
-from webapp.deps import JobDep, JobsDep, ModelsDep
+from webapp.csvio import UploadError
+from webapp.deps import ComparisonsDep, JobDep, JobsDep, ModelsDep
 from webapp.models import JobStatus
 from webapp.security import require_csrf
 from webapp.services.jobs import JobAlreadyEnded, JobNotFound, QueueUnavailable
@@ -65,9 +67,13 @@ def _find_job(request: Request, jobs: JobsDep, text: str) -> Response | str:
 
 
 @router.get("/jobs/{job_id}", name="job_page")
-def job_page(request: Request, job: JobDep) -> Response:
-    """One job: inputs, result, timings, and a way to run it again."""
-    return render(request, "jobs/detail.html", {"job": job}, block="live")
+def job_page(request: Request, job: JobDep, models: ModelsDep) -> Response:
+    """One job: inputs, result, timings, and ways to run it again or on another version."""
+    try:
+        others = [v.version for v in models.versions(job.model_name) if v.version != job.model_version]
+    except ModelNotFound:
+        others = []
+    return render(request, "jobs/detail.html", {"job": job, "other_versions": others}, block="live")
 
 
 @router.get("/jobs/{job_id}/status", name="job_status")
@@ -83,12 +89,10 @@ def job_row(request: Request, job: JobDep) -> Response:
 
 
 @router.post("/jobs/{job_id}/rerun", name="rerun_job", dependencies=[Depends(require_csrf)])
-def rerun_job(request: Request, job_id: uuid.UUID, jobs: JobsDep) -> Response:
+def rerun_job(request: Request, old: JobDep, jobs: JobsDep) -> Response:
     """Submit the same inputs to the same model version again, and open the new job."""
     try:
-        job = jobs.rerun(job_id)
-    except JobNotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
+        job = jobs.rerun(old)
     except (ModelNotFound, InvalidInputs) as exc:
         raise HTTPException(409, f"This job cannot be run again: {exc}") from exc
     except QueueUnavailable as exc:
@@ -108,3 +112,28 @@ def cancel_job(request: Request, job_id: uuid.UUID, jobs: JobsDep) -> Response:
     if is_htmx(request):
         return render(request, "jobs/_status_card.html", {"job": job})
     return RedirectResponse(request.url_for("job_page", job_id=job.id), status_code=303)
+
+
+@router.post("/jobs/{job_id}/compare", name="start_comparison", dependencies=[Depends(require_csrf)])
+async def start_comparison(request: Request, old: JobDep, comparisons: ComparisonsDep) -> Response:
+    """Re-run this job's inputs on the chosen version, and open the comparison."""
+    version = str((await request.form()).get("version") or "")
+    try:
+        new = await run_in_threadpool(comparisons.start, old, version)
+    except (ModelNotFound, InvalidInputs, UploadError) as exc:
+        raise HTTPException(409, f"These inputs cannot be run on version {version!r}: {exc}") from exc
+    except QueueUnavailable as exc:
+        raise HTTPException(503, str(exc)) from exc
+    return redirect(request, str(request.url_for("comparison_page", job_id=new.id)))
+
+
+@router.get("/jobs/{job_id}/compare", name="comparison_page")
+def comparison_page(request: Request, job: JobDep, comparisons: ComparisonsDep) -> Response:
+    """A job beside the re-run of its inputs on another version: how many predictions changed, and how."""
+    if job.compare_to is None:
+        raise HTTPException(404, "this job is not a comparison; start one from a finished job's page")
+    try:
+        comparison = comparisons.compare(job)
+    except JobNotFound as exc:
+        raise HTTPException(404, "the job this one was compared with no longer exists") from exc
+    return render(request, "jobs/compare.html", {"c": comparison}, block="live")

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+import sklearn
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ml.store import ModelInfo, ModelNotFound
 from ml.validation import InvalidInputs
-from webapp.deps import JobsDep, ModelsDep
+from webapp.deps import JobsDep, ModelsDep, SettingsDep
 from webapp.forms import field_errors, form_values, row_from_form
 from webapp.security import require_csrf
 from webapp.services.jobs import JobRequest, QueueUnavailable
@@ -19,9 +21,10 @@ from webapp.templating import is_htmx, render
 router = APIRouter()
 
 
-def get_model_or_404(name: str, models: ModelsDep) -> ModelInfo:
+def get_model_or_404(name: str, models: ModelsDep, version: Annotated[str | None, Query()] = None) -> ModelInfo:
+    """The model's default version, or the one ?version= pins."""
     try:
-        return models.get(name)
+        return models.get(name, version or None)
     except ModelNotFound as exc:
         raise HTTPException(404, str(exc)) from exc
 
@@ -30,31 +33,36 @@ ModelDep = Annotated[ModelInfo, Depends(get_model_or_404)]
 
 
 @router.get("/models/{name}", name="model_page")
-def model_page(request: Request, model: ModelDep) -> Response:
-    """The form for one prediction with this model."""
-    return render(request, "models/predict.html", {"model": model, "values": {}, "errors": {}})
+def model_page(request: Request, model: ModelDep, models: ModelsDep, settings: SettingsDep) -> Response:
+    """The form for one prediction with this model, and what is known of it: schema, versions, how it served."""
+    context = {"model": model, "values": {}, "errors": {}, "uploads_allowed": settings.model_uploads_allowed}
+    return render(request, "models/predict.html", {**context, **_about(models, model)})
+
+
+def _about(models: ModelsDep, model: ModelInfo) -> dict[str, Any]:
+    served, p50 = models.served(model.name)
+    return {
+        "versions": models.versions(model.name),
+        "served": served,
+        "p50": None if p50 is None else timedelta(seconds=p50),
+        "installed_sklearn": sklearn.__version__,
+    }
 
 
 @router.post("/models/{name}/jobs", name="submit_form", dependencies=[Depends(require_csrf)])
-async def submit_form(request: Request, model: ModelDep, jobs: JobsDep) -> Response:
+async def submit_form(request: Request, model: ModelDep, models: ModelsDep, jobs: JobsDep) -> Response:
     """Create a job from the form: the live status card for htmx, a redirect to the job page without JavaScript."""
     form = await request.form()
     try:
         request_ = JobRequest(model.name, model.version, row_from_form(model.schema, form))
         job = await run_in_threadpool(jobs.create, request_)  # database and broker calls block
-    except InvalidInputs as exc:
-        return _form_with_errors(request, model, form_values(model.schema, form), field_errors(exc))
-    except QueueUnavailable as exc:
-        return _form_with_errors(request, model, form_values(model.schema, form), {"": str(exc)}, status_code=503)
+    except (InvalidInputs, QueueUnavailable) as exc:
+        errors = field_errors(exc) if isinstance(exc, InvalidInputs) else {"": str(exc)}
+        context = {"model": model, "values": form_values(model.schema, form), "errors": errors, **_about(models, model)}
+        # htmx sent the form to the status area; the answer replaces the form itself.
+        headers = {"HX-Retarget": "#predict-form", "HX-Reswap": "outerHTML"} if is_htmx(request) else None
+        status = 422 if isinstance(exc, InvalidInputs) else 503
+        return render(request, "models/predict.html", context, block="form", status_code=status, headers=headers)
     if is_htmx(request):
         return render(request, "jobs/_status_card.html", {"job": job})
     return RedirectResponse(request.url_for("job_page", job_id=job.id), status_code=303)
-
-
-def _form_with_errors(
-    request: Request, model: ModelInfo, values: dict[str, str], errors: dict[str, str], status_code: int = 422
-) -> Response:
-    context: dict[str, Any] = {"model": model, "values": values, "errors": errors}
-    # htmx sent the form to the status area; the answer replaces the form itself.
-    headers = {"HX-Retarget": "#predict-form", "HX-Reswap": "outerHTML"} if is_htmx(request) else None
-    return render(request, "models/predict.html", context, block="form", status_code=status_code, headers=headers)

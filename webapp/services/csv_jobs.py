@@ -77,6 +77,54 @@ class CsvJobService:
         self.jobs.publish(job.id, dispatches)
         return job
 
+    def rerun(self, job: Job, version: str, *, compare: bool = False) -> Job:
+        """The same file, on another version of its model: the chunks are copied, not uploaded again."""
+        info = self.jobs.models.get(job.model_name, version)
+        upload = dict(job.upload or {})
+        missing = [f.name for f in info.schema.features if f.required and f.name not in upload["columns"]]
+        if missing:
+            raise UploadError(f"version {version} needs columns the file does not have: {', '.join(missing)}.")
+        new = Job(
+            id=uuid.uuid4(),
+            kind=JobKind.CSV,
+            status=JobStatus.QUEUED,
+            model_name=info.name,
+            model_version=info.version,
+            task_id=str(uuid.uuid4()),
+            inputs=[],
+            rows_total=job.rows_total,
+            upload={**upload, "classes": info.classes},
+            compare_to=job.id if compare else None,
+        )
+        dispatches = []
+        with transaction(self.jobs.sessions) as session:
+            session.add(new)
+            session.flush()
+            positions = session.scalars(
+                select(JobChunk.position).where(JobChunk.job_id == job.id).order_by(JobChunk.position)
+            ).all()
+            for position in positions:  # one chunk's bytes in memory at a time
+                old = session.scalars(
+                    select(JobChunk).where(JobChunk.job_id == job.id, JobChunk.position == position)
+                ).one()
+                chunk = JobChunk(
+                    id=uuid.uuid4(),
+                    job_id=new.id,
+                    position=position,
+                    first_row=old.first_row,
+                    task_id=str(uuid.uuid4()),
+                    rows=old.rows,
+                    input=old.input,
+                    problems=old.problems,
+                )
+                session.add(chunk)
+                session.flush()
+                session.expunge(chunk)
+                session.expunge(old)
+                dispatches.append(Dispatch(SCORE_CHUNK, str(chunk.id), chunk.task_id))
+        self.jobs.publish(new.id, dispatches)
+        return new
+
     def result_lines(self, job: Job) -> Iterator[str]:
         """The results as CSV text: the input columns, then the prediction columns and an error column."""
         upload = job.upload or {}

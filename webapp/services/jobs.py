@@ -43,6 +43,7 @@ class JobRequest:
     model: str
     version: str | None
     inputs: dict[str, Any] | list[Any]
+    compare_to: uuid.UUID | None = None
 
 
 class JobService:
@@ -80,6 +81,7 @@ class JobService:
             task_id=str(uuid.uuid4()),
             inputs=validate_rows(info.schema, rows, batch=batch),
             rows_total=len(rows),
+            compare_to=request.compare_to,
         )
         with transaction(self.sessions) as session:
             session.add(job)
@@ -96,11 +98,12 @@ class JobService:
             self._fail_unpublished(job_id)
             raise QueueUnavailable("the task queue cannot be reached right now; the job was not started") from exc
 
-    def rerun(self, job_id: uuid.UUID) -> Job:
-        """A new job with the same model version and inputs as an earlier one."""
-        job = self.get(job_id)
+    def rerun(self, job: Job, version: str | None = None, *, compare: bool = False) -> Job:
+        """A new job with the inputs of a single or batch job, on its model version or on `version`; with
+        `compare`, the new job points back at the old one so the two can be shown side by side."""
         inputs = job.inputs if job.kind == JobKind.BATCH else job.inputs[0]
-        return self.create(JobRequest(job.model_name, job.model_version, inputs))
+        request = JobRequest(job.model_name, version or job.model_version, inputs, job.id if compare else None)
+        return self.create(request)
 
     def _fail_unpublished(self, job_id: uuid.UUID) -> None:
         with transaction(self.sessions) as session:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 import statistics
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import joblib
@@ -184,10 +185,14 @@ class ModelRegistry:
         )
 
 
-def registry_for(settings: Settings) -> ModelRegistry:
-    """A registry of its own, for a command-line process."""
-    sessions = make_session_factory(make_engine(settings.database_url))
-    return ModelRegistry(sessions, ModelFiles(settings.models_dir, cache_size=settings.model_cache_size))
+@contextmanager
+def open_registry(settings: Settings) -> Iterator[ModelRegistry]:
+    """A registry with a database connection of its own, for a command; closed when the command is done."""
+    engine = make_engine(settings.database_url)
+    try:
+        yield ModelRegistry(make_session_factory(engine), ModelFiles(settings.models_dir))
+    finally:
+        engine.dispose()
 
 
 def estimator_bytes(estimator: Any) -> bytes:

@@ -1,0 +1,59 @@
+"""Adding a model version from the dashboard: skops files only, loaded only if every type in them is trusted."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from ml.schema import SchemaError
+from ml.store import UntrustedModelFile
+from webapp.deps import ModelsDep, SettingsDep
+from webapp.security import require_csrf
+from webapp.templating import redirect, render
+
+router = APIRouter()
+PATH = "/upload-model"
+
+
+def uploads_allowed(settings: SettingsDep) -> None:
+    if not settings.model_uploads_allowed:
+        raise HTTPException(
+            403,
+            "Adding models from the dashboard is switched off on this server (APOT_ALLOW_MODEL_UPLOADS); "
+            "ask whoever runs it to register the model with apot models add.",
+        )
+
+
+@router.get(PATH, name="model_upload_page", dependencies=[Depends(uploads_allowed)])
+def model_upload_page(request: Request) -> Response:
+    """The form for a .skops file, its model name and an optional version."""
+    return render(request, "models/upload.html", {"values": {}, "errors": {}})
+
+
+@router.post(PATH, name="submit_model_upload", dependencies=[Depends(uploads_allowed), Depends(require_csrf)])
+async def submit_model_upload(request: Request, models: ModelsDep) -> Response:
+    """Register the file as a new version, or say why it cannot be."""
+    form = await request.form(max_files=1, max_fields=10)
+    try:
+        file, name, version = form.get("file"), str(form.get("name") or "").strip(), str(form.get("version") or "")
+        values = {"name": name, "version": version}
+        if not isinstance(file, UploadFile) or not file.filename:
+            errors = {"file": "Choose a .skops file."}
+        elif not file.filename.endswith(".skops"):
+            errors = {"file": "Only .skops files can be added here (joblib files can run code when loaded)."}
+        else:
+            data = await file.read()
+            try:
+                info = await run_in_threadpool(models.register, data, "skops", name, version.strip() or None)
+            except UntrustedModelFile as exc:
+                errors = {"file": f"Refused: loading it would need types that are not trusted: {', '.join(exc.types)}."}
+            except (SchemaError, ValueError, FileExistsError) as exc:
+                errors = {"name" if "name" in str(exc) else "file": str(exc)}
+            else:
+                target = request.url_for("model_page", name=info.name).include_query_params(version=info.version)
+                return redirect(request, str(target))
+    finally:
+        await form.close()
+    return render(request, "models/upload.html", {"values": values, "errors": errors}, block="form", status_code=422)
