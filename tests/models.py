@@ -41,3 +41,12 @@ def register_all(sessions: sessionmaker[Session], models_dir: Path, trained: dic
     for name, model in trained.items():
         registry.register(model.data, "joblib", name, training=model.training)
     return registry
+
+
+def sizes_v2(registry: ModelRegistry) -> None:
+    """A second version of "sizes" that predicts twice as much."""
+    training = pd.DataFrame({"size": [1.0, 2.0, 3.0, 4.0] * 5, "colour": ["red", "blue"] * 10})
+    model = make_pipeline(
+        ColumnTransformer([("colour", OneHotEncoder(), ["colour"])], remainder="passthrough"), LinearRegression()
+    ).fit(training, training["size"] * 20)
+    registry.register(estimator_bytes(model), "joblib", "sizes", training=training)

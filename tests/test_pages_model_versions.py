@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from tests.conftest import RecordingEnqueue
 from tests.html import csrf_token, one, parse
-from tests.models import Trained
+from tests.models import Trained, sizes_v2
 from tests.test_ml_store import doubled
 from webapp.models import Job, utcnow
 from webapp.services.chunk_scoring import score_chunk
@@ -25,18 +25,6 @@ from webapp.services.models import ModelRegistry, estimator_bytes
 from webapp.services.scoring import ScoringContext, score_job
 
 HTMX = {"HX-Request": "true"}
-
-
-def sizes_v2(registry: ModelRegistry) -> None:
-    """A second version of "sizes" that predicts twice as much."""
-    training = pd.DataFrame({"size": [1.0, 2.0, 3.0, 4.0] * 5, "colour": ["red", "blue"] * 10})
-    from sklearn.compose import ColumnTransformer
-    from sklearn.preprocessing import OneHotEncoder
-
-    model = make_pipeline(
-        ColumnTransformer([("colour", OneHotEncoder(), ["colour"])], remainder="passthrough"), LinearRegression()
-    ).fit(training, training["size"] * 20)
-    registry.register(estimator_bytes(model), "joblib", "sizes", training=training)
 
 
 def work(registry: ModelRegistry, enqueue: RecordingEnqueue) -> None:

@@ -9,6 +9,7 @@ import httpx2
 import pytest
 
 from tests.html import one, parse
+from tests.models import sizes_v2
 from tests.stacks import Stack
 
 
@@ -41,3 +42,18 @@ def test_a_regressor_scores_a_csv_file(stack: Stack) -> None:
     rows = list(csv.DictReader(io.StringIO(httpx2.get(job["results_url"], timeout=30).text)))
     assert list(rows[0]) == ["size", "colour", "prediction", "error"]
     assert [float(r["prediction"]) for r in rows[:4]] == pytest.approx([10.0, 20.0, 30.0, 40.0])
+
+
+def test_running_workers_follow_a_new_default_version(stack: Stack) -> None:
+    def predict() -> tuple[str, float]:
+        created = httpx2.post(
+            f"{stack.base_url}/api/v1/jobs", json={"model": "sizes", "inputs": {"size": 2, "colour": "red"}}, timeout=10
+        ).json()
+        job = httpx2.get(created["url"], params={"wait": 30}, timeout=40).json()
+        return job["version"], job["result"]["predictions"][0]["value"]
+
+    assert predict() == ("1", pytest.approx(20.0))
+    sizes_v2(stack.models)
+    stack.models.set_default("sizes", "2")  # no process is restarted
+    assert predict() == ("2", pytest.approx(40.0))
+    stack.models.set_default("sizes", "1")
