@@ -23,17 +23,19 @@ class Trained:
     training: pd.DataFrame
 
 
-def train_test_models() -> dict[str, Trained]:
-    """The penguins demo (a classifier) and "sizes", a small regressor with a category."""
-    penguins, penguin_training = train_penguins()
+def sizes(factor: float) -> Trained:
+    """A small regressor with a category: it predicts `factor` times the size."""
     training = pd.DataFrame({"size": [1.0, 2.0, 3.0, 4.0] * 5, "colour": ["red", "blue"] * 10})
     regressor = make_pipeline(
         ColumnTransformer([("colour", OneHotEncoder(), ["colour"])], remainder="passthrough"), LinearRegression()
-    ).fit(training, training["size"] * 10)
-    return {
-        "penguins": Trained(estimator_bytes(penguins), penguin_training),
-        "sizes": Trained(estimator_bytes(regressor), training),
-    }
+    ).fit(training, training["size"] * factor)
+    return Trained(estimator_bytes(regressor), training)
+
+
+def train_test_models() -> dict[str, Trained]:
+    """The penguins demo (a classifier) and "sizes" (a regressor)."""
+    penguins, penguin_training = train_penguins()
+    return {"penguins": Trained(estimator_bytes(penguins), penguin_training), "sizes": sizes(10)}
 
 
 def register_all(sessions: sessionmaker[Session], models_dir: Path, trained: dict[str, Trained]) -> ModelRegistry:
@@ -45,8 +47,5 @@ def register_all(sessions: sessionmaker[Session], models_dir: Path, trained: dic
 
 def sizes_v2(registry: ModelRegistry) -> None:
     """A second version of "sizes" that predicts twice as much."""
-    training = pd.DataFrame({"size": [1.0, 2.0, 3.0, 4.0] * 5, "colour": ["red", "blue"] * 10})
-    model = make_pipeline(
-        ColumnTransformer([("colour", OneHotEncoder(), ["colour"])], remainder="passthrough"), LinearRegression()
-    ).fit(training, training["size"] * 20)
-    registry.register(estimator_bytes(model), "joblib", "sizes", training=training)
+    model = sizes(20)
+    registry.register(model.data, "joblib", "sizes", training=model.training)
