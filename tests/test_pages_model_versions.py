@@ -16,10 +16,11 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from tests.conftest import RecordingEnqueue
+from tests.factories import add_job
 from tests.html import csrf_token, one, parse
 from tests.models import Trained, sizes_v2
 from tests.test_ml_store import doubled
-from webapp.models import Job, utcnow
+from webapp.models import Job
 from webapp.services.chunk_scoring import score_chunk
 from webapp.services.models import ModelRegistry, estimator_bytes
 from webapp.services.scoring import ScoringContext, score_job
@@ -39,21 +40,7 @@ def test_the_model_page_shows_schema_versions_file_and_service(
     client: TestClient, registry: ModelRegistry, engine: Engine
 ) -> None:
     sizes_v2(registry)
-    with Session(engine) as session, session.begin():
-        now = utcnow()
-        session.add(
-            Job(
-                kind="single",
-                status="succeeded",
-                model_name="sizes",
-                model_version="1",
-                task_id="t",
-                inputs=[],
-                rows_total=1,
-                created_at=now - timedelta(milliseconds=40),
-                finished_at=now,
-            )
-        )
+    add_job(engine, took=timedelta(milliseconds=40))
     page = parse(client.get("/models/sizes").text)
     about = one(page, "section.about")
     facts = {dt.text: dd.text for dt, dd in zip(about.select("dt"), about.select("dd"), strict=True)}

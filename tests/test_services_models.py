@@ -12,13 +12,12 @@ import pytest
 import skops.io as sio
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
 from ml.schema import SchemaError
 from ml.store import ModelFiles, ModelNotFound, UntrustedModelFile
+from tests.factories import add_job
 from tests.models import Trained
 from webapp.db import make_session_factory
-from webapp.models import Job, utcnow
 from webapp.services.models import ModelRegistry, estimator_bytes
 
 FRAME = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
@@ -109,33 +108,9 @@ def test_a_skops_upload_with_untrusted_types_is_refused_and_nothing_kept(
 
 
 def test_served_counts_ended_jobs_and_their_median_latency(registry: ModelRegistry, engine: Engine) -> None:
-    now = utcnow()
-    with Session(engine) as session, session.begin():
-        for seconds in (1, 2, 30):
-            session.add(
-                Job(
-                    kind="single",
-                    status="succeeded",
-                    model_name="sizes",
-                    model_version="1",
-                    task_id="t",
-                    inputs=[],
-                    rows_total=1,
-                    created_at=now - timedelta(seconds=seconds),
-                    finished_at=now,
-                )
-            )
-        session.add(
-            Job(
-                kind="single",
-                status="queued",
-                model_name="sizes",
-                model_version="1",
-                task_id="t",
-                inputs=[],
-                rows_total=1,
-            )
-        )
+    for seconds in (1, 2, 30):
+        add_job(engine, took=timedelta(seconds=seconds))
+    add_job(engine, status="queued")
     assert registry.served("sizes") == (3, 2.0)
     assert registry.served("penguins") == (0, None)
 

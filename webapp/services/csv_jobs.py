@@ -11,6 +11,7 @@ from typing import IO, Any, Literal
 import numpy as np
 from sqlalchemy import select
 
+from ml.store import ModelInfo
 from ml.table import ScoredTable
 from webapp.csvio import UploadError, fixed_decimals, neutralise, neutralise_column, open_upload, unpack_frame
 from webapp.db import transaction
@@ -35,23 +36,8 @@ class CsvJobService:
         missing = [f.name for f in info.schema.features if f.required and f.name not in upload.columns]
         if missing:
             raise UploadError(f"The header lacks these required columns of {info.name}: {', '.join(missing)}.")
-        job = Job(
-            id=uuid.uuid4(),
-            kind=JobKind.CSV,
-            status=JobStatus.QUEUED,
-            model_name=info.name,
-            model_version=info.version,
-            task_id=str(uuid.uuid4()),  # names the job's group of chunk tasks; each chunk has its own task id
-            inputs=[],
-            rows_total=0,
-            upload={
-                "filename": filename[:255],
-                "columns": upload.columns,
-                "delimiter": upload.delimiter,
-                "on_error": on_error,
-                "classes": info.classes,
-            },
-        )
+        facts = {"filename": filename[:255], "columns": upload.columns, "delimiter": upload.delimiter}
+        job = _csv_job(info, {**facts, "on_error": on_error}, rows_total=0)
         dispatches = []
         with transaction(self.jobs.sessions) as session:
             session.add(job)
@@ -84,18 +70,7 @@ class CsvJobService:
         missing = [f.name for f in info.schema.features if f.required and f.name not in upload["columns"]]
         if missing:
             raise UploadError(f"version {version} needs columns the file does not have: {', '.join(missing)}.")
-        new = Job(
-            id=uuid.uuid4(),
-            kind=JobKind.CSV,
-            status=JobStatus.QUEUED,
-            model_name=info.name,
-            model_version=info.version,
-            task_id=str(uuid.uuid4()),
-            inputs=[],
-            rows_total=job.rows_total,
-            upload={**upload, "classes": info.classes},
-            compare_to=job.id if compare else None,
-        )
+        new = _csv_job(info, upload, rows_total=job.rows_total, compare_to=job.id if compare else None)
         dispatches = []
         with transaction(self.jobs.sessions) as session:
             session.add(new)
@@ -145,6 +120,21 @@ class CsvJobService:
             buffer = io.StringIO()  # csv's C writer over the columns: faster than DataFrame.to_csv for text
             csv.writer(buffer, lineterminator="\n").writerows(zip(*table, strict=True))
             yield buffer.getvalue()
+
+
+def _csv_job(info: ModelInfo, upload: dict[str, Any], *, rows_total: int, compare_to: uuid.UUID | None = None) -> Job:
+    return Job(
+        id=uuid.uuid4(),
+        kind=JobKind.CSV,
+        status=JobStatus.QUEUED,
+        model_name=info.name,
+        model_version=info.version,
+        task_id=str(uuid.uuid4()),  # names the job's group of chunk tasks; each chunk has its own task id
+        inputs=[],
+        rows_total=rows_total,
+        upload={**upload, "classes": info.classes},
+        compare_to=compare_to,
+    )
 
 
 def output_columns(input_columns: list[str], classes: list[Any] | None) -> list[str]:
