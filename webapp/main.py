@@ -24,7 +24,7 @@ from webapp.services.jobs import JobService
 from webapp.services.models import ModelRegistry
 from webapp.templating import STATIC_DIR
 
-# Routes that take a CSV file: their bodies stream (counted against APOT_MAX_UPLOAD_MB) instead of being buffered.
+# Routes that take a file (CSV or model): their bodies stream, counted against APOT_MAX_UPLOAD_MB, not buffered.
 UPLOAD_PATHS = ("/api/v1/jobs/csv", "/upload", "/upload-model")
 
 
