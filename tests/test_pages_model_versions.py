@@ -153,7 +153,7 @@ def test_comparing_a_job_with_another_version(
     summary = one(page, "#comparison .prediction").text
     shifts = [[td.text for td in tr.select("td")] for tr in page.select("table.shifts tbody tr")]
     if kind == "single":
-        assert "Over 1 rows the predicted value moved by 20 on average" in summary
+        assert "Over 1 row the predicted value moved by 20 on average" in summary
         assert shifts == [["1", "20", "40", "+20"]]
     else:
         assert "Over 3 rows" in summary  # the green row is bad in both versions
@@ -188,3 +188,26 @@ def test_comparing_classifier_versions_counts_label_changes(
     assert "1 of 2 predictions changed (50.0 %)" in one(page, "#comparison .prediction").text
     changes = [[td.text for td in tr.select("td")] for tr in page.select("table.label-changes tbody tr")]
     assert changes == [["Gentoo", "Adelie", "1"]]
+
+
+def test_a_version_that_takes_fewer_features_is_given_those_it_knows(
+    client: TestClient, registry: ModelRegistry, enqueue: RecordingEnqueue, trained_models: dict[str, Trained]
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    training = trained_models["penguins"].training.dropna()
+    species = ["Gentoo" if flipper > 205 else "Adelie" for flipper in training["flipper_length_mm"]]
+    two_features = training[["bill_length_mm", "flipper_length_mm"]].astype(float)
+    smaller = LogisticRegression().fit(two_features, species)
+    registry.register(estimator_bytes(smaller), "joblib", "penguins", training=two_features)
+    row = {"island": "Biscoe", "bill_length_mm": 48.6, "flipper_length_mm": 230, "sex": "male"}
+    created = client.post("/api/v1/jobs", json={"model": "penguins", "inputs": row}).json()
+    work(registry, enqueue)
+    token = csrf_token(client, f"/jobs/{created['id']}")
+    response = client.post(
+        f"/jobs/{created['id']}/compare", data={"csrf_token": token, "version": "2"}, follow_redirects=False
+    )
+    assert response.status_code == 303
+    work(registry, enqueue)
+    page = parse(client.get(response.headers["location"]).text)
+    assert "0 of 1 predictions changed" in one(page, "#comparison .prediction").text

@@ -101,9 +101,11 @@ class JobService:
     def rerun(self, job: Job, version: str | None = None, *, compare: bool = False) -> Job:
         """A new job with the inputs of a single or batch job, on its model version or on `version`; with
         `compare`, the new job points back at the old one so the two can be shown side by side."""
-        inputs = job.inputs if job.kind == JobKind.BATCH else job.inputs[0]
-        request = JobRequest(job.model_name, version or job.model_version, inputs, job.id if compare else None)
-        return self.create(request)
+        target = self.models.get(job.model_name, version or job.model_version)
+        # Another version may take fewer features: it is given those it knows (a CSV passes the rest through).
+        rows = [{k: v for k, v in row.items() if k in target.schema.names} for row in job.inputs]
+        inputs = rows if job.kind == JobKind.BATCH else rows[0]
+        return self.create(JobRequest(job.model_name, target.version, inputs, job.id if compare else None))
 
     def _fail_unpublished(self, job_id: uuid.UUID) -> None:
         with transaction(self.sessions) as session:

@@ -1,0 +1,50 @@
+"""Comparing model versions in the browser, and what a failed htmx action shows."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import screenshot
+from tests.models import sizes
+from tests.stacks import Stack
+
+
+def submit_sizes(page: Page, stack: Stack) -> None:
+    page.goto(f"{stack.base_url}/models/sizes")
+    page.fill("#f-size", "2")
+    page.select_option("#f-colour", "red")
+    page.click("button[type=submit]")
+    expect(page.locator("#job-status .badge")).to_have_text("succeeded", timeout=20_000)
+    page.click("#job-status article header a")
+
+
+def test_a_job_can_be_rerun_on_another_version_and_compared(page: Page, stack: Stack) -> None:
+    doubled = sizes(20)
+    stack.models.register(doubled.data, "joblib", "sizes", "compare-me", training=doubled.training)
+    submit_sizes(page, stack)
+
+    page.select_option("#compare-version", "compare-me")
+    page.click("text=Re-run and compare")
+
+    page.wait_for_url("**/compare")
+    expect(page.locator("#comparison .prediction")).to_contain_text("moved by 20 on average", timeout=20_000)
+    expect(page.locator("table.shifts tbody tr")).to_have_count(1)
+    screenshot(page, "compare")
+    stack.models.remove("sizes", "compare-me")
+
+
+def test_an_action_that_fails_says_why_on_the_page(page: Page, stack: Stack) -> None:
+    gone = sizes(30)
+    stack.models.register(gone.data, "joblib", "sizes", "short-lived", training=gone.training)
+    page.goto(f"{stack.base_url}/models/sizes?version=short-lived")
+    page.fill("#f-size", "1")
+    page.select_option("#f-colour", "blue")
+    page.click("button[type=submit]")
+    expect(page.locator("#job-status .badge")).to_have_text("succeeded", timeout=20_000)
+    page.click("#job-status article header a")
+    stack.models.remove("sizes", "short-lived")
+
+    page.click("text=Run again")
+
+    expect(page.locator("#problem")).to_contain_text("cannot be run again")
+    expect(page.locator("#problem")).to_contain_text("short-lived")
