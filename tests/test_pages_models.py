@@ -53,7 +53,7 @@ def test_numbers_carry_their_training_range_and_step(client: TestClient) -> None
 def test_an_unknown_model_is_a_404_page(client: TestClient) -> None:
     response = client.get("/models/unicorns", headers={"accept": "text/html"})
     assert response.status_code == 404
-    assert "unicorns" in one(parse(response.text), "[role=alert]").text
+    assert "unicorns" in one(parse(response.text), ".error-page").text
 
 
 def test_a_plain_post_creates_a_job_and_redirects_to_it(
