@@ -27,7 +27,6 @@ import skops.io as sio
 from ml.schema import InputSchema
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-FORMATS = ("joblib", "skops")
 
 Task = Literal["classification", "regression"]
 FileFormat = Literal["joblib", "skops"]
@@ -116,7 +115,7 @@ class ModelFiles:
                 self._loaded.move_to_end(key)
                 return self._loaded[key]
             data = info.path.read_bytes()
-            digest = hashlib.sha256(data).hexdigest()
+            digest = sha256_of(data)
             if digest != info.sha256:
                 raise ModelIntegrityError(
                     f"model file of {info.name} {info.version} has sha256 {digest[:12]}…, "

@@ -13,7 +13,7 @@ import joblib
 import pandas as pd
 import sklearn
 from sklearn.exceptions import InconsistentVersionWarning
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ml.demo import DEMOS
@@ -98,7 +98,7 @@ class ModelRegistry:
         if taken:
             raise FileExistsError(f"{name} {version} is already registered")
         self.files.remove(name, version)  # a file left by a registration that failed halfway
-        path = self.files.write(name, version, file_format, data)
+        self.files.write(name, version, file_format, data)
         with transaction(self.sessions) as session:
             session.add(
                 RegisteredModel(
@@ -114,7 +114,6 @@ class ModelRegistry:
                     is_default=first,
                 )
             )
-        assert path.exists()
         return self.get(name, version)
 
     def set_default(self, name: str, version: str) -> ModelInfo:
@@ -153,7 +152,7 @@ class ModelRegistry:
         """How many jobs a model has finished, and the median seconds from submission to result of the latest."""
         ended = (Job.model_name == name) & Job.status.in_([JobStatus.SUCCEEDED, JobStatus.FAILED])
         with self.sessions() as session:
-            count = session.query(Job).filter(ended).count()
+            count = session.scalar(select(func.count()).select_from(Job).where(ended)) or 0
             latest = session.execute(
                 select(Job.created_at, Job.finished_at)
                 .where(ended, Job.finished_at.is_not(None))
