@@ -9,6 +9,7 @@ from functools import lru_cache
 from ml.store import ModelFiles
 from webapp.config import get_settings
 from webapp.db import make_engine, make_session_factory
+from webapp.services.events import choose_announcer
 from webapp.services.models import ModelRegistry
 from webapp.services.scoring import ScoringContext
 
@@ -21,5 +22,6 @@ def worker_context() -> ScoringContext:
     return ScoringContext(
         sessions=sessions,
         models=ModelRegistry(sessions, ModelFiles(settings.models_dir, cache_size=settings.model_cache_size)),
+        announcer=choose_announcer(settings.database_url, settings.broker_url, settings.queue),
         worker=f"{socket.gethostname()}:{os.getpid()}",
     )

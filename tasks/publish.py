@@ -18,7 +18,7 @@ def celery_enqueue(app: Celery) -> Enqueue:
             for dispatch in dispatches:
                 app.send_task(
                     dispatch.task,
-                    args=[dispatch.target],
+                    args=list(dispatch.targets),
                     task_id=dispatch.task_id,
                     producer=producer,
                     retry=True,

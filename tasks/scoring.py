@@ -1,4 +1,4 @@
-"""The scoring task: re-read the job row, predict through ml/, write the result back."""
+"""The scoring tasks: re-read the rows by id, predict through ml/, write the results back."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ from celery import shared_task
 
 from tasks.context import worker_context
 from webapp.services.chunk_scoring import score_chunk as run_chunk_scoring
-from webapp.services.dispatch import SCORE_CHUNK, SCORE_JOB
-from webapp.services.scoring import score_job as run_scoring
+from webapp.services.dispatch import SCORE_CHUNK, SCORE_JOBS
+from webapp.services.scoring import score_jobs as run_scoring
 
 
-@shared_task(name=SCORE_JOB)
-def score_job(job_id: str) -> None:
-    """Score one job; a message for a job already claimed or ended does nothing."""
-    run_scoring(worker_context(), job_id)
+@shared_task(name=SCORE_JOBS)
+def score_jobs(*job_ids: str) -> None:
+    """Score the small jobs that were submitted together; ids already claimed or ended are skipped."""
+    run_scoring(worker_context(), job_ids)
 
 
 @shared_task(name=SCORE_CHUNK)

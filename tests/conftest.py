@@ -16,8 +16,11 @@ from webapp.config import Settings
 from webapp.db import make_engine, make_session_factory
 from webapp.main import create_app
 from webapp.migrate import upgrade_to_head
-from webapp.services.dispatch import Dispatch
+from webapp.services.chunk_scoring import score_chunk
+from webapp.services.dispatch import SCORE_CHUNK, Dispatch
+from webapp.services.events import SilentAnnouncer
 from webapp.services.models import ModelRegistry
+from webapp.services.scoring import ScoringContext, score_jobs
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +74,17 @@ class RecordingEnqueue:
 
     @property
     def published(self) -> list[str]:
-        return [d.target for d in self.dispatches]
+        return [target for d in self.dispatches for target in d.targets]
+
+    def deliver(self, registry: ModelRegistry) -> None:
+        """Play the worker: run every task published so far, in this process (tests/e2e run the real one)."""
+        context = ScoringContext(registry.sessions, registry, SilentAnnouncer(), "test-worker")
+        for dispatch in self.dispatches:
+            if dispatch.task == SCORE_CHUNK:
+                score_chunk(context, *dispatch.targets)
+            else:
+                score_jobs(context, dispatch.targets)
+        self.dispatches.clear()
 
 
 @pytest.fixture

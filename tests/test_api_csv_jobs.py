@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from tests.conftest import RecordingEnqueue
 from webapp.models import ChunkStatus, Job, JobChunk
 from webapp.services.chunk_scoring import score_chunk
+from webapp.services.events import SilentAnnouncer
 from webapp.services.models import ModelRegistry
 from webapp.services.scoring import ScoringContext
 
@@ -39,13 +40,6 @@ def upload(client: TestClient, content: bytes, name: str = "penguins.csv", **fie
 def count(engine: Engine, model: type[Any]) -> int:
     with Session(engine) as session:
         return session.scalar(select(func.count()).select_from(model)) or 0
-
-
-def run_worker(registry: ModelRegistry, enqueue: RecordingEnqueue) -> None:
-    context = ScoringContext(registry.sessions, registry, "test-worker")
-    for dispatch in enqueue.dispatches:
-        if dispatch.task == "apot.score_chunk":
-            score_chunk(context, dispatch.target)
 
 
 def results(client: TestClient, job: dict[str, Any]) -> list[dict[str, str]]:
@@ -77,7 +71,7 @@ def test_scored_results_keep_row_order_pass_columns_through_and_explain_bad_rows
     client: TestClient, engine: Engine, enqueue: RecordingEnqueue, registry: ModelRegistry
 ) -> None:
     created = upload(client, GOOD).json()
-    run_worker(registry, enqueue)
+    enqueue.deliver(registry)
 
     job = client.get(created["url"]).json()
     assert (job["status"], job["rows_done"], job["rows_failed"]) == ("succeeded", 5, 2)
@@ -97,7 +91,7 @@ def test_cells_that_would_run_as_formulas_are_neutralised(
     client: TestClient, engine: Engine, enqueue: RecordingEnqueue, registry: ModelRegistry
 ) -> None:
     created = upload(client, GOOD).json()
-    run_worker(registry, enqueue)
+    enqueue.deliver(registry)
     rows = results(client, client.get(created["url"]).json())
     assert rows[1]["note"] == '\'=HYPERLINK("http://evil")'
     assert rows[4]["note"] == "'@SUM(A1)"
@@ -108,7 +102,7 @@ def test_the_download_is_named_after_the_upload(
     client: TestClient, engine: Engine, enqueue: RecordingEnqueue, registry: ModelRegistry
 ) -> None:
     created = upload(client, GOOD, name="my data (final).csv").json()
-    run_worker(registry, enqueue)
+    enqueue.deliver(registry)
     response = client.get(f"{created['url']}/results.csv")
     assert response.headers["content-disposition"] == 'attachment; filename="my_data_final_-results.csv"'
 
@@ -117,7 +111,7 @@ def test_on_error_fail_fails_the_job_naming_the_rows(
     client: TestClient, engine: Engine, enqueue: RecordingEnqueue, registry: ModelRegistry
 ) -> None:
     created = upload(client, GOOD, on_error="fail").json()
-    run_worker(registry, enqueue)
+    enqueue.deliver(registry)
     job = client.get(created["url"]).json()
     assert job["status"] == "failed"
     assert "row 2: island: 'Mars'" in job["error"]
@@ -128,7 +122,7 @@ def test_cancel_stops_unstarted_chunks_and_keeps_what_was_scored(
     client: TestClient, engine: Engine, enqueue: RecordingEnqueue, registry: ModelRegistry
 ) -> None:
     created = upload(client, GOOD).json()
-    context = ScoringContext(registry.sessions, registry, "test-worker")
+    context = ScoringContext(registry.sessions, registry, SilentAnnouncer(), "test-worker")
     score_chunk(context, enqueue.published[0])  # the first chunk is scored, then the user cancels
 
     cancelled = client.post(f"{created['url']}/cancel")
@@ -245,7 +239,7 @@ def test_a_regressors_results_have_a_predicted_value(
     client: TestClient, engine: Engine, enqueue: RecordingEnqueue, registry: ModelRegistry
 ) -> None:
     created = upload(client, b"size,colour\n2,red\n3,green\n", model="sizes").json()
-    run_worker(registry, enqueue)
+    enqueue.deliver(registry)
     rows = results(client, client.get(created["url"]).json())
     assert list(rows[0]) == ["size", "colour", "prediction", "error"]
     assert float(rows[0]["prediction"]) == pytest.approx(20.0)
@@ -256,7 +250,7 @@ def test_input_columns_named_like_the_outputs_are_not_overwritten(
     client: TestClient, engine: Engine, enqueue: RecordingEnqueue, registry: ModelRegistry
 ) -> None:
     created = upload(client, b"size,colour,prediction\n2,red,my own\n", model="sizes").json()
-    run_worker(registry, enqueue)
+    enqueue.deliver(registry)
     (row,) = results(client, client.get(created["url"]).json())
     assert row["prediction"] == "my own"
     assert float(row["apot_prediction"]) == pytest.approx(20.0) and row["apot_error"] == ""

@@ -21,19 +21,9 @@ from tests.html import csrf_token, one, parse
 from tests.models import Trained, sizes_v2
 from tests.test_ml_store import doubled
 from webapp.models import Job
-from webapp.services.chunk_scoring import score_chunk
 from webapp.services.models import ModelRegistry, estimator_bytes
-from webapp.services.scoring import ScoringContext, score_job
 
 HTMX = {"HX-Request": "true"}
-
-
-def work(registry: ModelRegistry, enqueue: RecordingEnqueue) -> None:
-    """Play the worker: score everything published so far (the real worker process runs in tests/e2e)."""
-    context = ScoringContext(registry.sessions, registry, "test-worker")
-    for dispatch in enqueue.dispatches:
-        (score_chunk if dispatch.task == "apot.score_chunk" else score_job)(context, dispatch.target)
-    enqueue.dispatches.clear()
 
 
 def test_the_model_page_shows_schema_versions_file_and_service(
@@ -135,7 +125,7 @@ def test_comparing_a_job_with_another_version(
         created = client.post(
             "/api/v1/jobs/csv", files={"file": ("s.csv", content, "text/csv")}, data={"model": "sizes"}
         ).json()
-    work(registry, enqueue)
+    enqueue.deliver(registry)
     job_page = parse(client.get(f"/jobs/{created['id']}").text)
     assert [o["value"] for o in job_page.select("#compare-version option")] == ["2"]
 
@@ -147,7 +137,7 @@ def test_comparing_a_job_with_another_version(
     waiting = parse(client.get(response.headers["location"]).text)
     assert one(waiting, "#comparison")["hx-trigger"] == "every 1s"
 
-    work(registry, enqueue)
+    enqueue.deliver(registry)
     page = parse(client.get(response.headers["location"]).text)
     assert not one(page, "#comparison").has_attr("hx-trigger")
     summary = one(page, "#comparison .prediction").text
@@ -178,12 +168,12 @@ def test_comparing_classifier_versions_counts_label_changes(
         {"island": "Torgersen", "bill_length_mm": 36.7, "flipper_length_mm": 187},
     ]
     created = client.post("/api/v1/jobs", json={"model": "penguins", "inputs": rows}).json()
-    work(registry, enqueue)
+    enqueue.deliver(registry)
     token = csrf_token(client, f"/jobs/{created['id']}")
     location = client.post(
         f"/jobs/{created['id']}/compare", data={"csrf_token": token, "version": "2"}, follow_redirects=False
     ).headers["location"]
-    work(registry, enqueue)
+    enqueue.deliver(registry)
     page = parse(client.get(location).text)
     assert "1 of 2 predictions changed (50.0 %)" in one(page, "#comparison .prediction").text
     changes = [[td.text for td in tr.select("td")] for tr in page.select("table.label-changes tbody tr")]
@@ -202,12 +192,12 @@ def test_a_version_that_takes_fewer_features_is_given_those_it_knows(
     registry.register(estimator_bytes(smaller), "joblib", "penguins", training=two_features)
     row = {"island": "Biscoe", "bill_length_mm": 48.6, "flipper_length_mm": 230, "sex": "male"}
     created = client.post("/api/v1/jobs", json={"model": "penguins", "inputs": row}).json()
-    work(registry, enqueue)
+    enqueue.deliver(registry)
     token = csrf_token(client, f"/jobs/{created['id']}")
     response = client.post(
         f"/jobs/{created['id']}/compare", data={"csrf_token": token, "version": "2"}, follow_redirects=False
     )
     assert response.status_code == 303
-    work(registry, enqueue)
+    enqueue.deliver(registry)
     page = parse(client.get(response.headers["location"]).text)
     assert "0 of 1 predictions changed" in one(page, "#comparison .prediction").text

@@ -36,6 +36,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=2 * 1024 * 1024, description="Largest JSON request body, in bytes.")
     max_upload_mb: int = Field(default=500, description="Largest CSV upload, in MiB (1 MiB = 1,048,576 bytes).")
     csv_chunk_rows: int = Field(default=20_000, description="Rows per chunk of a CSV job; each chunk is one task.")
+    batch_max_rows: int = Field(
+        default=256, ge=1, description="Most rows of small jobs that travel in one task message and one model call."
+    )
+    batch_wait_ms: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long a group of small jobs waits for more while other submissions are arriving, in ms.",
+    )
     allow_model_uploads: bool | None = Field(
         default=None,
         description="Whether the dashboard accepts .skops model files. Unset: only while it listens on loopback.",

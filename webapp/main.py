@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
@@ -20,6 +22,8 @@ from webapp.security import server_secret
 from webapp.services.comparison import ComparisonService
 from webapp.services.csv_jobs import CsvJobService
 from webapp.services.dispatch import Enqueue
+from webapp.services.events import choose_announcer, choose_wakeups
+from webapp.services.intake import JobIntake
 from webapp.services.jobs import JobService
 from webapp.services.models import ModelRegistry
 from webapp.templating import STATIC_DIR
@@ -38,14 +42,28 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
         sessions = make_session_factory(engine)
         models = ModelRegistry(sessions, ModelFiles(settings.models_dir, cache_size=settings.model_cache_size))
         publish = enqueue or celery_enqueue(create_celery(settings))
+        wakeups = choose_wakeups(settings.database_url, settings.broker_url, settings.queue)
+        intake = JobIntake(
+            sessions,
+            publish,
+            choose_announcer(settings.database_url, settings.broker_url, settings.queue),
+            max_rows=settings.batch_max_rows,
+            wait_seconds=settings.batch_wait_ms / 1000,
+        )
         app.state.settings = settings
         app.state.secret = server_secret(settings)
         app.state.models = models
-        app.state.jobs = JobService(sessions, models, publish, max_rows=settings.max_json_rows)
+        app.state.jobs = JobService(sessions, models, intake, publish, wakeups, max_rows=settings.max_json_rows)
         app.state.csv_jobs = CsvJobService(app.state.jobs, chunk_rows=settings.csv_chunk_rows)
         app.state.comparisons = ComparisonService(app.state.jobs, app.state.csv_jobs)
-        yield
-        engine.dispose()
+        intake.start()
+        listener = asyncio.create_task(wakeups.listen(), name="apot-wakeups")
+        try:
+            yield
+        finally:
+            listener.cancel()
+            await anyio.to_thread.run_sync(intake.stop)
+            engine.dispose()
 
     app = FastAPI(
         title="apot",

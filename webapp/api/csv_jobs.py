@@ -15,7 +15,7 @@ from webapp.deps import CsvJobsDep, JobDep
 from webapp.forms import FormErrors, create_csv_job
 from webapp.models import Job, JobKind, JobStatus
 from webapp.schemas import ErrorOut, JobCreated
-from webapp.services.jobs import QueueUnavailable
+from webapp.services.intake import QueueUnavailable
 
 router = APIRouter(tags=["jobs"])
 

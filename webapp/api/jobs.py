@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
 from ml.store import ModelNotFound
 from ml.validation import InvalidInputs
+from webapp.api.prefer import preferred_wait
 from webapp.deps import JobDep, JobsDep
 from webapp.models import Job, JobKind, JobStatus
 from webapp.schemas import ErrorOut, JobCreate, JobCreated, JobOut, JobPage, JobSummary
-from webapp.services.jobs import JobAlreadyEnded, JobRequest, QueueUnavailable
+from webapp.services.intake import QueueUnavailable
+from webapp.services.jobs import JobAlreadyEnded, JobRequest
 from webapp.services.pagination import BadCursor
 
 router = APIRouter(tags=["jobs"])
@@ -44,16 +46,32 @@ def _summary_fields(job: Job, request: Request) -> dict[str, object]:
     name="api_create_job",
     status_code=202,
     responses={
+        200: {
+            "model": JobOut,
+            "description": "Sent `Prefer: wait=S` and the job ended within S seconds: the finished job",
+        },
         202: {"headers": {"Location": {"description": "URL of the new job", "schema": {"type": "string"}}}},
         404: {"model": ErrorOut, "description": "Unknown model or version"},
         413: {"model": ErrorOut, "description": "Request body over APOT_MAX_BODY_BYTES"},
         503: {"model": ErrorOut, "description": "The task queue could not be reached; the job was failed"},
     },
 )
-def submit_job(body: JobCreate, request: Request, response: Response, jobs: JobsDep) -> JobCreated:
+async def submit_job(
+    body: JobCreate,
+    request: Request,
+    response: Response,
+    jobs: JobsDep,
+    prefer: Annotated[
+        str | None,
+        Header(
+            description="`wait=S` (RFC 7240): answer 200 with the finished job if it ends within S seconds "
+            f"(at most {MAX_WAIT_SECONDS}), else 202 as usual. One round trip for a synchronous answer."
+        ),
+    ] = None,
+) -> JobCreated | JobOut:
     """Queue a prediction for one row (an object) or several (a list of objects)."""
     try:
-        job = jobs.create(JobRequest(body.model, body.version, body.inputs))
+        job = await jobs.create_async(JobRequest(body.model, body.version, body.inputs))
     except ModelNotFound as exc:
         raise HTTPException(404, str(exc)) from exc
     except InvalidInputs as exc:
@@ -72,7 +90,18 @@ def submit_job(body: JobCreate, request: Request, response: Response, jobs: Jobs
         raise HTTPException(503, str(exc)) from exc
     url = str(request.url_for("api_get_job", job_id=job.id))
     response.headers["Location"] = url
+    wait = preferred_wait(prefer, MAX_WAIT_SECONDS)
+    if wait is not None:
+        response.headers["Preference-Applied"] = f"wait={wait:g}"
+        job = await jobs.wait(job.id, wait)
+        if JobStatus(job.status).ended:
+            response.status_code = 200
+            return _job_out(job, request)
     return JobCreated(id=job.id, status=job.status, task_id=job.task_id, url=url)  # type: ignore[arg-type]
+
+
+def _job_out(job: Job, request: Request) -> JobOut:
+    return JobOut.model_validate({**_summary_fields(job, request), "result": job.result})
 
 
 @router.get("/jobs/{job_id}", name="api_get_job", responses={404: {"model": ErrorOut}})
@@ -92,7 +121,7 @@ async def read_job(
     """A job with its status and, once it succeeded, its predictions."""
     if wait and not JobStatus(job.status).ended:
         job = await jobs.wait(job.id, wait)
-    return JobOut.model_validate({**_summary_fields(job, request), "result": job.result})
+    return _job_out(job, request)
 
 
 @router.get("/jobs", name="api_list_jobs")

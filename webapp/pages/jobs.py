@@ -15,7 +15,8 @@ from webapp.csvio import UploadError
 from webapp.deps import ComparisonsDep, JobDep, JobsDep, ModelsDep
 from webapp.models import JobStatus
 from webapp.security import require_csrf
-from webapp.services.jobs import JobAlreadyEnded, JobNotFound, QueueUnavailable
+from webapp.services.intake import QueueUnavailable
+from webapp.services.jobs import JobAlreadyEnded, JobNotFound
 from webapp.services.pagination import BadCursor
 from webapp.templating import is_htmx, redirect, render
 

@@ -15,7 +15,8 @@ from ml.validation import InvalidInputs
 from webapp.deps import JobsDep, ModelsDep, SettingsDep
 from webapp.forms import field_errors, form_values, row_from_form
 from webapp.security import require_csrf
-from webapp.services.jobs import JobRequest, QueueUnavailable
+from webapp.services.intake import QueueUnavailable
+from webapp.services.jobs import JobRequest
 from webapp.templating import is_htmx, render
 
 router = APIRouter()

@@ -12,7 +12,7 @@ from webapp.csvio import UploadError
 from webapp.deps import CsvJobsDep, ModelsDep
 from webapp.forms import FormErrors, create_csv_job
 from webapp.security import require_csrf
-from webapp.services.jobs import QueueUnavailable
+from webapp.services.intake import QueueUnavailable
 from webapp.templating import redirect, render
 
 router = APIRouter()

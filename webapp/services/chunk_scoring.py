@@ -102,20 +102,24 @@ def _store(ctx: ScoringContext, claimed: ClaimedChunk, scored: ScoredTable, fail
     # later one sees both done.
     unfinished = exists().where(JobChunk.job_id == claimed.job.id, JobChunk.status != ChunkStatus.DONE)
     with transaction(ctx.sessions) as session:
-        session.execute(
+        ended = session.scalars(
             update(Job)
             .where(Job.id == claimed.job.id, Job.status == JobStatus.RUNNING, ~unfinished)
             .values(status=JobStatus.SUCCEEDED, finished_at=utcnow())
-        )
+            .returning(Job.id)
+        ).all()
+        ctx.announcer.announce(session, ended)
 
 
 def _fail_job(ctx: ScoringContext, job_id: uuid.UUID, error: str) -> None:
     with transaction(ctx.sessions) as session:
-        session.execute(
+        ended = session.scalars(
             update(Job)
             .where(Job.id == job_id, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
             .values(status=JobStatus.FAILED, finished_at=utcnow(), error=error[:MAX_ERROR_LENGTH])
-        )
+            .returning(Job.id)
+        ).all()
+        ctx.announcer.announce(session, ended)
         session.execute(
             update(JobChunk)
             .where(JobChunk.job_id == job_id, JobChunk.status.in_([ChunkStatus.QUEUED, ChunkStatus.RUNNING]))

@@ -56,7 +56,7 @@ class CsvJobService:
                 session.add(chunk)
                 session.flush()
                 session.expunge(chunk)  # keep at most one chunk's bytes in memory
-                dispatches.append(Dispatch(SCORE_CHUNK, str(chunk.id), chunk.task_id))
+                dispatches.append(Dispatch(SCORE_CHUNK, (str(chunk.id),), chunk.task_id))
                 job.rows_total += packed.rows
             if job.rows_total == 0:
                 raise UploadError("The file has a header but no rows.")
@@ -96,7 +96,7 @@ class CsvJobService:
                 session.flush()
                 session.expunge(chunk)
                 session.expunge(old)
-                dispatches.append(Dispatch(SCORE_CHUNK, str(chunk.id), chunk.task_id))
+                dispatches.append(Dispatch(SCORE_CHUNK, (str(chunk.id),), chunk.task_id))
         self.jobs.publish(new.id, dispatches)
         return new
 

@@ -1,18 +1,19 @@
-"""What the web side asks the workers to do: a task name, the id it works on, and the Celery task id to use."""
+"""What the web side asks the workers to do: a task name, the ids it works on, and the Celery task id to use."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-SCORE_JOB = "apot.score_job"
+# One message carries every small job that arrived together; the worker scores them with one call per model.
+SCORE_JOBS = "apot.score_jobs"
 SCORE_CHUNK = "apot.score_chunk"
 
 
 @dataclass(frozen=True)
 class Dispatch:
     task: str
-    target: str
+    targets: tuple[str, ...]  # the task's positional arguments: job ids, or one chunk id
     task_id: str
 
 

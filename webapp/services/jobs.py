@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -15,13 +16,16 @@ from sqlalchemy.orm import Session, defer, sessionmaker
 from ml.validation import InputError, InvalidInputs, validate_rows
 from webapp.db import transaction
 from webapp.models import ChunkStatus, Job, JobChunk, JobKind, JobStatus, UTCDateTime, utcnow
-from webapp.services.dispatch import SCORE_JOB, Dispatch, Enqueue
+from webapp.services.dispatch import Dispatch, Enqueue
+from webapp.services.events import Wakeups
+from webapp.services.intake import JobIntake, QueueUnavailable, fail_unpublished
 from webapp.services.models import ModelRegistry
 from webapp.services.pagination import decode_cursor, encode_cursor
 
 log = logging.getLogger(__name__)
 
-WAIT_POLL_SECONDS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.25)
+# A submission is answered within this even if the database or the broker hangs.
+SUBMIT_TIMEOUT_SECONDS = 10
 
 
 class JobNotFound(LookupError):
@@ -30,10 +34,6 @@ class JobNotFound(LookupError):
 
 class JobAlreadyEnded(RuntimeError):
     """Cancelling came too late."""
-
-
-class QueueUnavailable(RuntimeError):
-    """The job was stored but its task could not be published."""
 
 
 @dataclass(frozen=True)
@@ -50,15 +50,45 @@ class JobService:
     """Jobs as the web side sees them; one per process, shared by the pages and the JSON API."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], models: ModelRegistry, enqueue: Enqueue, *, max_rows: int
+        self,
+        sessions: sessionmaker[Session],
+        models: ModelRegistry,
+        intake: JobIntake,
+        enqueue: Enqueue,
+        wakeups: Wakeups,
+        *,
+        max_rows: int,
     ) -> None:
         self.sessions = sessions
         self.models = models
+        self.intake = intake
         self.enqueue = enqueue
+        self.wakeups = wakeups
         self.max_rows = max_rows
 
     def create(self, request: JobRequest) -> Job:
-        """Validate the rows against the model's schema, store a queued job, then publish its task."""
+        """Validate the rows against the model's schema, store a queued job and publish its task."""
+        with self.intake.arriving():
+            job = self.prepare(request)
+            stored = self.intake.submit(job)
+        try:
+            return stored.result(SUBMIT_TIMEOUT_SECONDS)
+        except TimeoutError as exc:
+            raise QueueUnavailable("storing and publishing the job took too long; try again") from exc
+
+    async def create_async(self, request: JobRequest) -> Job:
+        """`create` for async routes: the event loop keeps serving while the job is stored."""
+        with self.intake.arriving():
+            job = await anyio.to_thread.run_sync(self.prepare, request)
+            stored = self.intake.submit(job)
+        try:
+            with anyio.fail_after(SUBMIT_TIMEOUT_SECONDS):
+                return await asyncio.wrap_future(stored)
+        except TimeoutError as exc:
+            raise QueueUnavailable("storing and publishing the job took too long; try again") from exc
+
+    def prepare(self, request: JobRequest) -> Job:
+        """The queued job a request asks for, its rows checked against the model's schema; not stored yet."""
         info = self.models.get(request.model, request.version)
         batch = isinstance(request.inputs, list)
         rows = request.inputs if isinstance(request.inputs, list) else [request.inputs]
@@ -72,30 +102,30 @@ class JobService:
                     )
                 ]
             )
-        job = Job(
+        return Job(
             id=uuid.uuid4(),
             kind=JobKind.BATCH if batch else JobKind.SINGLE,
             status=JobStatus.QUEUED,
             model_name=info.name,
             model_version=info.version,
-            task_id=str(uuid.uuid4()),
+            task_id="",  # the intake sets it: jobs stored together share one message
             inputs=validate_rows(info.schema, rows, batch=batch),
             rows_total=len(rows),
             compare_to=request.compare_to,
+            rows_done=0,
+            rows_failed=0,
+            attempts=0,
+            created_at=utcnow(),
         )
-        with transaction(self.sessions) as session:
-            session.add(job)
-        self.publish(job.id, [Dispatch(SCORE_JOB, str(job.id), job.task_id)])
-        return job
 
     def publish(self, job_id: uuid.UUID, dispatches: list[Dispatch]) -> None:
-        """Send a committed job's tasks (after the commit, so a worker always finds the rows); if the broker
+        """Send a committed CSV job's tasks (after the commit, so a worker always finds the rows); if the broker
         cannot be reached, the job is failed with that reason and QueueUnavailable raised."""
         try:
             self.enqueue(dispatches)
         except Exception as exc:
             log.exception("could not publish the tasks of job %s", job_id)
-            self._fail_unpublished(job_id)
+            fail_unpublished(self.sessions, self.intake.announcer, [job_id])
             raise QueueUnavailable("the task queue cannot be reached right now; the job was not started") from exc
 
     def rerun(self, job: Job, version: str | None = None, *, compare: bool = False) -> Job:
@@ -107,14 +137,6 @@ class JobService:
         inputs = rows if job.kind == JobKind.BATCH else rows[0]
         return self.create(JobRequest(job.model_name, target.version, inputs, job.id if compare else None))
 
-    def _fail_unpublished(self, job_id: uuid.UUID) -> None:
-        with transaction(self.sessions) as session:
-            session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-                .values(status=JobStatus.FAILED, finished_at=utcnow(), error="the task queue could not be reached")
-            )
-
     def cancel(self, job_id: uuid.UUID) -> Job:
         """Stop a queued or running job: chunks not yet started are never scored, what was scored is kept."""
         with transaction(self.sessions) as session:
@@ -125,6 +147,7 @@ class JobService:
                 .returning(Job.id)
             ).first()
             if cancelled:
+                self.intake.announcer.announce(session, [job_id])
                 session.execute(
                     update(JobChunk)
                     .where(JobChunk.job_id == job_id, JobChunk.status == ChunkStatus.QUEUED)
@@ -144,16 +167,18 @@ class JobService:
         return job
 
     async def wait(self, job_id: uuid.UUID, seconds: float) -> Job:
-        """The job once it has ended, or as it stands when `seconds` have passed."""
+        """The job once it has ended, or as it stands when `seconds` have passed; woken by the job's end."""
         deadline = time.monotonic() + seconds
-        pauses = iter(WAIT_POLL_SECONDS)
-        while True:
-            job = await anyio.to_thread.run_sync(self.get, job_id)
-            left = deadline - time.monotonic()
-            if JobStatus(job.status).ended or left <= 0:
-                return job
-            # Most jobs end within milliseconds: look again soon, then back off to the last pause.
-            await anyio.sleep(min(left, next(pauses, WAIT_POLL_SECONDS[-1])))
+        with self.wakeups.watch(job_id) as ended:
+            pauses = self.wakeups.pauses()
+            while True:
+                job = await anyio.to_thread.run_sync(self.get, job_id)
+                left = deadline - time.monotonic()
+                if JobStatus(job.status).ended or left <= 0:
+                    return job
+                with anyio.move_on_after(min(left, next(pauses))):
+                    await ended.wait()
+                ended.clear()
 
     def page(
         self,
