@@ -10,7 +10,7 @@ from ml.store import ModelFiles
 from webapp.config import get_settings
 from webapp.db import make_engine, make_session_factory
 from webapp.services.events import choose_announcer
-from webapp.services.models import ModelRegistry
+from webapp.services.models import REGISTRY_CACHE_SECONDS, ModelRegistry
 from webapp.services.scoring import ScoringContext
 
 
@@ -21,7 +21,11 @@ def worker_context() -> ScoringContext:
     sessions = make_session_factory(make_engine(settings.database_url))
     return ScoringContext(
         sessions=sessions,
-        models=ModelRegistry(sessions, ModelFiles(settings.models_dir, cache_size=settings.model_cache_size)),
+        models=ModelRegistry(
+            sessions,
+            ModelFiles(settings.models_dir, cache_size=settings.model_cache_size),
+            cache_seconds=REGISTRY_CACHE_SECONDS,
+        ),
         announcer=choose_announcer(settings.database_url, settings.broker_url, settings.queue),
         worker=f"{socket.gethostname()}:{os.getpid()}",
     )

@@ -25,7 +25,7 @@ from webapp.services.dispatch import Enqueue
 from webapp.services.events import choose_announcer, choose_wakeups
 from webapp.services.intake import JobIntake
 from webapp.services.jobs import JobService
-from webapp.services.models import ModelRegistry
+from webapp.services.models import REGISTRY_CACHE_SECONDS, ModelRegistry
 from webapp.templating import STATIC_DIR
 
 # Routes that take a file (CSV or model): their bodies stream, counted against APOT_MAX_UPLOAD_MB, not buffered.
@@ -40,7 +40,11 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
         sessions = make_session_factory(engine)
-        models = ModelRegistry(sessions, ModelFiles(settings.models_dir, cache_size=settings.model_cache_size))
+        models = ModelRegistry(
+            sessions,
+            ModelFiles(settings.models_dir, cache_size=settings.model_cache_size),
+            cache_seconds=REGISTRY_CACHE_SECONDS,
+        )
         publish = enqueue or celery_enqueue(create_celery(settings))
         wakeups = choose_wakeups(settings.database_url, settings.broker_url, settings.queue)
         intake = JobIntake(

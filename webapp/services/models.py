@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import statistics
+import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -24,18 +25,34 @@ from webapp.config import Settings
 from webapp.db import make_engine, make_session_factory, transaction
 from webapp.models import Job, JobStatus, RegisteredModel
 
-LATENCY_SAMPLE = 1000  # the p50 on a model's page is taken over its latest jobs
+LATENCY_SAMPLE = 1000
+# How long a server or worker trusts what it read from the registry (see ModelRegistry.get).
+REGISTRY_CACHE_SECONDS = 1.0  # the p50 on a model's page is taken over its latest jobs
 
 
 class ModelRegistry:
     """Registered models, read from the database by every process; their files live in `files`."""
 
-    def __init__(self, sessions: sessionmaker[Session], files: ModelFiles) -> None:
+    def __init__(self, sessions: sessionmaker[Session], files: ModelFiles, *, cache_seconds: float = 0) -> None:
         self.sessions = sessions
         self.files = files
+        # Every job looks its model up: a server keeps answers this long (a changed default, a new or removed
+        # version made by another process is followed within that time; by this process, at once).
+        self.cache_seconds = cache_seconds
+        self._cache: dict[tuple[str, str | None], tuple[float, ModelInfo]] = {}
 
     def get(self, name: str, version: str | None = None) -> ModelInfo:
         """A version of a model; its default version when `version` is None."""
+        if self.cache_seconds:
+            kept = self._cache.get((name, version))
+            if kept is not None and kept[0] > time.monotonic():
+                return kept[1]
+        info = self._read(name, version)
+        if self.cache_seconds:
+            self._cache[(name, version)] = (time.monotonic() + self.cache_seconds, info)
+        return info
+
+    def _read(self, name: str, version: str | None) -> ModelInfo:
         query = select(RegisteredModel).where(RegisteredModel.name == name)
         query = query.where(RegisteredModel.version == version) if version else query.where(RegisteredModel.is_default)
         with self.sessions() as session:
@@ -114,6 +131,7 @@ class ModelRegistry:
                     is_default=first,
                 )
             )
+        self._cache.clear()
         return self.get(name, version)
 
     def set_default(self, name: str, version: str) -> ModelInfo:
@@ -125,6 +143,7 @@ class ModelRegistry:
                 .where(RegisteredModel.name == name)
                 .values(is_default=RegisteredModel.version == version)
             )
+        self._cache.clear()
         return self.get(name, version)
 
     def remove(self, name: str, version: str | None = None) -> list[str]:
@@ -144,6 +163,7 @@ class ModelRegistry:
             ).all()
             if left and not any(row.is_default for row in left):
                 left[0].is_default = True
+        self._cache.clear()
         for gone in removed:
             self.files.remove(name, gone)
         return removed
