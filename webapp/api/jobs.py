@@ -93,7 +93,7 @@ async def submit_job(
     wait = preferred_wait(prefer, MAX_WAIT_SECONDS)
     if wait is not None:
         response.headers["Preference-Applied"] = f"wait={wait:g}"
-        job = await jobs.wait(job.id, wait)
+        job = await jobs.wait(job.id, wait, current=job)
         if JobStatus(job.status).ended:
             response.status_code = 200
             return _job_out(job, request)
@@ -120,7 +120,7 @@ async def read_job(
 ) -> JobOut:
     """A job with its status and, once it succeeded, its predictions."""
     if wait and not JobStatus(job.status).ended:
-        job = await jobs.wait(job.id, wait)
+        job = await jobs.wait(job.id, wait, current=job)
     return _job_out(job, request)
 
 

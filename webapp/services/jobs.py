@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from webapp.services.events import Wakeups
 from webapp.services.intake import JobIntake, QueueUnavailable, fail_unpublished
 from webapp.services.models import ModelRegistry
 from webapp.services.pagination import decode_cursor, encode_cursor
+from webapp.services.reads import CoalescedReads
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ class JobService:
         self.intake = intake
         self.enqueue = enqueue
         self.wakeups = wakeups
+        self.reads = CoalescedReads(self.get_many)
         self.max_rows = max_rows
 
     def create(self, request: JobRequest) -> Job:
@@ -166,19 +169,30 @@ class JobService:
             raise JobNotFound(f"no job with id {job_id}")
         return job
 
-    async def wait(self, job_id: uuid.UUID, seconds: float) -> Job:
-        """The job once it has ended, or as it stands when `seconds` have passed; woken by the job's end."""
+    def get_many(self, job_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Job]:
+        """The jobs among these ids that exist, by id, in one query."""
+        with self.sessions() as session:
+            return {job.id: job for job in session.scalars(select(Job).where(Job.id.in_(job_ids)))}
+
+    async def wait(self, job_id: uuid.UUID, seconds: float, *, current: Job | None = None) -> Job:
+        """The job once it has ended, or as it stands when `seconds` have passed; woken by the job's end.
+        `current` is the job as the caller just saw it (it is not read again before the first wake-up)."""
         deadline = time.monotonic() + seconds
         with self.wakeups.watch(job_id) as ended:
             pauses = self.wakeups.pauses()
+            job = current
             while True:
-                job = await anyio.to_thread.run_sync(self.get, job_id)
+                if job is None:
+                    job = await self.reads.get(job_id)
+                    if job is None:
+                        raise JobNotFound(f"no job with id {job_id}")
                 left = deadline - time.monotonic()
                 if JobStatus(job.status).ended or left <= 0:
                     return job
                 with anyio.move_on_after(min(left, next(pauses))):
                     await ended.wait()
                 ended.clear()
+                job = None
 
     def page(
         self,
