@@ -25,13 +25,12 @@ test: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy webapp tasks ml tests
+	$(BIN)/mypy webapp tasks ml tests bench
 
-# Figures for the closing notes; Postgres/Redis parts run when APOT_TEST_DATABASE_URL / APOT_TEST_BROKER_URL are set.
+# Figures for the closing notes, as one table; Postgres/Redis parts run when APOT_TEST_DATABASE_URL /
+# APOT_TEST_BROKER_URL are set. `make bench PARTS="single"` runs one part (single, csv, history).
 bench: $(VENV)/.installed-dev
-	$(BIN)/python -m bench.pipeline
-	if [ -n "$$APOT_TEST_DATABASE_URL" ]; then $(BIN)/python -m bench.history; fi
-	if [ -n "$$APOT_TEST_DATABASE_URL" ] && [ -n "$$APOT_TEST_BROKER_URL" ]; then $(BIN)/python -m bench.csv_jobs; fi
+	$(BIN)/python -m bench $(PARTS)
 
 clean:
 	rm -rf $(VENV) var

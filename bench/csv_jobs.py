@@ -2,14 +2,11 @@
 
 apot: upload → results ready (the job succeeded), then the download; with the peak RSS of every web and
 worker process. Raw limit: the same file read with pandas, scored with one predict_proba per 100,000 rows and
-written back, in one process. Needs APOT_TEST_DATABASE_URL and APOT_TEST_BROKER_URL.
+written back, in one process.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +18,7 @@ import joblib
 import pandas as pd
 import psutil
 
+from bench.figures import Figure, times
 from bench.stacks import RunningStack, postgres_schema, running_stack
 from ml.demo import write_sample_csv
 
@@ -98,35 +96,34 @@ def through_apot(stack: RunningStack, sample: Path, out: Path) -> dict[str, floa
     return {"upload": accepted - started, "ready": ready - started, "download": downloaded - ready}
 
 
-def main() -> None:
-    database, broker = os.environ.get("APOT_TEST_DATABASE_URL"), os.environ.get("APOT_TEST_BROKER_URL")
-    if not (database and broker):
-        sys.exit("set APOT_TEST_DATABASE_URL and APOT_TEST_BROKER_URL (Postgres and Redis) to run this benchmark")
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        sample = write_sample_csv(root / "penguins-1m.csv", ROWS, seed=1)
-        with (
-            postgres_schema(database) as url,
-            running_stack(url, broker, root / "stack", worker_concurrency="2") as stack,
-        ):
-            with peak_rss(stack) as peaks:
-                apot = through_apot(stack, sample, root / "apot-results.csv")
-            raw = raw_limit(sample, root / "stack" / "models", root / "raw-results.csv")
+def measure(database: str, broker: str, root: Path) -> list[Figure]:
+    sample = write_sample_csv(root / "penguins-1m.csv", ROWS, seed=1)
+    with (
+        postgres_schema(database) as url,
+        running_stack(url, broker, root / "stack", worker_concurrency="2") as stack,
+    ):
+        with peak_rss(stack) as peaks:
+            apot = through_apot(stack, sample, root / "apot-results.csv")
+        raw = raw_limit(sample, root / "stack" / "models", root / "raw-results.csv")
     mib = 1024 * 1024
-    print(f"\n{ROWS:,} rows; Postgres + Redis; 2 worker processes\n")
-    print("| measure | apot | raw limit (one process) | apot / raw |")
-    print("|---|---|---|---|")
-    print(f"| upload → results ready | {apot['ready']:.1f} s | {raw:.1f} s | {apot['ready'] / raw:.2f}x |")
-    print(f"| rows per second | {ROWS / apot['ready']:,.0f} | {ROWS / raw:,.0f} | |")
-    print(f"| of which the upload request | {apot['upload']:.1f} s | | |")
-    print(f"| download of the results | {apot['download']:.1f} s | (in the raw figure) | |")
-    print(
-        f"| upload → downloaded | {apot['ready'] + apot['download']:.1f} s | {raw:.1f} s | "
-        f"{(apot['ready'] + apot['download']) / raw:.2f}x |"
-    )
-    print(f"| peak RSS, web process | {peaks['web'] / mib:.0f} MiB | | |")
-    print(f"| peak RSS, largest worker process | {peaks['worker'] / mib:.0f} MiB | | |")
-
-
-if __name__ == "__main__":
-    main()
+    both = apot["ready"] + apot["download"]
+    return [
+        Figure(
+            f"{ROWS:,}-row CSV: upload → results ready — Postgres + Redis, 2 workers",
+            f"{apot['ready']:.1f} s ({ROWS / apot['ready']:,.0f} rows/s)",
+            f"{raw:.1f} s (raw limit: read + score + write in one process)",
+            times(apot["ready"] / raw),
+            "≤ 3x (aim 1.5x)",
+        ),
+        Figure(f"{ROWS:,}-row CSV: of which the upload request", f"{apot['upload']:.1f} s"),
+        Figure(
+            f"{ROWS:,}-row CSV: upload → results downloaded",
+            f"{both:.1f} s",
+            f"{raw:.1f} s (raw limit)",
+            times(both / raw),
+        ),
+        Figure(
+            f"{ROWS:,}-row CSV: peak RSS web / largest worker process",
+            f"{peaks['web'] / mib:.0f} / {peaks['worker'] / mib:.0f} MiB",
+        ),
+    ]
