@@ -55,3 +55,12 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose work is committed on success and rolled back on error."""
     with factory() as session, session.begin():
         yield session
+
+
+@contextmanager
+def pinned_session(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session that keeps one pooled connection across its transactions: one checkout (and pre-ping) for
+    work that commits more than once, such as claiming jobs and then writing their results."""
+    engine = factory.kw["bind"]
+    with engine.connect() as connection, factory(bind=connection) as session:
+        yield session

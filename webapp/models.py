@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -15,6 +15,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -121,6 +122,10 @@ class Job(Base):
         Index(None, "status", "created_at", "id"),
         Index(None, "model_name", "created_at", "id"),
     )
+
+
+# The table itself, for Core statements over many rows: none of the unit of work's bookkeeping per row.
+jobs_table = cast(Table, Job.__table__)
 
 
 class JobChunk(Base):

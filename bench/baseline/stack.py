@@ -64,6 +64,7 @@ def running_baseline(redis_url: str, root: Path) -> Iterator[BaselineStack]:
 
     The Redis database is flushed at the end, so give it one that nothing else uses.
     """
+    root.mkdir(parents=True, exist_ok=True)
     model_path = root / "model.joblib"
     joblib.dump(train_penguins()[0], model_path)
     env = {

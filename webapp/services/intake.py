@@ -18,11 +18,11 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from webapp.db import transaction
-from webapp.models import Job, JobStatus, utcnow
+from webapp.models import Job, JobStatus, jobs_table, utcnow
 from webapp.services.dispatch import SCORE_JOBS, Dispatch, Enqueue
 from webapp.services.events import Announcer
 
@@ -123,7 +123,7 @@ class JobIntake:
             pending.job.task_id = task_id
         try:
             with transaction(self.sessions) as session:
-                session.add_all(pending.job for pending in group)
+                session.connection().execute(insert(jobs_table), [_row(pending.job) for pending in group])
         except Exception as exc:
             log.exception("could not store %d new jobs", len(group))
             for pending in group:
@@ -143,6 +143,10 @@ class JobIntake:
             return
         for pending in group:
             pending.stored.set_result(pending.job)
+
+
+def _row(job: Job) -> dict[str, object]:
+    return {column.key: getattr(job, column.key) for column in jobs_table.columns}
 
 
 def fail_unpublished(sessions: sessionmaker[Session], announcer: Announcer, job_ids: list[uuid.UUID]) -> None:

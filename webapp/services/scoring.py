@@ -11,17 +11,17 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import groupby
-from typing import Any, cast
+from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy import Table, bindparam, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ml.predict import predict_frame
 from ml.schema import to_frame
 from ml.store import ModelIntegrityError, ModelNotFound
-from webapp.db import transaction
-from webapp.models import Job, JobStatus, utcnow
+from webapp.db import pinned_session
+from webapp.models import JobStatus, jobs_table, utcnow
 from webapp.services.events import Announcer
 from webapp.services.models import ModelRegistry
 
@@ -48,43 +48,56 @@ class Outcome:
     rows_done: int = 0
 
 
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: uuid.UUID
+    model_name: str
+    model_version: str
+    inputs: list[dict[str, Any]]
+
+
 def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> None:
     """Score the jobs of one message that are still queued; ids already claimed or ended are skipped."""
-    jobs = claim_jobs(ctx, [uuid.UUID(job_id) for job_id in job_ids])
-    if len(jobs) < len(job_ids):
-        log.info("%d of %d jobs were not queued any more; skipped", len(job_ids) - len(jobs), len(job_ids))
-    if not jobs:
-        return
-    outcomes: list[Outcome] = []
-    try:
-        for (name, version), group in groupby(sorted(jobs, key=_model_of), key=_model_of):
-            outcomes.extend(_score_group(ctx.models, name, version, list(group)))
-    except SoftTimeLimitExceeded:
-        done = {outcome.job_id for outcome in outcomes}
-        error = "scoring took longer than the task time limit"
-        outcomes.extend(Outcome(job.id, JobStatus.FAILED, error=error) for job in jobs if job.id not in done)
-    _finish(ctx, outcomes)
+    with pinned_session(ctx.sessions) as session:
+        with session.begin():
+            jobs = claim_jobs(session, ctx.worker, [uuid.UUID(job_id) for job_id in job_ids])
+        if len(jobs) < len(job_ids):
+            log.info("%d of %d jobs were not queued any more; skipped", len(job_ids) - len(jobs), len(job_ids))
+        if not jobs:
+            return
+        outcomes: list[Outcome] = []
+        try:
+            for (name, version), group in groupby(sorted(jobs, key=_model_of), key=_model_of):
+                outcomes.extend(_score_group(ctx.models, name, version, list(group)))
+        except SoftTimeLimitExceeded:
+            done = {outcome.job_id for outcome in outcomes}
+            error = "scoring took longer than the task time limit"
+            outcomes.extend(Outcome(job.id, JobStatus.FAILED, error=error) for job in jobs if job.id not in done)
+        with session.begin():
+            _finish(session, ctx, outcomes)
+    for outcome in outcomes:
+        if outcome.status != JobStatus.SUCCEEDED:
+            log.info("job %s %s: %s", outcome.job_id, outcome.status.value, outcome.error)
 
 
-def claim_jobs(ctx: ScoringContext, job_ids: list[uuid.UUID]) -> list[Job]:
-    """Move the jobs from queued to running for this worker, in one statement; those another delivery claimed
+def claim_jobs(session: Session, worker: str, job_ids: list[uuid.UUID]) -> list[ClaimedJob]:
+    """Move the jobs from queued to running for `worker`, in one statement; those another delivery claimed
     first, or that were cancelled, are left out."""
-    with transaction(ctx.sessions) as session:
-        return list(
-            session.scalars(
-                update(Job)
-                .where(Job.id.in_(job_ids), Job.status == JobStatus.QUEUED)
-                .values(status=JobStatus.RUNNING, started_at=utcnow(), attempts=Job.attempts + 1, worker=ctx.worker)
-                .returning(Job)
-            )
-        )
+    table = jobs_table
+    claimed = session.connection().execute(
+        update(table)
+        .where(table.c.id.in_(job_ids), table.c.status == JobStatus.QUEUED)
+        .values(status=JobStatus.RUNNING, started_at=utcnow(), attempts=table.c.attempts + 1, worker=worker)
+        .returning(table.c.id, table.c.model_name, table.c.model_version, table.c.inputs)
+    )
+    return [ClaimedJob(*row) for row in claimed]
 
 
-def _model_of(job: Job) -> tuple[str, str]:
+def _model_of(job: ClaimedJob) -> tuple[str, str]:
     return job.model_name, job.model_version
 
 
-def _score_group(models: ModelRegistry, name: str, version: str, jobs: list[Job]) -> list[Outcome]:
+def _score_group(models: ModelRegistry, name: str, version: str, jobs: list[ClaimedJob]) -> list[Outcome]:
     """One call for all the jobs on one model version; if it fails, each job alone, so that one job's bad row
     fails that job and no other."""
     try:
@@ -110,7 +123,7 @@ def _score_group(models: ModelRegistry, name: str, version: str, jobs: list[Job]
     return outcomes
 
 
-def _score_alone(estimator: Any, features: Any, job: Job) -> Outcome:
+def _score_alone(estimator: Any, features: Any, job: ClaimedJob) -> Outcome:
     try:
         return _succeeded(job, predict_frame(estimator, to_frame(job.inputs, features)))
     except SoftTimeLimitExceeded:
@@ -121,13 +134,13 @@ def _score_alone(estimator: Any, features: Any, job: Job) -> Outcome:
         return Outcome(job.id, JobStatus.FAILED, error=f"prediction failed: {type(exc).__name__}: {exc}")
 
 
-def _succeeded(job: Job, predictions: list[dict[str, Any]]) -> Outcome:
+def _succeeded(job: ClaimedJob, predictions: list[dict[str, Any]]) -> Outcome:
     return Outcome(job.id, JobStatus.SUCCEEDED, result={"predictions": predictions}, rows_done=len(predictions))
 
 
-def _finish(ctx: ScoringContext, outcomes: list[Outcome]) -> None:
+def _finish(session: Session, ctx: ScoringContext, outcomes: list[Outcome]) -> None:
     """Write every outcome with one statement; only jobs this worker still runs (a cancelled job stays so)."""
-    table = cast(Table, Job.__table__)  # Core, so that one executemany carries every outcome
+    table = jobs_table
     statement = (
         update(table)
         .where(table.c.id == bindparam("job_id"), table.c.status == JobStatus.RUNNING, table.c.worker == ctx.worker)
@@ -149,9 +162,5 @@ def _finish(ctx: ScoringContext, outcomes: list[Outcome]) -> None:
         }
         for o in outcomes
     ]
-    with transaction(ctx.sessions) as session:
-        session.connection().execute(statement, parameters)
-        ctx.announcer.announce(session, [o.job_id for o in outcomes])
-    for o in outcomes:
-        if o.status != JobStatus.SUCCEEDED:
-            log.info("job %s %s: %s", o.job_id, o.status.value, o.error)
+    session.connection().execute(statement, parameters)
+    ctx.announcer.announce(session, [o.job_id for o in outcomes])
