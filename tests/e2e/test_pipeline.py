@@ -63,6 +63,42 @@ def test_many_jobs_submitted_at_once_all_succeed(stack: Stack) -> None:
     assert [job["status"] for job in ended] == ["succeeded"] * 24
 
 
+def test_prefer_wait_answers_with_the_finished_job_in_one_round_trip(stack: Stack) -> None:
+    response = httpx2.post(
+        f"{stack.base_url}/api/v1/jobs",
+        json={"model": "penguins", "inputs": [ADELIE, GENTOO]},
+        headers={"Prefer": "wait=20"},
+        timeout=30,
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.headers["Preference-Applied"] == "wait=20"
+    job = response.json()
+    assert job["status"] == "succeeded"
+    assert [p["label"] for p in job["result"]["predictions"]] == ["Adelie", "Gentoo"]
+    assert response.headers["Location"] == job["url"]
+
+
+def test_jobs_submitted_together_are_scored_together_and_each_ends_once(stack: Stack) -> None:
+    def submit_and_wait(inputs: Any) -> dict[str, Any]:
+        response = httpx2.post(
+            f"{stack.base_url}/api/v1/jobs",
+            json={"model": "penguins", "inputs": inputs},
+            headers={"Prefer": "wait=20"},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    rows = [GENTOO, ADELIE, CHINSTRAP] * 20
+    with ThreadPoolExecutor(16) as pool:
+        ended = list(pool.map(submit_and_wait, rows))
+
+    assert [job["result"]["predictions"][0]["label"] for job in ended] == ["Gentoo", "Adelie", "Chinstrap"] * 20
+    assert {job["rows_done"] for job in ended} == {1}
+    assert len({job["task_id"] for job in ended}) < len(ended), "some jobs travelled in one message"
+
+
 def test_a_model_file_changed_after_registration_fails_the_job_and_is_not_loaded(stack: Stack) -> None:
     penguins = stack.models.get("penguins")
     tampered = stack.models.register(penguins.path.read_bytes(), "joblib", "tampered", training=None)

@@ -1,0 +1,164 @@
+"""Wake-ups: an announced job end reaches the request waiting on it through Postgres NOTIFY or Redis pub/sub."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+
+from tests.services import POSTGRES, REDIS, required_url
+from webapp.services.events import (
+    Announcer,
+    PostgresAnnouncer,
+    PostgresWakeups,
+    RedisAnnouncer,
+    RedisWakeups,
+    Wakeups,
+    redis_channel,
+    redis_url_of,
+)
+from webapp.services.reads import CoalescedReads
+
+# Bounds for waits that end as soon as the awaited thing happens.
+SETTLE_SECONDS = 10.0
+# How long a wake-up that must not come is given to come anyway.
+QUIET_SECONDS = 0.5
+
+Announce = Callable[[list[uuid.UUID], bool], None]
+
+
+@pytest.fixture(params=["postgres", "redis"])
+def channel(request: pytest.FixtureRequest) -> Iterator[tuple[Wakeups, Announce]]:
+    """A listener and a function that ends jobs in a transaction (committed, or rolled back) and announces them."""
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    if request.param == "postgres":
+        url = required_url(POSTGRES)
+        engine = create_engine(url)
+        wakeups: Wakeups = PostgresWakeups(url)
+        announcer: Announcer = PostgresAnnouncer()
+    else:
+        broker = required_url(REDIS)
+        engine = create_engine("sqlite://")  # only for its transactions: Redis announces after a commit
+        redis_url = redis_url_of(broker)
+        assert redis_url is not None
+        wakeups = RedisWakeups(redis_url, redis_channel(queue))
+        announcer = RedisAnnouncer(redis_url, redis_channel(queue))
+
+    def announce(job_ids: list[uuid.UUID], commit: bool) -> None:
+        with Session(engine) as session:
+            session.begin()
+            announcer.announce(session, job_ids)
+            session.commit() if commit else session.rollback()
+
+    yield wakeups, announce
+    engine.dispose()
+
+
+async def listening(wakeups: Wakeups) -> asyncio.Task[None]:
+    task = asyncio.create_task(wakeups.listen())
+    async with asyncio.timeout(SETTLE_SECONDS):
+        while not wakeups.listening:
+            await asyncio.sleep(0.01)
+    return task
+
+
+def test_an_announced_end_wakes_the_requests_watching_that_job_and_no_other(
+    channel: tuple[Wakeups, Announce],
+) -> None:
+    wakeups, announce = channel
+
+    async def scenario() -> None:
+        listener = await listening(wakeups)
+        ended, other = uuid.uuid4(), uuid.uuid4()
+        with wakeups.watch(ended) as first, wakeups.watch(ended) as second, wakeups.watch(other) as unrelated:
+            await asyncio.to_thread(announce, [ended], True)
+            async with asyncio.timeout(SETTLE_SECONDS):
+                await first.wait()
+                await second.wait()
+            assert not unrelated.is_set()
+        listener.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_an_end_rolled_back_is_never_announced(channel: tuple[Wakeups, Announce]) -> None:
+    wakeups, announce = channel
+
+    async def scenario() -> None:
+        listener = await listening(wakeups)
+        job_id = uuid.uuid4()
+        with wakeups.watch(job_id) as ended:
+            await asyncio.to_thread(announce, [job_id], False)
+            await asyncio.sleep(QUIET_SECONDS)
+            assert not ended.is_set()
+        listener.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_many_ids_are_announced_in_payloads_that_fit(channel: tuple[Wakeups, Announce]) -> None:
+    wakeups, announce = channel
+    job_ids = [uuid.uuid4() for _ in range(450)]  # over NOTIFY's 8000-byte payload in one piece
+
+    async def scenario() -> None:
+        listener = await listening(wakeups)
+        watches = [wakeups.watch(job_id) for job_id in job_ids]
+        events = [watch.__enter__() for watch in watches]
+        await asyncio.to_thread(announce, job_ids, True)
+        async with asyncio.timeout(SETTLE_SECONDS):
+            for event in events:
+                await event.wait()
+        for watch in watches:
+            watch.__exit__(None, None, None)
+        listener.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_without_a_listener_waiters_poll_and_with_one_they_only_recheck() -> None:
+    wakeups = Wakeups()
+    polling = wakeups.pauses()
+    assert [next(polling) for _ in range(9)] == [*Wakeups.POLL_SECONDS, 0.25, 0.25]
+    wakeups.listening = True
+    assert next(wakeups.pauses()) == Wakeups.LISTENING_RECHECK_SECONDS
+
+
+def test_redis_urls_for_each_broker_kind() -> None:
+    assert redis_url_of("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert redis_url_of("redis+socket:///tmp/apot/broker.sock") == "unix:///tmp/apot/broker.sock"
+    assert redis_url_of("amqp://guest:guest@127.0.0.1:5672//") is None
+
+
+def test_reads_asked_for_together_share_one_query() -> None:
+    queries: list[list[uuid.UUID]] = []
+    known = {uuid.uuid4(): f"job {n}" for n in range(10)}
+
+    def fetch(job_ids: Any) -> dict[uuid.UUID, Any]:
+        queries.append(list(job_ids))
+        return {job_id: known[job_id] for job_id in job_ids if job_id in known}
+
+    async def scenario() -> list[Any]:
+        reads = CoalescedReads(fetch)
+        missing = uuid.uuid4()
+        return await asyncio.gather(*(reads.get(job_id) for job_id in [*known, missing, next(iter(known))]))
+
+    answers = asyncio.run(scenario())
+
+    assert answers == [*known.values(), None, "job 0"]
+    assert len(queries) == 1 and len(queries[0]) == 11, "each id once, in one query"
+
+
+def test_a_failed_read_fails_every_request_that_shared_it() -> None:
+    def fetch(job_ids: Any) -> dict[uuid.UUID, Any]:
+        raise ConnectionError("database restarting")
+
+    async def scenario() -> list[Any]:
+        reads = CoalescedReads(fetch)
+        return await asyncio.gather(*(reads.get(uuid.uuid4()) for _ in range(3)), return_exceptions=True)
+
+    assert [type(e) for e in asyncio.run(scenario())] == [ConnectionError] * 3
