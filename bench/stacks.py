@@ -68,11 +68,13 @@ def running_stack(database_url: str, broker_url: str | None, root: Path, **setti
             APOT_LOG_LEVEL="WARNING",
         )
         env.update({f"APOT_{k.upper()}": v for k, v in settings.items()})
-        supervisor.spawn("worker", [sys.executable, "-m", "webapp.cli", "worker"], env)
-        supervisor.spawn("web", [sys.executable, "-m", "webapp.cli", "web", "--no-access-log"], env)
+        # The figures on screen, the banners and logs in a file.
+        with (root / "stack.log").open("ab") as log:
+            supervisor.spawn("worker", [sys.executable, "-m", "webapp.cli", "worker"], env, log)
+            supervisor.spawn("web", [sys.executable, "-m", "webapp.cli", "web", "--no-access-log"], env, log)
         base = f"http://127.0.0.1:{port}"
         if not supervisor.wait_until_ready(f"{base}/healthz"):
-            raise RuntimeError("the stack did not start")
+            raise RuntimeError(f"the stack did not start; see {root / 'stack.log'}")
         yield RunningStack(base, supervisor)
     finally:
         supervisor.stop_all()

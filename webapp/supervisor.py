@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Sequence
+from typing import IO
 from dataclasses import dataclass, field
 
 STOP_TIMEOUT_SECONDS = 20
@@ -28,9 +29,11 @@ class Supervisor:
     children: list[Child] = field(default_factory=list)
     stopping: bool = False
 
-    def spawn(self, name: str, argv: Sequence[str], env: dict[str, str]) -> None:
+    def spawn(self, name: str, argv: Sequence[str], env: dict[str, str], output: IO[bytes] | None = None) -> None:
+        """Start a child; its output goes to ours unless `output` is given."""
         # A session of its own: the terminal's Ctrl-C reaches only us, so we choose the stopping order.
-        self.adopt(name, subprocess.Popen(list(argv), env=env, start_new_session=True))
+        process = subprocess.Popen(list(argv), env=env, start_new_session=True, stdout=output, stderr=output)
+        self.adopt(name, process)
 
     def adopt(self, name: str, process: subprocess.Popen[bytes]) -> None:
         self.children.append(Child(name, process))
