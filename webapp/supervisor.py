@@ -9,8 +9,8 @@ import sys
 import time
 import urllib.request
 from collections.abc import Sequence
-from typing import IO
 from dataclasses import dataclass, field
+from typing import IO
 
 STOP_TIMEOUT_SECONDS = 20
 READY_TIMEOUT_SECONDS = 60
