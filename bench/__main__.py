@@ -45,6 +45,18 @@ def main() -> None:
     database, broker = os.environ.get("APOT_TEST_DATABASE_URL"), os.environ.get("APOT_TEST_BROKER_URL")
     figures: list[Figure] = []
     skipped: list[str] = []
+    try:
+        measure_parts(parts, database, broker, figures, skipped)
+    finally:  # a part that failed still leaves the figures of those before it on screen
+        print(f"\n{os.cpu_count()} CPUs; one worker process per CPU unless said; load from this process, on loopback\n")
+        print(table(figures))
+        for part in skipped:
+            print(f"\nskipped: {part}")
+
+
+def measure_parts(
+    parts: list[str], database: str | None, broker: str | None, figures: list[Figure], skipped: list[str]
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         if "single" in parts:
@@ -59,10 +71,6 @@ def main() -> None:
                 figures += history.measure(database, root / "history")
             else:
                 skipped.append("/jobs with 1,000,000 jobs (needs APOT_TEST_DATABASE_URL)")
-    print(f"\n{os.cpu_count()} CPUs; one worker process per CPU unless said; load from this process, on loopback\n")
-    print(table(figures))
-    for part in skipped:
-        print(f"\nskipped: {part}")
 
 
 def single_jobs(root: Path, database: str | None, broker: str | None, skipped: list[str]) -> list[Figure]:

@@ -97,6 +97,7 @@ def through_apot(stack: RunningStack, sample: Path, out: Path) -> dict[str, floa
 
 
 def measure(database: str, broker: str, root: Path) -> list[Figure]:
+    root.mkdir(parents=True, exist_ok=True)
     sample = write_sample_csv(root / "penguins-1m.csv", ROWS, seed=1)
     with (
         postgres_schema(database) as url,

@@ -33,7 +33,7 @@ INSERT INTO jobs (id, kind, status, model_name, model_version, task_id, inputs, 
                   attempts, result, error, created_at, started_at, finished_at)
 SELECT md5(i::text)::uuid, 'single', CASE WHEN i % 20 = 0 THEN 'failed' ELSE 'succeeded' END, 'penguins', '1',
        md5(i::text), '{INPUTS}', 1, 1, 0, 1,
-       CASE WHEN i % 20 = 0 THEN NULL ELSE '{RESULT}' END, CASE WHEN i % 20 = 0 THEN 'boom' END,
+       CASE WHEN i % 20 = 0 THEN NULL ELSE '{RESULT}'::json END, CASE WHEN i % 20 = 0 THEN 'boom' END,
        :start + i * interval '1 second', :start + i * interval '1 second',
        :start + i * interval '1 second' + interval '20 milliseconds'
 FROM generate_series(0, {JOBS - 1}) AS i
