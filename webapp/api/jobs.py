@@ -70,8 +70,9 @@ async def submit_job(
     ] = None,
 ) -> JobCreated | JobOut:
     """Queue a prediction for one row (an object) or several (a list of objects)."""
+    wait = preferred_wait(prefer, MAX_WAIT_SECONDS)
     try:
-        job = await jobs.create_async(JobRequest(body.model, body.version, body.inputs))
+        job = await jobs.create_async(JobRequest(body.model, body.version, body.inputs), wait=wait)
     except ModelNotFound as exc:
         raise HTTPException(404, str(exc)) from exc
     except InvalidInputs as exc:
@@ -90,10 +91,8 @@ async def submit_job(
         raise HTTPException(503, str(exc)) from exc
     url = str(request.url_for("api_get_job", job_id=job.id))
     response.headers["Location"] = url
-    wait = preferred_wait(prefer, MAX_WAIT_SECONDS)
     if wait is not None:
         response.headers["Preference-Applied"] = f"wait={wait:g}"
-        job = await jobs.wait(job.id, wait, current=job)
         if JobStatus(job.status).ended:
             response.status_code = 200
             return _job_out(job, request)
@@ -120,7 +119,7 @@ async def read_job(
 ) -> JobOut:
     """A job with its status and, once it succeeded, its predictions."""
     if wait and not JobStatus(job.status).ended:
-        job = await jobs.wait(job.id, wait, current=job)
+        job = await jobs.wait(job.id, wait)
     return _job_out(job, request)
 
 

@@ -7,6 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,16 +80,24 @@ class JobService:
         except TimeoutError as exc:
             raise QueueUnavailable("storing and publishing the job took too long; try again") from exc
 
-    async def create_async(self, request: JobRequest) -> Job:
-        """`create` for async routes: the event loop keeps serving while the job is stored."""
-        with self.intake.arriving():
-            job = await anyio.to_thread.run_sync(self.prepare, request)
-            stored = self.intake.submit(job)
-        try:
-            with anyio.fail_after(SUBMIT_TIMEOUT_SECONDS):
-                return await asyncio.wrap_future(stored)
-        except TimeoutError as exc:
-            raise QueueUnavailable("storing and publishing the job took too long; try again") from exc
+    async def create_async(self, request: JobRequest, *, wait: float | None = None) -> Job:
+        """`create` for async routes: the event loop keeps serving while the job is stored. With `wait`, the job
+        once it has ended, or as it stands when `wait` seconds have passed."""
+        deadline = time.monotonic() + (wait or 0)
+        with ExitStack() as watching:
+            with self.intake.arriving():
+                job = await anyio.to_thread.run_sync(self.prepare, request)
+                # Watched before it is stored: a job can end before this coroutine runs again.
+                ended = watching.enter_context(self.wakeups.watch(job.id)) if wait is not None else None
+                stored = self.intake.submit(job)
+            try:
+                with anyio.fail_after(SUBMIT_TIMEOUT_SECONDS):
+                    job = await asyncio.wrap_future(stored)
+            except TimeoutError as exc:
+                raise QueueUnavailable("storing and publishing the job took too long; try again") from exc
+            if ended is None:
+                return job
+            return await self._until_ended(job.id, ended, deadline, seen=job)
 
     def prepare(self, request: JobRequest) -> Job:
         """The queued job a request asks for, its rows checked against the model's schema; not stored yet."""
@@ -174,25 +183,30 @@ class JobService:
         with self.sessions() as session:
             return {job.id: job for job in session.scalars(select(Job).where(Job.id.in_(job_ids)))}
 
-    async def wait(self, job_id: uuid.UUID, seconds: float, *, current: Job | None = None) -> Job:
-        """The job once it has ended, or as it stands when `seconds` have passed; woken by the job's end.
-        `current` is the job as the caller just saw it (it is not read again before the first wake-up)."""
+    async def wait(self, job_id: uuid.UUID, seconds: float) -> Job:
+        """The job once it has ended, or as it stands when `seconds` have passed; woken by the job's end."""
         deadline = time.monotonic() + seconds
         with self.wakeups.watch(job_id) as ended:
-            pauses = self.wakeups.pauses()
-            job = current
-            while True:
+            return await self._until_ended(job_id, ended, deadline)
+
+    async def _until_ended(
+        self, job_id: uuid.UUID, ended: asyncio.Event, deadline: float, *, seen: Job | None = None
+    ) -> Job:
+        """`seen` is the job as read after `ended` began to be watched (None: read it now)."""
+        pauses = self.wakeups.pauses()
+        job = seen
+        while True:
+            if job is None:
+                job = await self.reads.get(job_id)
                 if job is None:
-                    job = await self.reads.get(job_id)
-                    if job is None:
-                        raise JobNotFound(f"no job with id {job_id}")
-                left = deadline - time.monotonic()
-                if JobStatus(job.status).ended or left <= 0:
-                    return job
-                with anyio.move_on_after(min(left, next(pauses))):
-                    await ended.wait()
-                ended.clear()
-                job = None
+                    raise JobNotFound(f"no job with id {job_id}")
+            left = deadline - time.monotonic()
+            if JobStatus(job.status).ended or left <= 0:
+                return job
+            with anyio.move_on_after(min(left, next(pauses))):
+                await ended.wait()
+            ended.clear()
+            job = None
 
     def page(
         self,
