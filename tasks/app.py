@@ -5,10 +5,15 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
-from webapp.config import Settings
+from webapp.config import HARD_LIMIT_MARGIN_SECONDS, Settings
+
+# How long one attempt to hand a message to the broker may take before it counts as failed.
+PUBLISH_TIMEOUT_SECONDS = 2.0
 
 
-def create_celery(settings: Settings) -> Celery:
+def create_celery(settings: Settings, *, publisher: bool = False) -> Celery:
+    """The app a worker runs, or with `publisher` the one the web and the reconciler send tasks with: a broker
+    that hangs (paused, or a network that drops packets) then costs a publish seconds, not forever."""
     if not settings.broker_url:
         raise RuntimeError("APOT_BROKER_URL is empty: run `apot run` (embedded broker) or point it at Redis/RabbitMQ")
     app = Celery("apot", broker=settings.broker_url, include=["tasks.scoring"])
@@ -29,10 +34,18 @@ def create_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=4,
         # A stuck prediction must not hold a process forever; the soft limit lets the task fail the job itself.
         task_soft_time_limit=settings.task_time_limit,
-        task_time_limit=settings.task_time_limit + 10,
+        task_time_limit=settings.task_time_limit + HARD_LIMIT_MARGIN_SECONDS,
         # Redis redelivers unacked messages after this; longer than any task may run, so no task runs twice
         # merely for being slow.
-        broker_transport_options={"visibility_timeout": max(3600, settings.task_time_limit * 4)},
+        broker_transport_options={
+            "visibility_timeout": max(3600, settings.task_time_limit * 4),
+            **(
+                {"socket_timeout": PUBLISH_TIMEOUT_SECONDS, "socket_connect_timeout": PUBLISH_TIMEOUT_SECONDS}
+                if publisher
+                else {}
+            ),
+        },
+        broker_connection_timeout=PUBLISH_TIMEOUT_SECONDS if publisher else 4,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,

@@ -28,4 +28,5 @@ def worker_context() -> ScoringContext:
         ),
         announcer=choose_announcer(settings.database_url, settings.broker_url, settings.queue),
         worker=f"{socket.gethostname()}:{os.getpid()}",
+        lease_seconds=settings.lease_seconds,
     )

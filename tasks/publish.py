@@ -8,8 +8,9 @@ from celery import Celery
 
 from webapp.services.dispatch import Dispatch, Enqueue
 
-# A broker that is down must not hold a request for long: two quick retries, then the caller is told.
-PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+# A broker that is down must not hold a publish for long: one quick retry (a dropped connection), then the caller
+# is told, and the job is left for the reconciler.
+PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
 
 
 def celery_enqueue(app: Celery) -> Enqueue:

@@ -11,6 +11,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 VAR_DIR = Path("var")
 
 
+# Seconds between a task's soft time limit (it fails its job itself) and the hard one (its process is killed).
+HARD_LIMIT_MARGIN_SECONDS = 10
+# And past that, before the reconciler takes a job back from a worker that says nothing.
+LEASE_MARGIN_SECONDS = 5
+
+
 class Settings(BaseSettings):
     """Every field is documented in the README's configuration table (a test checks it)."""
 
@@ -52,11 +58,28 @@ class Settings(BaseSettings):
         default=8, description="Models each worker process keeps loaded (least recently used out)."
     )
     task_time_limit: int = Field(default=120, description="Seconds a scoring task may run before it is failed.")
+    max_attempts: int = Field(
+        default=3, ge=1, description="Times a job is started before a vanished worker fails it with worker_lost."
+    )
+    reconcile_seconds: float = Field(
+        default=5.0, gt=0, description="How often the reconciler looks for lost, stuck and unpublished work."
+    )
+    republish_after_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="A queued job whose task reached the broker this long ago without being started is published "
+        "again (a broker restart or flush may have lost it).",
+    )
     log_level: str = Field(default="INFO", description="Log level of web server and workers.")
     secret_key: SecretStr | None = Field(
         default=None,
         description="Signs CSRF tokens. Unset: made once, kept in var/secret_key; set it for several web machines.",
     )
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a worker's claim holds: past the hard time limit of any task, so a live worker never loses one."""
+        return self.task_time_limit + HARD_LIMIT_MARGIN_SECONDS + LEASE_MARGIN_SECONDS
 
     @property
     def model_uploads_allowed(self) -> bool:

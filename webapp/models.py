@@ -112,6 +112,12 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     attempts: Mapped[int] = mapped_column(default=0)
     worker: Mapped[str | None] = mapped_column(String(255), default=None)
+    # Until when the worker that claimed the job is trusted to be at it; past it, the reconciler takes it back.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # When its task last reached the broker; none yet means the publish is pending (the reconciler retries it).
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # A client's Idempotency-Key: a retried submission with the same key gets this job back.
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
@@ -150,6 +156,8 @@ class JobChunk(Base):
     rows_failed: Mapped[int] = mapped_column(default=0)
     attempts: Mapped[int] = mapped_column(default=0)
     worker: Mapped[str | None] = mapped_column(String(255), default=None)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 

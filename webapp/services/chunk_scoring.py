@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import exists, select, update
@@ -65,17 +66,25 @@ def _claim(ctx: ScoringContext, chunk_id: uuid.UUID) -> ClaimedChunk | None:
         row = session.execute(
             update(JobChunk)
             .where(JobChunk.id == chunk_id, JobChunk.status == ChunkStatus.QUEUED)
-            .values(status=ChunkStatus.RUNNING, started_at=utcnow(), worker=ctx.worker, attempts=JobChunk.attempts + 1)
-            .returning(JobChunk.job_id, JobChunk.first_row, JobChunk.input, JobChunk.problems)
+            .values(
+                status=ChunkStatus.RUNNING,
+                started_at=utcnow(),
+                worker=ctx.worker,
+                attempts=JobChunk.attempts + 1,
+                lease_until=utcnow() + timedelta(seconds=ctx.lease_seconds),
+            )
+            .returning(JobChunk.job_id, JobChunk.first_row, JobChunk.input, JobChunk.problems, JobChunk.attempts)
         ).one_or_none()
         if row is None:
             return None
-        job_id, first_row, packed, problems = row
+        job_id, first_row, packed, problems, attempts = row
         session.execute(
             update(Job)
             .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
             .values(status=JobStatus.RUNNING, started_at=utcnow())
         )
+        # A CSV job has been tried as often as its most tried chunk.
+        session.execute(update(Job).where(Job.id == job_id, Job.attempts < attempts).values(attempts=attempts))
         job = session.scalars(select(Job).where(Job.id == job_id)).one()
         if job.status != JobStatus.RUNNING:  # cancelled or failed meanwhile: this chunk will not be scored
             session.execute(update(JobChunk).where(JobChunk.id == chunk_id).values(status=ChunkStatus.CANCELLED))
@@ -89,7 +98,13 @@ def _store(ctx: ScoringContext, claimed: ClaimedChunk, scored: ScoredTable, fail
         stored = session.execute(
             update(JobChunk)
             .where(JobChunk.id == claimed.id, JobChunk.status == ChunkStatus.RUNNING, JobChunk.worker == ctx.worker)
-            .values(status=ChunkStatus.DONE, result=scored.to_bytes(), rows_failed=failed, finished_at=utcnow())
+            .values(
+                status=ChunkStatus.DONE,
+                result=scored.to_bytes(),
+                rows_failed=failed,
+                finished_at=utcnow(),
+                lease_until=None,
+            )
             .returning(JobChunk.id)
         ).first()
         if stored:

@@ -10,6 +10,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from itertools import groupby
 from typing import Any
 
@@ -31,12 +32,13 @@ MAX_ERROR_LENGTH = 1000
 
 @dataclass(frozen=True)
 class ScoringContext:
-    """A worker process's database, model registry, wake-up channel and name."""
+    """A worker process's database, model registry, wake-up channel, name, and how long its claims hold."""
 
     sessions: sessionmaker[Session]
     models: ModelRegistry
     announcer: Announcer
     worker: str
+    lease_seconds: float
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> None:
     """Score the jobs of one message that are still queued; ids already claimed or ended are skipped."""
     with pinned_session(ctx.sessions) as session:
         with session.begin():
-            jobs = claim_jobs(session, ctx.worker, [uuid.UUID(job_id) for job_id in job_ids])
+            jobs = claim_jobs(session, ctx, [uuid.UUID(job_id) for job_id in job_ids])
         if len(jobs) < len(job_ids):
             log.info("%d of %d jobs were not queued any more; skipped", len(job_ids) - len(jobs), len(job_ids))
         if not jobs:
@@ -80,14 +82,20 @@ def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> None:
             log.info("job %s %s: %s", outcome.job_id, outcome.status.value, outcome.error)
 
 
-def claim_jobs(session: Session, worker: str, job_ids: list[uuid.UUID]) -> list[ClaimedJob]:
-    """Move the jobs from queued to running for `worker`, in one statement; those another delivery claimed
-    first, or that were cancelled, are left out."""
-    table = jobs_table
+def claim_jobs(session: Session, ctx: ScoringContext, job_ids: list[uuid.UUID]) -> list[ClaimedJob]:
+    """Move the jobs from queued to running for this worker, in one statement, with a lease the reconciler
+    honours; those another delivery claimed first, or that were cancelled, are left out."""
+    table, now = jobs_table, utcnow()
     claimed = session.connection().execute(
         update(table)
         .where(table.c.id.in_(job_ids), table.c.status == JobStatus.QUEUED)
-        .values(status=JobStatus.RUNNING, started_at=utcnow(), attempts=table.c.attempts + 1, worker=worker)
+        .values(
+            status=JobStatus.RUNNING,
+            started_at=now,
+            attempts=table.c.attempts + 1,
+            worker=ctx.worker,
+            lease_until=now + timedelta(seconds=ctx.lease_seconds),
+        )
         .returning(table.c.id, table.c.model_name, table.c.model_version, table.c.inputs)
     )
     return [ClaimedJob(*row) for row in claimed]
@@ -150,6 +158,7 @@ def _finish(session: Session, ctx: ScoringContext, outcomes: list[Outcome]) -> N
             error=bindparam("new_error"),
             rows_done=bindparam("new_rows_done"),
             finished_at=utcnow(),
+            lease_until=None,
         )
     )
     parameters = [
