@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import Response
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
+from webapp.services.jobs import Unavailable
 from webapp.templating import render
+
+log = logging.getLogger(__name__)
 
 TITLES = {403: "Not allowed", 404: "Not found", 409: "Cannot do that", 413: "Too large", 503: "Unavailable"}
 
@@ -25,5 +32,18 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "") or request.headers.get("HX-Request") == "true"
 
 
+async def database_unavailable(request: Request, exc: Exception) -> Response:
+    """A database that is restarting or unreachable: 503 and a reason, never a 500 with a traceback."""
+    log.warning("%s %s: the database is unavailable: %s", request.method, request.url.path, exc)
+    detail = "the database cannot be reached right now; try again in a moment"
+    if isinstance(exc, Unavailable):
+        detail = str(exc)
+    return await page_or_json_error(request, HTTPException(503, detail))
+
+
 def install_error_pages(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, page_or_json_error)
+    # OperationalError: connection refused or lost, server shutting down, SQLite busy past its timeout;
+    # InterfaceError: a connection already closed; TimeoutError: no pooled connection came free in time.
+    for unavailable in (OperationalError, InterfaceError, PoolTimeout, Unavailable):
+        app.add_exception_handler(unavailable, database_unavailable)

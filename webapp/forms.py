@@ -97,7 +97,7 @@ def read_csv_form(form: FormData) -> CsvForm:
     )
 
 
-async def create_csv_job(request: Request, csv_jobs: CsvJobService) -> Job:
+async def create_csv_job(request: Request, csv_jobs: CsvJobService, idempotency_key: str | None = None) -> Job:
     """Read the multipart form (its file streams to a temporary spool, never whole into memory) and make the job.
 
     The body is read here rather than by FastAPI, so the upload limit's 413 is not turned into a 400.
@@ -112,6 +112,7 @@ async def create_csv_job(request: Request, csv_jobs: CsvJobService) -> Job:
             model=fields.model,
             version=fields.version,
             on_error=fields.on_error,
+            idempotency_key=idempotency_key,
         )
     finally:
         await form.close()

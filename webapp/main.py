@@ -45,19 +45,18 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
             ModelFiles(settings.models_dir, cache_size=settings.model_cache_size),
             cache_seconds=REGISTRY_CACHE_SECONDS,
         )
-        publish = enqueue or celery_enqueue(create_celery(settings))
+        publish = enqueue or celery_enqueue(create_celery(settings, publisher=True))
         wakeups = choose_wakeups(settings.database_url, settings.broker_url, settings.queue)
         intake = JobIntake(
-            sessions,
-            publish,
-            choose_announcer(settings.database_url, settings.broker_url, settings.queue),
-            max_rows=settings.batch_max_rows,
-            wait_seconds=settings.batch_wait_ms / 1000,
+            sessions, publish, max_rows=settings.batch_max_rows, wait_seconds=settings.batch_wait_ms / 1000
         )
+        announcer = choose_announcer(settings.database_url, settings.broker_url, settings.queue)
         app.state.settings = settings
         app.state.secret = server_secret(settings)
         app.state.models = models
-        app.state.jobs = JobService(sessions, models, intake, publish, wakeups, max_rows=settings.max_json_rows)
+        app.state.jobs = JobService(
+            sessions, models, intake, publish, announcer, wakeups, max_rows=settings.max_json_rows
+        )
         app.state.csv_jobs = CsvJobService(app.state.jobs, chunk_rows=settings.csv_chunk_rows)
         app.state.comparisons = ComparisonService(app.state.jobs, app.state.csv_jobs)
         intake.start()

@@ -10,12 +10,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
 from ml.store import ModelNotFound
+from webapp.api.headers import IdempotencyKey
 from webapp.csvio import UploadError
 from webapp.deps import CsvJobsDep, JobDep
 from webapp.forms import FormErrors, create_csv_job
 from webapp.models import Job, JobKind, JobStatus
 from webapp.schemas import ErrorOut, JobCreated
-from webapp.services.intake import QueueUnavailable
 
 router = APIRouter(tags=["jobs"])
 
@@ -53,13 +53,18 @@ UPLOAD_BODY = {
     responses={
         404: {"model": ErrorOut, "description": "Unknown model or version"},
         413: {"model": ErrorOut, "description": "File over APOT_MAX_UPLOAD_MB"},
-        503: {"model": ErrorOut, "description": "The task queue could not be reached; the job was failed"},
+        503: {"model": ErrorOut, "description": "The database did not answer in time"},
     },
 )
-async def submit_csv(request: Request, response: Response, csv_jobs: CsvJobsDep) -> JobCreated:
+async def submit_csv(
+    request: Request,
+    response: Response,
+    csv_jobs: CsvJobsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JobCreated:
     """Queue a CSV file for scoring: its header is checked against the model before anything is stored."""
     try:
-        job = await create_csv_job(request, csv_jobs)
+        job = await create_csv_job(request, csv_jobs, idempotency_key)
     except FormErrors as exc:
         raise RequestValidationError(
             [{"loc": ("body", field), "msg": msg, "type": "value_error"} for field, msg in exc.errors.items()]
@@ -68,8 +73,6 @@ async def submit_csv(request: Request, response: Response, csv_jobs: CsvJobsDep)
         raise RequestValidationError([{"loc": ("body", "file"), "msg": str(exc), "type": "value_error"}]) from exc
     except ModelNotFound as exc:
         raise HTTPException(404, str(exc)) from exc
-    except QueueUnavailable as exc:
-        raise HTTPException(503, str(exc)) from exc
     url = str(request.url_for("api_get_job", job_id=job.id))
     response.headers["Location"] = url
     return JobCreated(id=job.id, status=job.status, task_id=job.task_id, url=url)  # type: ignore[arg-type]

@@ -9,12 +9,12 @@ from fastapi.exceptions import RequestValidationError
 
 from ml.store import ModelNotFound
 from ml.validation import InvalidInputs
+from webapp.api.headers import IdempotencyKey
 from webapp.api.prefer import preferred_wait
 from webapp.deps import JobDep, JobsDep
 from webapp.models import Job, JobKind, JobStatus
 from webapp.schemas import ErrorOut, JobCreate, JobCreated, JobOut, JobPage, JobSummary
-from webapp.services.intake import QueueUnavailable
-from webapp.services.jobs import JobAlreadyEnded, JobRequest
+from webapp.services.jobs import JobAlreadyEnded, JobRequest, Unavailable
 from webapp.services.pagination import BadCursor
 
 router = APIRouter(tags=["jobs"])
@@ -53,7 +53,7 @@ def _summary_fields(job: Job, request: Request) -> dict[str, object]:
         202: {"headers": {"Location": {"description": "URL of the new job", "schema": {"type": "string"}}}},
         404: {"model": ErrorOut, "description": "Unknown model or version"},
         413: {"model": ErrorOut, "description": "Request body over APOT_MAX_BODY_BYTES"},
-        503: {"model": ErrorOut, "description": "The task queue could not be reached; the job was failed"},
+        503: {"model": ErrorOut, "description": "The database did not answer in time"},
     },
 )
 async def submit_job(
@@ -68,11 +68,14 @@ async def submit_job(
             f"(at most {MAX_WAIT_SECONDS}), else 202 as usual. One round trip for a synchronous answer."
         ),
     ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JobCreated | JobOut:
     """Queue a prediction for one row (an object) or several (a list of objects)."""
     wait = preferred_wait(prefer, MAX_WAIT_SECONDS)
     try:
-        job = await jobs.create_async(JobRequest(body.model, body.version, body.inputs), wait=wait)
+        job = await jobs.create_async(
+            JobRequest(body.model, body.version, body.inputs, idempotency_key=idempotency_key), wait=wait
+        )
     except ModelNotFound as exc:
         raise HTTPException(404, str(exc)) from exc
     except InvalidInputs as exc:
@@ -87,7 +90,7 @@ async def submit_job(
                 for e in exc.errors
             ]
         ) from exc
-    except QueueUnavailable as exc:
+    except Unavailable as exc:
         raise HTTPException(503, str(exc)) from exc
     url = str(request.url_for("api_get_job", job_id=job.id))
     response.headers["Location"] = url

@@ -15,8 +15,7 @@ from webapp.csvio import UploadError
 from webapp.deps import ComparisonsDep, JobDep, JobsDep, ModelsDep
 from webapp.models import JobStatus
 from webapp.security import require_csrf
-from webapp.services.intake import QueueUnavailable
-from webapp.services.jobs import JobAlreadyEnded, JobNotFound
+from webapp.services.jobs import JobAlreadyEnded, JobNotFound, Unavailable
 from webapp.services.pagination import BadCursor
 from webapp.templating import is_htmx, redirect, render
 
@@ -96,7 +95,7 @@ def rerun_job(request: Request, old: JobDep, jobs: JobsDep) -> Response:
         job = jobs.rerun(old)
     except (ModelNotFound, InvalidInputs) as exc:
         raise HTTPException(409, f"This job cannot be run again: {exc}") from exc
-    except QueueUnavailable as exc:
+    except Unavailable as exc:
         raise HTTPException(503, str(exc)) from exc
     return redirect(request, str(request.url_for("job_page", job_id=job.id)))
 
@@ -123,7 +122,7 @@ async def start_comparison(request: Request, old: JobDep, comparisons: Compariso
         new = await run_in_threadpool(comparisons.start, old, version)
     except (ModelNotFound, InvalidInputs, UploadError) as exc:
         raise HTTPException(409, f"These inputs cannot be run on version {version!r}: {exc}") from exc
-    except QueueUnavailable as exc:
+    except Unavailable as exc:
         raise HTTPException(503, str(exc)) from exc
     return redirect(request, str(request.url_for("comparison_page", job_id=new.id)))
 

@@ -15,8 +15,7 @@ from ml.validation import InvalidInputs
 from webapp.deps import JobsDep, ModelsDep, SettingsDep
 from webapp.forms import field_errors, form_values, row_from_form
 from webapp.security import require_csrf
-from webapp.services.intake import QueueUnavailable
-from webapp.services.jobs import JobRequest
+from webapp.services.jobs import JobRequest, Unavailable
 from webapp.templating import is_htmx, render
 
 router = APIRouter()
@@ -57,7 +56,7 @@ async def submit_form(request: Request, model: ModelDep, models: ModelsDep, jobs
     try:
         request_ = JobRequest(model.name, model.version, row_from_form(model.schema, form))
         job = await run_in_threadpool(jobs.create, request_)  # database and broker calls block
-    except (InvalidInputs, QueueUnavailable) as exc:
+    except (InvalidInputs, Unavailable) as exc:
         errors = field_errors(exc) if isinstance(exc, InvalidInputs) else {"": str(exc)}
         context = {"model": model, "values": form_values(model.schema, form), "errors": errors, **_about(models, model)}
         # htmx sent the form to the status area; the answer replaces the form itself.

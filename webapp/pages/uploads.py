@@ -12,7 +12,6 @@ from webapp.csvio import UploadError
 from webapp.deps import CsvJobsDep, ModelsDep
 from webapp.forms import FormErrors, create_csv_job
 from webapp.security import require_csrf
-from webapp.services.intake import QueueUnavailable
 from webapp.templating import redirect, render
 
 router = APIRouter()
@@ -39,8 +38,6 @@ async def submit_upload(request: Request, models: ModelsDep, csv_jobs: CsvJobsDe
         errors = {"file": str(exc)}
     except ModelNotFound as exc:
         errors = {"version" if version else "model": str(exc)}
-    except QueueUnavailable as exc:
-        errors = {"": str(exc)}
     else:
         return redirect(request, str(request.url_for("job_page", job_id=job.id)))
     context = {

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import uuid
 from collections.abc import Iterator
 from typing import IO, Any, Literal
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from ml.store import ModelInfo
 from ml.table import ScoredTable
@@ -19,6 +22,7 @@ from webapp.models import Job, JobChunk, JobKind, JobStatus
 from webapp.services.dispatch import SCORE_CHUNK, Dispatch
 from webapp.services.jobs import JobService
 
+log = logging.getLogger(__name__)
 OnError = Literal["skip", "fail"]
 
 
@@ -29,8 +33,22 @@ class CsvJobService:
         self.jobs = jobs
         self.chunk_rows = chunk_rows
 
-    def create(self, binary: IO[bytes], *, filename: str, model: str, version: str | None, on_error: OnError) -> Job:
-        """Check the file's header against the model, then store the job and its chunks in one transaction."""
+    def create(
+        self,
+        binary: IO[bytes],
+        *,
+        filename: str,
+        model: str,
+        version: str | None,
+        on_error: OnError,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Check the file's header against the model, then store the job and its chunks in one transaction.
+        With an idempotency key already used, the job stored under it is returned and the file is not read."""
+        if idempotency_key:
+            earlier = self.jobs.find_by_key(idempotency_key)
+            if earlier is not None:
+                return earlier
         info = self.jobs.models.get(model, version)
         upload = open_upload(binary)
         missing = [f.name for f in info.schema.features if f.required and f.name not in upload.columns]
@@ -38,30 +56,51 @@ class CsvJobService:
             raise UploadError(f"The header lacks these required columns of {info.name}: {', '.join(missing)}.")
         facts = {"filename": filename[:255], "columns": upload.columns, "delimiter": upload.delimiter}
         job = _csv_job(info, {**facts, "on_error": on_error}, rows_total=0)
-        dispatches = []
-        with transaction(self.jobs.sessions) as session:
-            session.add(job)
-            session.flush()
-            for position, packed in enumerate(upload.chunks(self.chunk_rows)):
-                chunk = JobChunk(
-                    id=uuid.uuid4(),
-                    job_id=job.id,
-                    position=position,
-                    first_row=job.rows_total + 1,
-                    task_id=str(uuid.uuid4()),
-                    rows=packed.rows,
-                    input=packed.data,
-                    problems={str(k): v for k, v in packed.problems.items()} or None,
-                )
-                session.add(chunk)
+        job.idempotency_key = idempotency_key
+        dispatches: list[Dispatch] = []
+        try:
+            with transaction(self.jobs.sessions) as session:
+                session.add(job)
                 session.flush()
-                session.expunge(chunk)  # keep at most one chunk's bytes in memory
-                dispatches.append(Dispatch(SCORE_CHUNK, (str(chunk.id),), chunk.task_id))
-                job.rows_total += packed.rows
-            if job.rows_total == 0:
-                raise UploadError("The file has a header but no rows.")
-        self.jobs.publish(job.id, dispatches)
+                self._add_chunks(session, job, upload.chunks(self.chunk_rows), dispatches)
+        except IntegrityError:
+            earlier = self.jobs.find_by_key(idempotency_key) if idempotency_key else None
+            if earlier is None:
+                raise
+            return earlier  # the same submission, stored by a concurrent request
+        self._publish(job.id, dispatches)
         return job
+
+    def _add_chunks(self, session: Session, job: Job, chunks: Iterator[Any], dispatches: list[Dispatch]) -> None:
+        for position, packed in enumerate(chunks):
+            chunk = JobChunk(
+                id=uuid.uuid4(),
+                job_id=job.id,
+                position=position,
+                first_row=job.rows_total + 1,
+                task_id=str(uuid.uuid4()),
+                rows=packed.rows,
+                input=packed.data,
+                problems={str(k): v for k, v in packed.problems.items()} or None,
+                published_at=job.created_at,
+            )
+            session.add(chunk)
+            session.flush()
+            session.expunge(chunk)  # keep at most one chunk's bytes in memory
+            dispatches.append(Dispatch(SCORE_CHUNK, (str(chunk.id),), chunk.task_id))
+            job.rows_total += packed.rows
+        if job.rows_total == 0:
+            raise UploadError("The file has a header but no rows.")
+
+    def _publish(self, job_id: uuid.UUID, dispatches: list[Dispatch]) -> None:
+        """After the commit, so a worker always finds the chunks; if the broker cannot be reached, the chunks are
+        left for the reconciler to publish."""
+        try:
+            self.jobs.enqueue(dispatches)
+        except Exception:
+            log.warning("could not publish the chunks of job %s; the reconciler will", job_id, exc_info=True)
+            with transaction(self.jobs.sessions) as session:
+                session.execute(update(JobChunk).where(JobChunk.job_id == job_id).values(published_at=None))
 
     def rerun(self, job: Job, version: str, *, compare: bool = False) -> Job:
         """The same file, on another version of its model: the chunks are copied, not uploaded again."""
@@ -91,13 +130,14 @@ class CsvJobService:
                     rows=old.rows,
                     input=old.input,
                     problems=old.problems,
+                    published_at=new.created_at,
                 )
                 session.add(chunk)
                 session.flush()
                 session.expunge(chunk)
                 session.expunge(old)
                 dispatches.append(Dispatch(SCORE_CHUNK, (str(chunk.id),), chunk.task_id))
-        self.jobs.publish(new.id, dispatches)
+        self._publish(new.id, dispatches)
         return new
 
     def result_lines(self, job: Job) -> Iterator[str]:

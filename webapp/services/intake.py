@@ -4,6 +4,10 @@ Per job, a commit and a Celery message are the costs that do not shrink with bat
 lets a worker score many jobs with one call (see services/scoring.py). A group closes when it holds
 `max_rows` rows, when no other submission is on its way, or `wait_seconds` after its first job — so a lone
 request never waits, and a crowd of them travels together.
+
+Storing and publishing run on two threads: a broker that is down or hangs holds up publishing only, never the
+commits, and a request waits for its publish no longer than PUBLISH_WAIT_SECONDS. A job whose publish failed keeps
+`published_at` empty, and the reconciler publishes it again (services/reconciler.py).
 """
 
 from __future__ import annotations
@@ -13,61 +17,73 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import insert, update
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from webapp.db import transaction
-from webapp.models import Job, JobStatus, jobs_table, utcnow
+from webapp.models import Job, jobs_table
 from webapp.services.dispatch import SCORE_JOBS, Dispatch, Enqueue
-from webapp.services.events import Announcer
 
 log = logging.getLogger(__name__)
 
-
-class QueueUnavailable(RuntimeError):
-    """The job was stored but its task could not be published."""
+# How long a submission waits to hear that its task reached the broker; past it, it is answered all the same.
+PUBLISH_WAIT_SECONDS = 1.5
 
 
 @dataclass
 class Pending:
     job: Job
     stored: Future[Job] = field(default_factory=Future)
+    """The job as committed, or the one stored earlier under the same idempotency key."""
+    published: Future[bool] = field(default_factory=Future)
+    """Whether its task reached the broker; False leaves it to the reconciler."""
+
+
+@dataclass(frozen=True)
+class StoredGroup:
+    pending: list[Pending]
+    task_id: str
 
 
 class JobIntake:
-    """One per web process; a thread of its own writes and publishes, requests wait on a future."""
+    """One per web process; requests hand in validated jobs and wait on futures."""
 
     def __init__(
         self,
         sessions: sessionmaker[Session],
         enqueue: Enqueue,
-        announcer: Announcer,
         *,
         max_rows: int,
         wait_seconds: float,
     ) -> None:
         self.sessions = sessions
         self.enqueue = enqueue
-        self.announcer = announcer
         self.max_rows = max_rows
         self.wait_seconds = wait_seconds
         self._pending: queue.Queue[Pending | None] = queue.Queue()
+        self._stored: queue.Queue[StoredGroup | None] = queue.Queue()
         self._arriving = 0
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="apot-intake", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._store_groups, name="apot-intake-store", daemon=True),
+            threading.Thread(target=self._publish_groups, name="apot-intake-publish", daemon=True),
+        ]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
-        """Store and publish what was handed in, then end the thread."""
+        """Store and publish what was handed in, then end the threads."""
         self._pending.put(None)
-        self._thread.join()
+        for thread in self._threads:
+            thread.join()
 
     @contextmanager
     def arriving(self) -> Iterator[None]:
@@ -80,18 +96,19 @@ class JobIntake:
             with self._lock:
                 self._arriving -= 1
 
-    def submit(self, job: Job) -> Future[Job]:
-        """Hand in a validated job; the future resolves once it is committed and its task published."""
+    def submit(self, job: Job) -> Pending:
+        """Hand in a validated job; its futures say when it is committed and when its task was published."""
         pending = Pending(job)
         self._pending.put(pending)
-        return pending.stored
+        return pending
 
-    def _run(self) -> None:
+    def _store_groups(self) -> None:
         while True:
             group, stopping = self._gather()
             if group:
-                self._store_and_publish(group)
+                self._store(group)
             if stopping:
+                self._stored.put(None)
                 return
 
     def _gather(self) -> tuple[list[Pending], bool]:
@@ -117,45 +134,88 @@ class JobIntake:
             rows += item.job.rows_total
         return group, False
 
-    def _store_and_publish(self, group: list[Pending]) -> None:
+    def _store(self, group: list[Pending]) -> None:
         task_id = str(uuid.uuid4())
         for pending in group:
             pending.job.task_id = task_id
+            # Counted as published from the start; a failed publish clears it (one write fewer per group).
+            pending.job.published_at = pending.job.created_at
         try:
             with transaction(self.sessions) as session:
-                session.connection().execute(insert(jobs_table), [_row(pending.job) for pending in group])
+                inserted = insert_new(session, [pending.job for pending in group])
+                earlier = _stored_earlier(session, [p.job for p in group if p.job.id not in inserted])
         except Exception as exc:
             log.exception("could not store %d new jobs", len(group))
             for pending in group:
                 pending.stored.set_exception(exc)
+                pending.published.set_result(False)
             return
-        job_ids = [pending.job.id for pending in group]
-        try:
-            # After the commit, so a worker always finds the rows the message names.
-            self.enqueue([Dispatch(SCORE_JOBS, tuple(str(job_id) for job_id in job_ids), task_id)])
-        except Exception as exc:
-            log.exception("could not publish the task of %d jobs", len(group))
-            fail_unpublished(self.sessions, self.announcer, job_ids)
-            error = QueueUnavailable("the task queue cannot be reached right now; the job was not started")
-            error.__cause__ = exc
-            for pending in group:
-                pending.stored.set_exception(error)
-            return
+        new = [pending for pending in group if pending.job.id in inserted]
         for pending in group:
-            pending.stored.set_result(pending.job)
+            if pending.job.id in inserted:
+                pending.stored.set_result(pending.job)
+                continue
+            # A retry of a submission stored before: that job, published back then.
+            before = earlier.get(pending.job.idempotency_key or "")
+            if before is None:  # the key's job was deleted between the insert and the read
+                pending.stored.set_exception(LookupError("the job stored under this Idempotency-Key is gone"))
+            else:
+                pending.stored.set_result(before)
+            pending.published.set_result(True)
+        if new:
+            self._stored.put(StoredGroup(new, task_id))
+
+    def _publish_groups(self) -> None:
+        while True:
+            first = self._stored.get()
+            groups = [first] if first is not None else []
+            # While the broker was slow, groups piled up: they go in one call (one connection).
+            while not self._stored.empty():
+                more = self._stored.get_nowait()
+                if more is None:
+                    first = None
+                    break
+                groups.append(more)
+            if groups:
+                self._publish(groups)
+            if first is None:
+                return
+
+    def _publish(self, groups: list[StoredGroup]) -> None:
+        dispatches = [
+            Dispatch(SCORE_JOBS, tuple(str(p.job.id) for p in group.pending), group.task_id) for group in groups
+        ]
+        try:
+            self.enqueue(dispatches)
+        except Exception:
+            job_ids = [p.job.id for group in groups for p in group.pending]
+            log.warning("could not publish the tasks of %d jobs; the reconciler will", len(job_ids), exc_info=True)
+            mark_unpublished(self.sessions, job_ids)
+            published = False
+        else:
+            published = True
+        for group in groups:
+            for pending in group.pending:
+                pending.published.set_result(published)
 
 
-def _row(job: Job) -> dict[str, object]:
-    return {column.key: getattr(job, column.key) for column in jobs_table.columns}
+def insert_new(session: Session, jobs: Sequence[Job]) -> set[uuid.UUID]:
+    """Insert the jobs in one statement; those whose idempotency key is already taken are left out. Returns the
+    ids inserted."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    rows = [{column.key: getattr(job, column.key) for column in jobs_table.columns} for job in jobs]
+    statement = dialect.insert(jobs_table).values(rows).on_conflict_do_nothing().returning(jobs_table.c.id)
+    return set(session.connection().execute(statement).scalars())
 
 
-def fail_unpublished(sessions: sessionmaker[Session], announcer: Announcer, job_ids: list[uuid.UUID]) -> None:
-    """Fail committed jobs whose task never reached the broker, so none stays queued with nothing to run it."""
+def _stored_earlier(session: Session, retried: list[Job]) -> dict[str, Job]:
+    keys = [job.idempotency_key for job in retried if job.idempotency_key]
+    if not keys:
+        return {}
+    return {job.idempotency_key or "": job for job in session.scalars(select(Job).where(Job.idempotency_key.in_(keys)))}
+
+
+def mark_unpublished(sessions: sessionmaker[Session], job_ids: list[uuid.UUID]) -> None:
+    """These jobs' task did not reach the broker: the reconciler's next pass publishes them."""
     with transaction(sessions) as session:
-        failed = session.scalars(
-            update(Job)
-            .where(Job.id.in_(job_ids), Job.status == JobStatus.QUEUED)
-            .values(status=JobStatus.FAILED, finished_at=utcnow(), error="the task queue could not be reached")
-            .returning(Job.id)
-        ).all()
-        announcer.announce(session, failed)
+        session.execute(update(Job).where(Job.id.in_(job_ids)).values(published_at=None))

@@ -7,7 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session, defer, sessionmaker
 from ml.validation import InputError, InvalidInputs, validate_rows
 from webapp.db import transaction
 from webapp.models import ChunkStatus, Job, JobChunk, JobKind, JobStatus, UTCDateTime, utcnow
-from webapp.services.dispatch import Dispatch, Enqueue
-from webapp.services.events import Wakeups
-from webapp.services.intake import JobIntake, QueueUnavailable, fail_unpublished
+from webapp.services.dispatch import Enqueue
+from webapp.services.events import Announcer, Wakeups
+from webapp.services.intake import PUBLISH_WAIT_SECONDS, JobIntake
 from webapp.services.models import ModelRegistry
 from webapp.services.pagination import decode_cursor, encode_cursor
 from webapp.services.reads import CoalescedReads
@@ -39,6 +39,10 @@ class JobAlreadyEnded(RuntimeError):
     """Cancelling came too late."""
 
 
+class Unavailable(RuntimeError):
+    """The database did not answer in time; answered 503, like a database that cannot be reached."""
+
+
 @dataclass(frozen=True)
 class JobRequest:
     """What a client asks for: a model, maybe a version, and one row or a list of rows."""
@@ -47,6 +51,7 @@ class JobRequest:
     version: str | None
     inputs: dict[str, Any] | list[Any]
     compare_to: uuid.UUID | None = None
+    idempotency_key: str | None = None
 
 
 class JobService:
@@ -58,6 +63,7 @@ class JobService:
         models: ModelRegistry,
         intake: JobIntake,
         enqueue: Enqueue,
+        announcer: Announcer,
         wakeups: Wakeups,
         *,
         max_rows: int,
@@ -66,19 +72,23 @@ class JobService:
         self.models = models
         self.intake = intake
         self.enqueue = enqueue
+        self.announcer = announcer
         self.wakeups = wakeups
         self.reads = CoalescedReads(self.get_many)
         self.max_rows = max_rows
 
     def create(self, request: JobRequest) -> Job:
-        """Validate the rows against the model's schema, store a queued job and publish its task."""
+        """Validate the rows against the model's schema, store a queued job and publish its task (waiting for the
+        broker a bounded time: if it does not answer, the job stays queued for the reconciler)."""
         with self.intake.arriving():
-            job = self.prepare(request)
-            stored = self.intake.submit(job)
+            pending = self.intake.submit(self.prepare(request))
         try:
-            return stored.result(SUBMIT_TIMEOUT_SECONDS)
+            job = pending.stored.result(SUBMIT_TIMEOUT_SECONDS)
         except TimeoutError as exc:
-            raise QueueUnavailable("storing and publishing the job took too long; try again") from exc
+            raise Unavailable("the database did not store the job in time; try again") from exc
+        with suppress(TimeoutError):
+            pending.published.result(PUBLISH_WAIT_SECONDS)
+        return job
 
     async def create_async(self, request: JobRequest, *, wait: float | None = None) -> Job:
         """`create` for async routes: the event loop keeps serving while the job is stored. With `wait`, the job
@@ -89,15 +99,24 @@ class JobService:
                 job = await anyio.to_thread.run_sync(self.prepare, request)
                 # Watched before it is stored: a job can end before this coroutine runs again.
                 ended = watching.enter_context(self.wakeups.watch(job.id)) if wait is not None else None
-                stored = self.intake.submit(job)
+                pending = self.intake.submit(job)
             try:
                 with anyio.fail_after(SUBMIT_TIMEOUT_SECONDS):
-                    job = await asyncio.wrap_future(stored)
+                    job = await asyncio.wrap_future(pending.stored)
             except TimeoutError as exc:
-                raise QueueUnavailable("storing and publishing the job took too long; try again") from exc
+                raise Unavailable("the database did not store the job in time; try again") from exc
+            with anyio.move_on_after(PUBLISH_WAIT_SECONDS):
+                await asyncio.wrap_future(pending.published)
             if ended is None:
                 return job
+            if job.id != pending.job.id:  # a retry: the job stored under its Idempotency-Key is the one to wait for
+                return await self.wait(job.id, max(0.0, deadline - time.monotonic()))
             return await self._until_ended(job.id, ended, deadline, seen=job)
+
+    def find_by_key(self, idempotency_key: str) -> Job | None:
+        """The job submitted earlier with this Idempotency-Key, if any."""
+        with self.sessions() as session:
+            return session.scalars(select(Job).where(Job.idempotency_key == idempotency_key)).one_or_none()
 
     def prepare(self, request: JobRequest) -> Job:
         """The queued job a request asks for, its rows checked against the model's schema; not stored yet."""
@@ -124,21 +143,12 @@ class JobService:
             inputs=validate_rows(info.schema, rows, batch=batch),
             rows_total=len(rows),
             compare_to=request.compare_to,
+            idempotency_key=request.idempotency_key,
             rows_done=0,
             rows_failed=0,
             attempts=0,
             created_at=utcnow(),
         )
-
-    def publish(self, job_id: uuid.UUID, dispatches: list[Dispatch]) -> None:
-        """Send a committed CSV job's tasks (after the commit, so a worker always finds the rows); if the broker
-        cannot be reached, the job is failed with that reason and QueueUnavailable raised."""
-        try:
-            self.enqueue(dispatches)
-        except Exception as exc:
-            log.exception("could not publish the tasks of job %s", job_id)
-            fail_unpublished(self.sessions, self.intake.announcer, [job_id])
-            raise QueueUnavailable("the task queue cannot be reached right now; the job was not started") from exc
 
     def rerun(self, job: Job, version: str | None = None, *, compare: bool = False) -> Job:
         """A new job with the inputs of a single or batch job, on its model version or on `version`; with
@@ -159,7 +169,7 @@ class JobService:
                 .returning(Job.id)
             ).first()
             if cancelled:
-                self.intake.announcer.announce(session, [job_id])
+                self.announcer.announce(session, [job_id])
                 session.execute(
                     update(JobChunk)
                     .where(JobChunk.job_id == job_id, JobChunk.status == ChunkStatus.QUEUED)
