@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -67,8 +68,27 @@ def web(
 def worker(
     concurrency: Annotated[int, typer.Option(help="Processes; default APOT_WORKER_CONCURRENCY.")] = 0,
     name: Annotated[str, typer.Option(help="Celery node name; must be unique per machine.")] = "apot@%h",
+    beat: Annotated[bool, typer.Option(help="Also run the reconciler (as `apot reconciler` does).")] = False,
 ) -> None:
-    """Score jobs from the broker at APOT_BROKER_URL, one model load per process."""
+    """Score jobs from the broker at APOT_BROKER_URL, one model load per process; a worker that dies is started
+    again."""
+    from webapp.supervisor import keep_running
+
+    env = dict(os.environ)
+    # Processes of their own, not threads: Celery forks its pool from the process it runs in.
+    command = [sys.executable, "-m", "webapp.cli", "celery-worker", f"--concurrency={concurrency}", f"--name={name}"]
+    reconciler = subprocess.Popen([sys.executable, "-m", "webapp.cli", "reconciler"], env=env) if beat else None
+    try:
+        raise typer.Exit(keep_running("worker", command, env))
+    finally:
+        if reconciler is not None:
+            reconciler.terminate()
+            reconciler.wait()
+
+
+@cli.command("celery-worker", hidden=True)
+def celery_worker(concurrency: int = 0, name: str = "apot@%h") -> None:
+    """The Celery worker itself, as `apot worker` runs (and restarts) it."""
     from tasks.app import create_celery
 
     settings = get_settings()
@@ -84,6 +104,27 @@ def worker(
             "--without-mingle",
         ]
     )
+
+
+@cli.command()
+def reconciler() -> None:
+    """Every APOT_RECONCILE_SECONDS: take back jobs whose worker vanished, publish what the broker never got or
+    lost. Run one or more anywhere (they never publish a job twice); `apot run` and `apot worker --beat` start one."""
+    from tasks.app import create_celery
+    from tasks.publish import celery_enqueue
+    from webapp.db import make_engine, make_session_factory
+    from webapp.services.events import choose_announcer
+    from webapp.services.reconciler import Reconciler, ReconcilerSettings
+
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    engine = make_engine(settings.database_url)
+    Reconciler(
+        make_session_factory(engine),
+        celery_enqueue(create_celery(settings, publisher=True)),
+        choose_announcer(settings.database_url, settings.broker_url, settings.queue),
+        ReconcilerSettings(settings.max_attempts, settings.republish_after_seconds, settings.batch_max_rows),
+    ).run_forever(settings.reconcile_seconds)
 
 
 @cli.command()
@@ -111,6 +152,7 @@ def run() -> None:
             supervisor.adopt("broker", broker.start())
             env["APOT_BROKER_URL"] = broker.url
         supervisor.spawn("worker", [sys.executable, "-m", "webapp.cli", "worker"], env)
+        supervisor.spawn("reconciler", [sys.executable, "-m", "webapp.cli", "reconciler"], env)
         supervisor.spawn("web", [sys.executable, "-m", "webapp.cli", "web"], env)
         base = f"http://{settings.host}:{settings.port}"
         if supervisor.wait_until_ready(f"{base}/healthz"):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import IO
 
 STOP_TIMEOUT_SECONDS = 20
+RESPAWN_FIRST_PAUSE_SECONDS = 1.0
 READY_TIMEOUT_SECONDS = 60
 
 
@@ -81,3 +82,30 @@ class Supervisor:
                     print(f"apot: {child.name} did not stop in time; killing it", file=sys.stderr)
                     os.killpg(child.process.pid, signal.SIGKILL)
                     child.process.wait()
+
+
+def keep_running(name: str, argv: Sequence[str], env: dict[str, str]) -> int:
+    """Run `argv` as a child and start it again whenever it dies on its own, until this process is told to stop.
+
+    Celery's worker can exit on a broker connection lost at the wrong moment ("Unrecoverable error"); the
+    jobs it held are safe (claims and the reconciler), but a worker must come back without an operator.
+    """
+    supervisor = Supervisor()
+    supervisor.handle_signals()
+    pause = RESPAWN_FIRST_PAUSE_SECONDS
+    try:
+        while not supervisor.stopping:
+            started = time.monotonic()
+            supervisor.spawn(name, argv, env)
+            while not supervisor.stopping and supervisor.dead_child() is None:
+                time.sleep(0.2)
+            if supervisor.stopping:
+                break
+            code = supervisor.children.pop().process.returncode
+            # A child that ran a good while gets a quick restart; one that keeps dying at once, a slower one.
+            pause = RESPAWN_FIRST_PAUSE_SECONDS if time.monotonic() - started > 60 else min(pause * 2, 30.0)
+            print(f"apot: {name} exited with code {code}; starting it again in {pause:.0f} s", file=sys.stderr)
+            time.sleep(pause)
+    finally:
+        supervisor.stop_all()
+    return 0
