@@ -78,13 +78,18 @@ class RecordingEnqueue:
 
     def deliver(self, registry: ModelRegistry) -> None:
         """Play the worker: run every task published so far, in this process (tests/e2e run the real one)."""
-        context = ScoringContext(registry.sessions, registry, SilentAnnouncer(), "test-worker")
+        context = worker_context(registry)
         for dispatch in self.dispatches:
             if dispatch.task == SCORE_CHUNK:
                 score_chunk(context, *dispatch.targets)
             else:
                 score_jobs(context, dispatch.targets)
         self.dispatches.clear()
+
+
+def worker_context(registry: ModelRegistry) -> ScoringContext:
+    """What a worker process scores with, in this process: the real scoring services on the test's database."""
+    return ScoringContext(registry.sessions, registry, SilentAnnouncer(), "test-worker", lease_seconds=60)
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ def required_url(variable: str) -> str:
 def postgres_schema(url: str) -> Iterator[str]:
     """A database URL whose connections live in a fresh schema of their own, dropped afterwards."""
     schema = f"apot_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url)
+    admin = create_engine(url, pool_pre_ping=True)  # tests/faults restart the server meanwhile
     try:
         with admin.begin() as connection:
             connection.execute(text(f'CREATE SCHEMA "{schema}"'))

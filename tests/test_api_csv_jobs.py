@@ -13,12 +13,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from tests.conftest import RecordingEnqueue
+from tests.conftest import RecordingEnqueue, worker_context
 from webapp.models import ChunkStatus, Job, JobChunk
 from webapp.services.chunk_scoring import score_chunk
-from webapp.services.events import SilentAnnouncer
 from webapp.services.models import ModelRegistry
-from webapp.services.scoring import ScoringContext
 
 HEADER = "island;bill_length_mm;flipper_length_mm;sex;note\n"
 ROWS = [
@@ -122,7 +120,7 @@ def test_cancel_stops_unstarted_chunks_and_keeps_what_was_scored(
     client: TestClient, engine: Engine, enqueue: RecordingEnqueue, registry: ModelRegistry
 ) -> None:
     created = upload(client, GOOD).json()
-    context = ScoringContext(registry.sessions, registry, SilentAnnouncer(), "test-worker")
+    context = worker_context(registry)
     score_chunk(context, enqueue.published[0])  # the first chunk is scored, then the user cancels
 
     cancelled = client.post(f"{created['url']}/cancel")
@@ -224,15 +222,16 @@ def test_cancelling_an_unknown_job_is_404(client: TestClient) -> None:
     assert client.post(f"/api/v1/jobs/{uuid.uuid4()}/cancel").status_code == 404
 
 
-def test_an_unreachable_broker_is_503_and_the_job_says_why(
+def test_an_unreachable_broker_leaves_the_chunks_queued_for_the_reconciler(
     client: TestClient, engine: Engine, enqueue: RecordingEnqueue
 ) -> None:
     enqueue.fail = True
     response = upload(client, GOOD)
-    assert response.status_code == 503
+    assert response.status_code == 202
     with Session(engine) as session:
         (job,) = session.scalars(select(Job))
-        assert (job.status, job.error) == ("failed", "the task queue could not be reached")
+        assert job.status == "queued"
+        assert {c.published_at for c in session.scalars(select(JobChunk))} == {None}, "publish pending"
 
 
 def test_a_regressors_results_have_a_predicted_value(

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from tests.conftest import RecordingEnqueue
@@ -140,16 +141,33 @@ def test_an_oversized_body_is_413_whatever_content_length_says(client: TestClien
     assert count_jobs(engine) == 0
 
 
-def test_when_the_broker_is_unreachable_the_client_gets_503_and_the_job_says_why(
+def test_when_the_broker_is_unreachable_the_job_is_accepted_and_its_publish_left_pending(
     client: TestClient, engine: Engine, enqueue: RecordingEnqueue
 ) -> None:
     enqueue.fail = True
     response = submit(client, PENGUIN)
-    assert response.status_code == 503
+    assert response.status_code == 202
     with Session(engine) as session:
         (job,) = session.scalars(select(Job))
-        assert job.status == "failed"
-        assert job.error == "the task queue could not be reached"
+        assert (job.status, job.published_at) == ("queued", None)
+
+
+def test_a_database_that_cannot_be_reached_is_a_json_503_not_a_500(
+    client: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The error the driver raises when the server refuses connections, raised in place (a real Postgres restart is
+    # in tests/faults); this checks the mapping on both backends.
+    jobs = client.app.state.jobs  # type: ignore[attr-defined]
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused (simulated)"))
+
+    monkeypatch.setattr(jobs, "get_many", refused)
+    monkeypatch.setattr(jobs, "page", refused)
+    response = client.get("/api/v1/jobs")
+
+    assert response.status_code == 503
+    assert response.json() == {"detail": "the database cannot be reached right now; try again in a moment"}
 
 
 def test_unknown_job_is_404(client: TestClient) -> None:

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
+from tests.loops import run
 from tests.services import POSTGRES, REDIS, required_url
 from webapp.services.events import (
     Announcer,
@@ -83,7 +84,7 @@ def test_an_announced_end_wakes_the_requests_watching_that_job_and_no_other(
             assert not unrelated.is_set()
         listener.cancel()
 
-    asyncio.run(scenario())
+    run(scenario)
 
 
 def test_an_end_rolled_back_is_never_announced(channel: tuple[Wakeups, Announce]) -> None:
@@ -98,7 +99,7 @@ def test_an_end_rolled_back_is_never_announced(channel: tuple[Wakeups, Announce]
             assert not ended.is_set()
         listener.cancel()
 
-    asyncio.run(scenario())
+    run(scenario)
 
 
 def test_many_ids_are_announced_in_payloads_that_fit(channel: tuple[Wakeups, Announce]) -> None:
@@ -117,7 +118,7 @@ def test_many_ids_are_announced_in_payloads_that_fit(channel: tuple[Wakeups, Ann
             watch.__exit__(None, None, None)
         listener.cancel()
 
-    asyncio.run(scenario())
+    run(scenario)
 
 
 def test_without_a_listener_waiters_poll_and_with_one_they_only_recheck() -> None:
@@ -147,7 +148,7 @@ def test_reads_asked_for_together_share_one_query() -> None:
         missing = uuid.uuid4()
         return await asyncio.gather(*(reads.get(job_id) for job_id in [*known, missing, next(iter(known))]))
 
-    answers = asyncio.run(scenario())
+    answers = run(scenario)
 
     assert answers == [*known.values(), None, "job 0"]
     assert len(queries) == 1 and len(queries[0]) == 11, "each id once, in one query"
@@ -161,4 +162,4 @@ def test_a_failed_read_fails_every_request_that_shared_it() -> None:
         reads = CoalescedReads(fetch)
         return await asyncio.gather(*(reads.get(uuid.uuid4()) for _ in range(3)), return_exceptions=True)
 
-    assert [type(e) for e in asyncio.run(scenario())] == [ConnectionError] * 3
+    assert [type(e) for e in run(scenario)] == [ConnectionError] * 3

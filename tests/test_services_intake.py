@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from tests.conftest import RecordingEnqueue
 from webapp.models import Job, JobStatus
 from webapp.services.dispatch import SCORE_JOBS
 from webapp.services.events import SilentAnnouncer, Wakeups
-from webapp.services.intake import JobIntake, QueueUnavailable
+from webapp.services.intake import JobIntake
 from webapp.services.jobs import JobRequest, JobService
 from webapp.services.models import ModelRegistry
 
@@ -27,7 +27,7 @@ def enqueue() -> RecordingEnqueue:
 
 
 def make_intake(registry: ModelRegistry, enqueue: RecordingEnqueue, max_rows: int) -> JobIntake:
-    return JobIntake(registry.sessions, enqueue, SilentAnnouncer(), max_rows=max_rows, wait_seconds=LONG_WINDOW)
+    return JobIntake(registry.sessions, enqueue, max_rows=max_rows, wait_seconds=LONG_WINDOW)
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def intake(registry: ModelRegistry, enqueue: RecordingEnqueue) -> Iterator[JobIn
 
 
 def service(registry: ModelRegistry, intake: JobIntake, enqueue: RecordingEnqueue) -> JobService:
-    return JobService(registry.sessions, registry, intake, enqueue, Wakeups(), max_rows=100)
+    return JobService(registry.sessions, registry, intake, enqueue, SilentAnnouncer(), Wakeups(), max_rows=100)
 
 
 def test_a_lone_submission_is_stored_and_published_without_waiting_for_company(
@@ -47,7 +47,9 @@ def test_a_lone_submission_is_stored_and_published_without_waiting_for_company(
 ) -> None:
     job = service(registry, intake, enqueue).prepare(JobRequest("penguins", None, GENTOO))
 
-    stored = intake.submit(job).result(timeout=LONG_WINDOW / 3)
+    pending = intake.submit(job)
+    stored = pending.stored.result(timeout=LONG_WINDOW / 3)
+    assert pending.published.result(timeout=LONG_WINDOW / 3) is True
 
     assert enqueue.dispatches[0].task == SCORE_JOBS
     assert enqueue.published == [str(stored.id)]
@@ -62,7 +64,8 @@ def test_submissions_arriving_together_share_one_commit_and_one_message(
     with intake.arriving():  # another request is still being validated: the group waits for it
         pending = [intake.submit(jobs.prepare(JobRequest("penguins", None, GENTOO))) for _ in range(3)]
         pending.append(intake.submit(jobs.prepare(JobRequest("penguins", None, [GENTOO, GENTOO]))))
-    stored = [future.result(timeout=5) for future in pending]
+    stored = [p.stored.result(timeout=5) for p in pending]
+    assert all(p.published.result(timeout=5) for p in pending)
 
     (dispatch,) = enqueue.dispatches
     assert sorted(dispatch.targets) == sorted(str(job.id) for job in stored)
@@ -78,15 +81,15 @@ def test_a_group_holds_at_most_max_rows(registry: ModelRegistry, enqueue: Record
         jobs = service(registry, intake, enqueue)
         with intake.arriving():
             pending = [intake.submit(jobs.prepare(JobRequest("penguins", None, [GENTOO] * 2))) for _ in range(3)]
-            for future in pending[:2]:  # full groups go at once, without waiting for the arrival to end
-                future.result(timeout=LONG_WINDOW / 3)
+            for full in pending[:2]:  # full groups go at once, without waiting for the arrival to end
+                full.published.result(timeout=LONG_WINDOW / 3)
     finally:
         intake.stop()
 
     assert [len(d.targets) for d in enqueue.dispatches] == [2, 1], "2 + 2 rows reach 3; the third job waits"
 
 
-def test_when_the_broker_is_unreachable_every_job_of_the_group_fails_with_that_reason(
+def test_when_the_broker_is_unreachable_the_jobs_stay_queued_for_the_reconciler(
     registry: ModelRegistry, intake: JobIntake, enqueue: RecordingEnqueue, engine: Engine
 ) -> None:
     enqueue.fail = True
@@ -94,12 +97,31 @@ def test_when_the_broker_is_unreachable_every_job_of_the_group_fails_with_that_r
     with intake.arriving():
         pending = [intake.submit(jobs.prepare(JobRequest("penguins", None, GENTOO))) for _ in range(2)]
 
-    for future in pending:
-        with pytest.raises(QueueUnavailable):
-            future.result(timeout=5)
+    assert [p.stored.result(timeout=5).status for p in pending] == [JobStatus.QUEUED] * 2
+    assert [p.published.result(timeout=5) for p in pending] == [False, False]
     with Session(engine) as session:
-        ended = session.execute(select(Job.status, Job.error)).all()
-    assert ended == [(JobStatus.FAILED, "the task queue could not be reached")] * 2
+        waiting = session.execute(select(Job.status, Job.published_at)).all()
+    assert waiting == [(JobStatus.QUEUED, None)] * 2, "queued, publish pending"
+
+
+def test_a_retry_with_the_same_idempotency_key_gets_the_first_job_back(
+    registry: ModelRegistry, intake: JobIntake, enqueue: RecordingEnqueue, engine: Engine
+) -> None:
+    jobs = service(registry, intake, enqueue)
+    first = jobs.create(JobRequest("penguins", None, GENTOO, idempotency_key="order-17"))
+    with intake.arriving():  # two more retries, arriving together
+        retries = [
+            intake.submit(jobs.prepare(JobRequest("penguins", None, [GENTOO] * 2, idempotency_key="order-17")))
+            for _ in range(2)
+        ]
+    other = jobs.create(JobRequest("penguins", None, GENTOO, idempotency_key="order-18"))
+    assert all(r.published.result(timeout=5) for r in retries)
+
+    assert [r.stored.result(timeout=5).id for r in retries] == [first.id, first.id]
+    assert other.id != first.id
+    assert enqueue.published == [str(first.id), str(other.id)], "each job published once"
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Job)) == 2
 
 
 def test_stopping_stores_and_publishes_what_was_handed_in(
@@ -112,5 +134,6 @@ def test_stopping_stores_and_publishes_what_was_handed_in(
         pending = intake.submit(jobs.prepare(JobRequest("penguins", None, GENTOO)))
         intake.stop()
 
-    assert pending.result(timeout=0).status == JobStatus.QUEUED
-    assert enqueue.published == [str(pending.result().id)]
+    assert pending.stored.result(timeout=0).status == JobStatus.QUEUED
+    assert pending.published.result(timeout=0) is True
+    assert enqueue.published == [str(pending.job.id)]

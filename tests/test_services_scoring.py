@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from tests.conftest import RecordingEnqueue
+from tests.conftest import RecordingEnqueue, worker_context
 from tests.models import Trained
 from webapp.models import Job, JobStatus
 from webapp.services import scoring
@@ -34,7 +34,7 @@ TOO_TRUSTING = {
 
 @pytest.fixture
 def context(registry: ModelRegistry) -> ScoringContext:
-    return ScoringContext(registry.sessions, registry, SilentAnnouncer(), "test-worker")
+    return worker_context(registry)
 
 
 @pytest.fixture
@@ -55,9 +55,9 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def jobs(registry: ModelRegistry) -> Iterator[JobService]:
     """The web's job service, its intake running; what it publishes is recorded, and scored by the tests."""
     enqueue = RecordingEnqueue()
-    intake = JobIntake(registry.sessions, enqueue, SilentAnnouncer(), max_rows=256, wait_seconds=0)
+    intake = JobIntake(registry.sessions, enqueue, max_rows=256, wait_seconds=0)
     intake.start()
-    yield JobService(registry.sessions, registry, intake, enqueue, Wakeups(), max_rows=100)
+    yield JobService(registry.sessions, registry, intake, enqueue, SilentAnnouncer(), Wakeups(), max_rows=100)
     intake.stop()
 
 
