@@ -1,0 +1,69 @@
+"""Workers that die: a SIGKILLed worker's job is taken back when its lease runs out and scored once by another."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import httpx2
+
+from tests.faults.harness import FaultStack, register_sleepy, until
+from webapp.services.dispatch import SCORE_JOBS
+
+GENTOO = {"island": "Biscoe", "bill_length_mm": 48.6, "flipper_length_mm": 230, "sex": "male"}
+
+
+def test_a_worker_killed_mid_job_leaves_it_to_another_and_it_ends_once(stack: FaultStack) -> None:
+    register_sleepy(stack.models)
+    created = stack.submit({"minutes": 5}, model="sleepy").json()
+    until(lambda: stack.job(created["id"]).status == "running", "a worker to start the job")
+
+    stack.kill_workers()
+    stack.start_worker()
+
+    until(lambda: stack.job(created["id"]).status not in ("queued", "running"), "the job to end")
+    job = stack.job(created["id"])
+    assert (job.status, job.attempts) == ("succeeded", 2), job.error
+    assert job.result == {"predictions": [{"label": "late", "probabilities": {"late": 1.0, "on time": 0.0}}]}
+
+
+def test_a_worker_killed_mid_csv_leaves_its_chunk_to_another_and_every_row_is_scored_once(stack: FaultStack) -> None:
+    register_sleepy(stack.models)
+    rows = 100  # five chunks of 20, each a 1.5-second call
+    body = "n,minutes\n" + "".join(f"{n},{1 + n % 29}\n" for n in range(rows))
+    created = httpx2.post(
+        f"{stack.base_url}/api/v1/jobs/csv",
+        files={"file": ("late.csv", body.encode(), "text/csv")},
+        data={"model": "sleepy"},
+        timeout=30,
+    ).json()
+    until(lambda: stack.job(created["id"]).rows_done >= 20, "the first chunk to be scored")
+
+    stack.kill_workers()  # mid-way through a later chunk
+    stack.start_worker()
+
+    until(lambda: stack.job(created["id"]).status not in ("queued", "running"), "the CSV job to end")
+    job = stack.job(created["id"])
+    assert (job.status, job.attempts, job.rows_done) == ("succeeded", 2, rows), job.error
+    results_url = httpx2.get(created["url"], timeout=10).json()["results_url"]
+    results = list(csv.DictReader(io.StringIO(httpx2.get(results_url, timeout=30).text)))
+    assert [int(r["n"]) for r in results] == list(range(rows)), "each row once, in order"
+    assert {(r["prediction"], r["error"]) for r in results} == {("late", "")}
+
+
+def test_the_same_message_delivered_twice_by_hand_changes_nothing(stack: FaultStack) -> None:
+    created = stack.submit(GENTOO).json()
+    until(lambda: stack.job(created["id"]).status == "succeeded", "the job to be scored")
+    first = stack.job(created["id"])
+
+    from tasks.app import create_celery
+    from webapp.config import Settings
+
+    publisher = create_celery(Settings(broker_url=stack.broker.url, queue=stack.env["APOT_QUEUE"]))
+    for _ in range(2):
+        publisher.send_task(SCORE_JOBS, args=[created["id"]], task_id=first.task_id)
+    marker = stack.submit(GENTOO).json()  # one worker, in order: once this one ends, both copies were handled
+    until(lambda: stack.job(marker["id"]).status == "succeeded", "the worker to get through the copies")
+
+    again = stack.job(created["id"])
+    assert (again.finished_at, again.attempts, again.result) == (first.finished_at, 1, first.result)
