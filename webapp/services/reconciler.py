@@ -100,15 +100,7 @@ class Reconciler:
         expired = (Job.status == JobStatus.RUNNING) & (Job.kind != JobKind.CSV) & (Job.lease_until < now)
         tries_left = Job.attempts < self.settings.max_attempts
         with transaction(self.sessions) as session:
-            again = _take(
-                session,
-                Job,
-                expired & tries_left,
-                status=JobStatus.QUEUED,
-                worker=None,
-                lease_until=None,
-                published_at=None,
-            )
+            again = _queue_again(session, Job, expired & tries_left)
             lost = _take(
                 session,
                 Job,
@@ -126,15 +118,7 @@ class Reconciler:
         expired = (JobChunk.status == ChunkStatus.RUNNING) & (JobChunk.lease_until < now)
         tries_left = JobChunk.attempts < self.settings.max_attempts
         with transaction(self.sessions) as session:
-            again = _take(
-                session,
-                JobChunk,
-                expired & tries_left,
-                status=ChunkStatus.QUEUED,
-                worker=None,
-                lease_until=None,
-                published_at=None,
-            )
+            again = _queue_again(session, JobChunk, expired & tries_left)
             lost_chunks = _take(
                 session, JobChunk, expired & ~tries_left, status=ChunkStatus.CANCELLED, lease_until=None
             )
@@ -246,6 +230,12 @@ def _take(session: Session, table: Any, condition: Any, **values: Any) -> list[u
             .returning(table.id)
         )
     )
+
+
+def _queue_again(session: Session, table: Any, condition: Any) -> list[uuid.UUID]:
+    """Queued, unclaimed and unpublished again: the same pass publishes them."""
+    # JobStatus.QUEUED and ChunkStatus.QUEUED are the same word.
+    return _take(session, table, condition, status=JobStatus.QUEUED, worker=None, lease_until=None, published_at=None)
 
 
 def _groups(sizes: Sequence[tuple[uuid.UUID, int]], max_rows: int) -> list[list[uuid.UUID]]:
