@@ -88,24 +88,33 @@ def keep_running(name: str, argv: Sequence[str], env: dict[str, str]) -> int:
     """Run `argv` as a child and start it again whenever it dies on its own, until this process is told to stop.
 
     Celery's worker can exit on a broker connection lost at the wrong moment ("Unrecoverable error"); the
-    jobs it held are safe (claims and the reconciler), but a worker must come back without an operator.
+    jobs it held are safe (claims and the reconciler), but a worker must come back without an operator. The
+    child stays in this process's group, so whatever stops the group (Ctrl-C, `apot run`) stops it too.
     """
     supervisor = Supervisor()
     supervisor.handle_signals()
     pause = RESPAWN_FIRST_PAUSE_SECONDS
+    child: subprocess.Popen[bytes] | None = None
     try:
         while not supervisor.stopping:
             started = time.monotonic()
-            supervisor.spawn(name, argv, env)
-            while not supervisor.stopping and supervisor.dead_child() is None:
+            child = subprocess.Popen(list(argv), env=env)
+            while not supervisor.stopping and child.poll() is None:
                 time.sleep(0.2)
             if supervisor.stopping:
                 break
-            code = supervisor.children.pop().process.returncode
             # A child that ran a good while gets a quick restart; one that keeps dying at once, a slower one.
             pause = RESPAWN_FIRST_PAUSE_SECONDS if time.monotonic() - started > 60 else min(pause * 2, 30.0)
-            print(f"apot: {name} exited with code {code}; starting it again in {pause:.0f} s", file=sys.stderr)
+            print(
+                f"apot: {name} exited with code {child.returncode}; starting it again in {pause:.0f} s", file=sys.stderr
+            )
             time.sleep(pause)
     finally:
-        supervisor.stop_all()
+        if child is not None and child.poll() is None:
+            child.terminate()  # a warm shutdown: tasks in hand finish first
+            try:
+                child.wait(STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
     return 0

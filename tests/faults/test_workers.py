@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+from contextlib import suppress
 
 import httpx2
+import psutil
 
 from tests.faults.harness import FaultStack, register_sleepy, until
 from webapp.services.dispatch import SCORE_JOBS
@@ -67,3 +69,20 @@ def test_the_same_message_delivered_twice_by_hand_changes_nothing(stack: FaultSt
 
     again = stack.job(created["id"])
     assert (again.finished_at, again.attempts, again.result) == (first.finished_at, 1, first.result)
+
+
+def test_apot_worker_starts_celery_again_when_it_dies(stack: FaultStack) -> None:
+    def celery_workers() -> list[int]:
+        found = []
+        for process in stack.pool_children():
+            with suppress(psutil.Error):  # a process that just died (a zombie until it is reaped)
+                if "celery-worker" in " ".join(process.cmdline()):
+                    found.append(process.pid)
+        return found
+
+    (first,) = celery_workers()
+    psutil.Process(first).kill()  # as Celery's own "Unrecoverable error" exit would, only harder
+
+    until(lambda: len(celery_workers()) == 1 and celery_workers()[0] != first, "a new Celery worker")
+    created = stack.submit(GENTOO).json()
+    until(lambda: stack.job(created["id"]).status == "succeeded", "the new worker to score a job")
