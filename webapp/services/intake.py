@@ -22,7 +22,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 # How long a submission waits to hear that its task reached the broker; past it, it is answered all the same.
 PUBLISH_WAIT_SECONDS = 1.5
+# How long the next group is held back while the previous one is being published.
+STORE_WAITS_FOR_PUBLISH_SECONDS = 0.2
 
 
 @dataclass
@@ -70,6 +72,8 @@ class JobIntake:
         self._stored: queue.Queue[StoredGroup | None] = queue.Queue()
         self._arriving = 0
         self._lock = threading.Lock()
+        self._publisher_idle = threading.Event()
+        self._publisher_idle.set()
         self._threads = [
             threading.Thread(target=self._store_groups, name="apot-intake-store", daemon=True),
             threading.Thread(target=self._publish_groups, name="apot-intake-publish", daemon=True),
@@ -104,6 +108,9 @@ class JobIntake:
 
     def _store_groups(self) -> None:
         while True:
+            # While a publish is under way the next group fills up: the same batching a single thread gave.
+            # Not longer than this, so that a broker that hangs delays the commits only a little.
+            self._publisher_idle.wait(STORE_WAITS_FOR_PUBLISH_SECONDS)
             group, stopping = self._gather()
             if group:
                 self._store(group)
@@ -182,6 +189,13 @@ class JobIntake:
                 return
 
     def _publish(self, groups: list[StoredGroup]) -> None:
+        self._publisher_idle.clear()
+        try:
+            self._send(groups)
+        finally:
+            self._publisher_idle.set()
+
+    def _send(self, groups: list[StoredGroup]) -> None:
         dispatches = [
             Dispatch(SCORE_JOBS, tuple(str(p.job.id) for p in group.pending), group.task_id) for group in groups
         ]
@@ -200,12 +214,22 @@ class JobIntake:
 
 
 def insert_new(session: Session, jobs: Sequence[Job]) -> set[uuid.UUID]:
-    """Insert the jobs in one statement; those whose idempotency key is already taken are left out. Returns the
-    ids inserted."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    rows = [{column.key: getattr(job, column.key) for column in jobs_table.columns} for job in jobs]
-    statement = dialect.insert(jobs_table).values(rows).on_conflict_do_nothing().returning(jobs_table.c.id)
-    return set(session.connection().execute(statement).scalars())
+    """Insert the jobs; those whose idempotency key is already taken are left out. Returns the ids inserted."""
+    keyed = [job for job in jobs if job.idempotency_key]
+    plain = [job for job in jobs if not job.idempotency_key]
+    connection = session.connection()
+    if plain:  # the common case, and the cheapest statement: one cached INSERT, many parameter sets
+        connection.execute(insert(jobs_table), [_row(job) for job in plain])
+    inserted = {job.id for job in plain}
+    if keyed:
+        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(jobs_table).on_conflict_do_nothing().returning(jobs_table.c.id)
+        inserted |= set(connection.execute(statement, [_row(job) for job in keyed]).scalars())
+    return inserted
+
+
+def _row(job: Job) -> dict[str, object]:
+    return {column.key: getattr(job, column.key) for column in jobs_table.columns}
 
 
 def _stored_earlier(session: Session, retried: list[Job]) -> dict[str, Job]:
