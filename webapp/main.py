@@ -17,6 +17,7 @@ from webapp import api, health, pages
 from webapp.config import Settings, get_settings
 from webapp.db import make_engine, make_session_factory
 from webapp.errors import install_error_pages
+from webapp.headers import SecurityHeaders
 from webapp.limits import BodySizeLimit
 from webapp.security import server_secret
 from webapp.services.comparison import ComparisonService
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
         max_upload_bytes=settings.max_upload_mb * 1024 * 1024,
         upload_paths=UPLOAD_PATHS,
     )
+    app.add_middleware(SecurityHeaders)
     install_error_pages(app)
     app.include_router(api.router)
     app.include_router(pages.router)

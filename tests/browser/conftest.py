@@ -38,11 +38,17 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
+    """A fresh page; whatever the test does on it must not break the Content-Security-Policy (htmx included)."""
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     page = context.new_page()
     page.set_default_timeout(15_000)
+    refused: list[str] = []
+    page.on(
+        "console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None
+    )
     yield page
     context.close()
+    assert refused == [], "the page broke its Content-Security-Policy"
 
 
 def screenshot(page: Page, name: str) -> Path:
