@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -16,7 +17,14 @@ from webapp.templating import render
 
 log = logging.getLogger(__name__)
 
-TITLES = {403: "Not allowed", 404: "Not found", 409: "Cannot do that", 413: "Too large", 503: "Unavailable"}
+TITLES = {
+    403: "Not allowed",
+    404: "Not found",
+    409: "Cannot do that",
+    413: "Too large",
+    500: "Something went wrong",
+    503: "Unavailable",
+}
 
 
 async def page_or_json_error(request: Request, exc: Exception) -> Response:
@@ -41,8 +49,17 @@ async def database_unavailable(request: Request, exc: Exception) -> Response:
     return await page_or_json_error(request, HTTPException(503, detail))
 
 
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    """A bug: the user gets an id to quote and nothing of the traceback or the SQL; the log gets both."""
+    error_id = uuid.uuid4().hex[:12]
+    log.error("error %s on %s %s", error_id, request.method, request.url.path, exc_info=exc)
+    detail = f"apot failed to answer this request; the error is logged as {error_id}"
+    return await page_or_json_error(request, HTTPException(500, detail))
+
+
 def install_error_pages(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, page_or_json_error)
+    app.add_exception_handler(Exception, unexpected_error)
     # OperationalError: connection refused or lost, server shutting down, SQLite busy past its timeout;
     # InterfaceError: a connection already closed; TimeoutError: no pooled connection came free in time.
     for unavailable in (OperationalError, InterfaceError, PoolTimeout, Unavailable):
