@@ -110,8 +110,13 @@ class Wakeups:
             for ended in self._watchers.get(job_id, ()):
                 ended.set()
 
+    def _connected(self) -> None:
+        """The listener is (again) subscribed: announcements may have been missed meanwhile, so every waiter reads
+        its row again."""
+        self.listening = True
+        self.wake_all()
+
     def wake_all(self) -> None:
-        """After a reconnect: announcements may have been missed, so every waiter reads its row again."""
         for watchers in self._watchers.values():
             for ended in watchers:
                 ended.set()
@@ -139,10 +144,6 @@ class PostgresWakeups(Wakeups):
                 self.listening = False
             await asyncio.sleep(RECONNECT_SECONDS)
 
-    def _connected(self) -> None:
-        self.listening = True
-        self.wake_all()
-
 
 class RedisWakeups(Wakeups):
     def __init__(self, url: str, channel: str) -> None:
@@ -156,8 +157,7 @@ class RedisWakeups(Wakeups):
             try:
                 async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(self.channel)
-                    self.listening = True
-                    self.wake_all()
+                    self._connected()
                     async for message in pubsub.listen():
                         self.wake(message["data"].decode())
             except (redis.RedisError, OSError):
