@@ -6,16 +6,19 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
+from tests.accounts import Account, add_account, sign_in
 from tests.models import Trained, register_all, train_test_models
 from tests.services import POSTGRES, SKIPPED_FOR, postgres_schema, required_url
 from webapp.config import Settings
 from webapp.db import make_engine, make_session_factory
 from webapp.main import create_app
 from webapp.migrate import upgrade_to_head
+from webapp.models import Role
 from webapp.services.chunk_scoring import score_chunk
 from webapp.services.dispatch import SCORE_CHUNK, Dispatch
 from webapp.services.events import SilentAnnouncer
@@ -111,8 +114,43 @@ def settings(database_url: str, models_dir: Path) -> Settings:
 
 
 @pytest.fixture
-def client(settings: Settings, enqueue: RecordingEnqueue, registry: ModelRegistry) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, enqueue=enqueue)) as client:
+def member(registry: ModelRegistry) -> Account:
+    """A member, with an API key."""
+    return add_account(registry.sessions, "mia")
+
+
+@pytest.fixture
+def admin(registry: ModelRegistry) -> Account:
+    """An admin, with an API key."""
+    return add_account(registry.sessions, "ada", Role.ADMIN)
+
+
+@pytest.fixture
+def app(settings: Settings, enqueue: RecordingEnqueue, registry: ModelRegistry) -> Iterator[FastAPI]:
+    """The app, its lifespan started, with no client signed in."""
+    app = create_app(settings, enqueue=enqueue)
+    with TestClient(app):
+        yield app
+
+
+@pytest.fixture
+def client(app: FastAPI, member: Account) -> Iterator[TestClient]:
+    """A client signed in as the member `mia`: session cookie for the pages, her key for the API."""
+    with TestClient(app) as client:
+        yield sign_in(client, member)
+
+
+@pytest.fixture
+def admin_client(app: FastAPI, admin: Account) -> Iterator[TestClient]:
+    """A client signed in as the admin `ada`."""
+    with TestClient(app) as client:
+        yield sign_in(client, admin)
+
+
+@pytest.fixture
+def anonymous(app: FastAPI) -> Iterator[TestClient]:
+    """A client that has not signed in and sends no key."""
+    with TestClient(app) as client:
         yield client
 
 

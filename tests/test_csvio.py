@@ -8,12 +8,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from webapp.csvio import UploadError, fixed_decimals, neutralise, neutralise_column, open_upload, unpack_frame
+from webapp.csvio import (
+    CsvLimits,
+    UploadError,
+    fixed_decimals,
+    neutralise,
+    neutralise_column,
+    open_upload,
+    unpack_frame,
+)
+
+LIMITS = CsvLimits(max_rows=1_000_000, max_columns=100, max_field=64 * 1024)
 
 
 def read(content: bytes, chunk_rows: int = 1000) -> tuple[list[str], str, list[list[str]]]:
     """Columns, delimiter, and every data row as the worker will see it (with its problem, or "")."""
-    upload = open_upload(io.BytesIO(content))
+    upload = open_upload(io.BytesIO(content), LIMITS)
     rows: list[list[str]] = []
     for chunk in upload.chunks(chunk_rows):
         frame = unpack_frame(chunk.data, upload.columns, upload.delimiter)
@@ -65,7 +75,7 @@ def test_unreadable_files_are_refused_with_a_reason(content: bytes, reason: str)
 
 def test_bad_utf8_after_the_first_block_is_caught_while_reading() -> None:
     content = b"a,b\n" + b"x,y\n" * 20_000 + b"\xff\xfe,1\n"
-    upload = open_upload(io.BytesIO(content))
+    upload = open_upload(io.BytesIO(content), LIMITS)
     with pytest.raises(UploadError, match="not UTF-8 text throughout"):
         list(upload.chunks(1000))
 

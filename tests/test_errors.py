@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.accounts import Account, sign_in
 from webapp.config import Settings
 from webapp.main import create_app
 from webapp.services.models import ModelRegistry
@@ -17,7 +18,9 @@ SECRET = "SELECT password FROM users WHERE name = 'admin'"
 
 
 @pytest.fixture
-def failing(settings: Settings, registry: ModelRegistry, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+def failing(
+    settings: Settings, registry: ModelRegistry, member: Account, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[TestClient]:
     """The app with a bug planted in the job listing (a stand-in for any bug: nothing real fails on demand)."""
 
     def broken(*args: object, **kwargs: object) -> None:
@@ -26,7 +29,7 @@ def failing(settings: Settings, registry: ModelRegistry, monkeypatch: pytest.Mon
     app = create_app(settings, enqueue=lambda dispatches: None)
     with TestClient(app, raise_server_exceptions=False) as client:
         monkeypatch.setattr(app.state.jobs, "page", broken)
-        yield client
+        yield sign_in(client, member)
 
 
 def test_an_api_error_is_a_500_with_an_id_and_nothing_else(

@@ -80,37 +80,46 @@ def skops_upload(client: TestClient, data: bytes, name: str = "cubes", filename:
     )
 
 
-def test_a_skops_file_becomes_a_model(client: TestClient, registry: ModelRegistry) -> None:
+def test_a_skops_file_becomes_a_model(admin_client: TestClient, registry: ModelRegistry) -> None:
     frame = pd.DataFrame({"side": [1.0, 2.0, 3.0]})
-    response = skops_upload(client, sio.dumps(LinearRegression().fit(frame, frame["side"] ** 3)))
+    response = skops_upload(admin_client, sio.dumps(LinearRegression().fit(frame, frame["side"] ** 3)))
     assert response.status_code == 303 and response.headers["location"].endswith("/models/cubes?version=1")
     info = registry.get("cubes")
     assert (info.file_format, info.path.name) == ("skops", "model.skops")
 
 
 def test_a_skops_file_with_untrusted_types_is_refused_with_their_names(
-    client: TestClient, registry: ModelRegistry
+    admin_client: TestClient, registry: ModelRegistry
 ) -> None:
     frame = pd.DataFrame({"x": [0.0, 1.0, 2.0]})
     risky = make_pipeline(FunctionTransformer(doubled), LinearRegression()).fit(frame, frame["x"])
-    response = skops_upload(client, sio.dumps(risky))
+    response = skops_upload(admin_client, sio.dumps(risky))
     assert response.status_code == 422
     assert "tests.test_ml_store.doubled" in one(parse(response.text), "#model-file-error").text
     assert [m.name for m in registry.all_models()] == ["penguins", "sizes"]
 
 
 def test_joblib_files_are_not_accepted_from_the_dashboard(
-    client: TestClient, trained_models: dict[str, Trained]
+    admin_client: TestClient, trained_models: dict[str, Trained]
 ) -> None:
-    response = skops_upload(client, trained_models["sizes"].data, filename="m.joblib")
+    response = skops_upload(admin_client, trained_models["sizes"].data, filename="m.joblib")
     assert response.status_code == 422
     assert "Only .skops files" in one(parse(response.text), "#model-file-error").text
 
 
-def test_uploads_are_off_when_the_server_is_reachable_from_other_machines(client: TestClient, settings: Any) -> None:
-    settings.host = "0.0.0.0"
+def test_only_admins_add_models(client: TestClient, registry: ModelRegistry) -> None:
     assert client.get("/upload-model", headers={"accept": "text/html"}).status_code == 403
     assert skops_upload(client, b"x").status_code == 403
+    assert [m.name for m in registry.all_models()] == ["penguins", "sizes"]
+    home = parse(client.get("/").text)
+    assert not home.select("a[href$='/upload-model']"), "members are not offered the upload"
+
+
+def test_uploads_can_be_switched_off_for_admins_too(admin_client: TestClient, settings: Any) -> None:
+    assert parse(admin_client.get("/").text).select("a[href$='/upload-model']")
+    settings.allow_model_uploads = False
+    assert admin_client.get("/upload-model", headers={"accept": "text/html"}).status_code == 403
+    assert skops_upload(admin_client, b"x").status_code == 403
 
 
 @pytest.mark.parametrize("kind", ["single", "csv"])

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from tests.accounts import Account
 from tests.conftest import RecordingEnqueue
 from webapp.models import Job, JobStatus
 from webapp.services.dispatch import SCORE_JOBS
@@ -105,23 +106,35 @@ def test_when_the_broker_is_unreachable_the_jobs_stay_queued_for_the_reconciler(
 
 
 def test_a_retry_with_the_same_idempotency_key_gets_the_first_job_back(
-    registry: ModelRegistry, intake: JobIntake, enqueue: RecordingEnqueue, engine: Engine
+    registry: ModelRegistry,
+    intake: JobIntake,
+    enqueue: RecordingEnqueue,
+    engine: Engine,
+    member: Account,
+    admin: Account,
 ) -> None:
     jobs = service(registry, intake, enqueue)
-    first = jobs.create(JobRequest("penguins", None, GENTOO, idempotency_key="order-17"))
+    mine = member.principal.user_id
+    first = jobs.create(JobRequest("penguins", None, GENTOO, idempotency_key="order-17", owner_id=mine))
     with intake.arriving():  # two more retries, arriving together
         retries = [
-            intake.submit(jobs.prepare(JobRequest("penguins", None, [GENTOO] * 2, idempotency_key="order-17")))
+            intake.submit(
+                jobs.prepare(JobRequest("penguins", None, [GENTOO] * 2, idempotency_key="order-17", owner_id=mine))
+            )
             for _ in range(2)
         ]
-    other = jobs.create(JobRequest("penguins", None, GENTOO, idempotency_key="order-18"))
+    other = jobs.create(JobRequest("penguins", None, GENTOO, idempotency_key="order-18", owner_id=mine))
+    # Keys are per user: another user's "order-17" is a job of their own.
+    theirs = jobs.create(
+        JobRequest("penguins", None, GENTOO, idempotency_key="order-17", owner_id=admin.principal.user_id)
+    )
     assert all(r.published.result(timeout=5) for r in retries)
 
     assert [r.stored.result(timeout=5).id for r in retries] == [first.id, first.id]
-    assert other.id != first.id
-    assert enqueue.published == [str(first.id), str(other.id)], "each job published once"
+    assert other.id != first.id and theirs.id not in (first.id, other.id)
+    assert enqueue.published == [str(first.id), str(other.id), str(theirs.id)], "each job published once"
     with Session(engine) as session:
-        assert session.scalar(select(func.count()).select_from(Job)) == 2
+        assert session.scalar(select(func.count()).select_from(Job)) == 3
 
 
 def test_stopping_stores_and_publishes_what_was_handed_in(

@@ -11,11 +11,14 @@ from typing import Annotated
 
 import typer
 
+from webapp.cli_accounts import announce_first_admin, keys_cli, users_cli
 from webapp.cli_models import models_cli
 from webapp.config import VAR_DIR, get_settings
 
 cli = typer.Typer(help="apot: a dashboard and JSON API for scikit-learn predictions.", no_args_is_help=True)
 cli.add_typer(models_cli, name="models")
+cli.add_typer(users_cli, name="users")
+cli.add_typer(keys_cli, name="keys")
 
 
 @cli.command()
@@ -49,6 +52,7 @@ def web(
     import uvicorn
 
     settings = get_settings()
+    announce_first_admin(f"http://{settings.host}:{settings.port}")
     uvicorn.run(
         "webapp.main:create_app",
         factory=True,
@@ -142,6 +146,7 @@ def run() -> None:
     with open_registry(settings) as registry:
         for info in ensure_demos(registry):
             typer.echo(f"trained the demo model {info.name}")
+    announce_first_admin(f"http://{settings.host}:{settings.port}")
     env = dict(os.environ)
     supervisor = Supervisor()
     supervisor.handle_signals()

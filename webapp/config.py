@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     max_json_rows: int = Field(default=1000, description="Most rows one JSON job may carry.")
     max_body_bytes: int = Field(default=2 * 1024 * 1024, description="Largest JSON request body, in bytes.")
     max_upload_mb: int = Field(default=500, description="Largest CSV upload, in MiB (1 MiB = 1,048,576 bytes).")
+    max_csv_rows: int = Field(default=10_000_000, ge=1, description="Most data rows one CSV upload may have.")
+    max_csv_columns: int = Field(default=1000, ge=1, description="Most columns one CSV upload may have.")
+    max_csv_field_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Longest single field (cell) of a CSV upload, in characters."
+    )
+    max_form_fields: int = Field(
+        default=200, ge=10, description="Most fields one form or multipart upload may have (files: one)."
+    )
     csv_chunk_rows: int = Field(default=20_000, description="Rows per chunk of a CSV job; each chunk is one task.")
     batch_max_rows: int = Field(
         default=256, ge=1, description="Most rows of small jobs that travel in one task message and one model call."
@@ -50,9 +58,8 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a group of small jobs waits for more while other submissions are arriving, in ms.",
     )
-    allow_model_uploads: bool | None = Field(
-        default=None,
-        description="Whether the dashboard accepts .skops model files. Unset: only while it listens on loopback.",
+    allow_model_uploads: bool = Field(
+        default=True, description="Whether admins may add .skops model files from the dashboard."
     )
     model_cache_size: int = Field(
         default=8, description="Models each worker process keeps loaded (least recently used out)."
@@ -73,21 +80,22 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", description="Log level of web server and workers.")
     secret_key: SecretStr | None = Field(
         default=None,
-        description="Signs CSRF tokens. Unset: made once, kept in var/secret_key; set it for several web machines.",
+        description="Signs sessions and CSRF tokens. Unset: made once, kept in var/secret_key; set it (the same) "
+        "on every web machine.",
+    )
+    session_hours: float = Field(default=168.0, gt=0, description="How long a sign-in lasts, in hours.")
+    rate_limit_per_user: str = Field(
+        default="3000/minute",
+        description="Most jobs one user may create (API and pages), e.g. 50/second; empty: no limit.",
+    )
+    rate_limit_per_key: str = Field(
+        default="1200/minute", description="Most jobs one API key may create; empty: no limit."
     )
 
     @property
     def lease_seconds(self) -> float:
         """How long a worker's claim holds: past the hard time limit of any task, so a live worker never loses one."""
         return self.task_time_limit + HARD_LIMIT_MARGIN_SECONDS + LEASE_MARGIN_SECONDS
-
-    @property
-    def model_uploads_allowed(self) -> bool:
-        # Until accounts exist, whoever can reach the dashboard could add models: by default only the person at
-        # the machine (a server on loopback) can.
-        if self.allow_model_uploads is not None:
-            return self.allow_model_uploads
-        return self.host in ("127.0.0.1", "localhost", "::1")
 
 
 @lru_cache

@@ -20,7 +20,15 @@ SNIFF_BYTES = 64 * 1024
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 PLAIN_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
-csv.field_size_limit(16 * 1024 * 1024)  # one quoted field may hold long text; the upload limit bounds it anyway
+
+@dataclass(frozen=True)
+class CsvLimits:
+    """What one upload may hold (APOT_MAX_CSV_*): beyond the byte limit, so a file cannot cost a worker or the
+    database more than this whatever its shape."""
+
+    max_rows: int
+    max_columns: int
+    max_field: int
 
 
 class UploadError(ValueError):
@@ -44,6 +52,7 @@ class CsvUpload:
     delimiter: str
     _reader: Iterator[list[str]]
     _consumed: list[str]
+    _limits: CsvLimits
 
     def chunks(self, size: int) -> Iterator[PackedChunk]:
         """The data rows in chunks of `size`. Rows are kept as the lines they came from (no re-writing); a row
@@ -52,6 +61,7 @@ class CsvUpload:
         lines: list[str] = []
         problems: dict[int, str] = {}
         rows = 0
+        rows_before = 0  # in the chunks already yielded
         try:
             for row in self._reader:
                 if not row:  # a blank line is no row
@@ -64,19 +74,25 @@ class CsvUpload:
                     lines.append(_format_row((row + [""] * width)[:width], self.delimiter))
                 self._consumed.clear()
                 rows += 1
+                if rows_before + rows > self._limits.max_rows:
+                    raise UploadError(
+                        f"The file has more than {self._limits.max_rows:,} rows, the most one job may have."
+                    )
                 if rows == size:
                     yield _pack(lines, rows, problems)
-                    lines, problems, rows = [], {}, 0
+                    lines, problems, rows_before, rows = [], {}, rows_before + rows, 0
         except UnicodeDecodeError as exc:
             raise UploadError(f"The file is not UTF-8 text throughout (bad byte near position {exc.start}).") from exc
         except csv.Error as exc:
-            raise UploadError(f"The CSV is malformed: {exc}.") from exc
+            raise UploadError(_malformed(exc, self._limits)) from exc
         if rows:
             yield _pack(lines, rows, problems)
 
 
-def open_upload(binary: IO[bytes]) -> CsvUpload:
+def open_upload(binary: IO[bytes], limits: CsvLimits) -> CsvUpload:
     """Check what can be checked from the start of the file, and read its header."""
+    # The csv module's own check, in C: cheap on every field. Process-wide, but every upload has the same limit.
+    csv.field_size_limit(limits.max_field)
     head = binary.read(SNIFF_BYTES)
     binary.seek(0)
     if not head.strip():
@@ -97,14 +113,25 @@ def open_upload(binary: IO[bytes]) -> CsvUpload:
             yield line
 
     reader = csv.reader(lines(), delimiter=delimiter)
-    columns = [c.strip() for c in next(reader)]
+    try:
+        columns = [c.strip() for c in next(reader)]
+    except csv.Error as exc:
+        raise UploadError(_malformed(exc, limits)) from exc
     consumed.clear()
+    if len(columns) > limits.max_columns:
+        raise UploadError(f"The header has {len(columns):,} columns; at most {limits.max_columns:,} are accepted.")
     duplicates = sorted({c for c in columns if columns.count(c) > 1})
     if duplicates:
         raise UploadError(f"The header names these columns more than once: {', '.join(duplicates)}.")
     if any(not c for c in columns):
         raise UploadError("The header has an empty column name.")
-    return CsvUpload(columns, delimiter, reader, consumed)
+    return CsvUpload(columns, delimiter, reader, consumed, limits)
+
+
+def _malformed(error: csv.Error, limits: CsvLimits) -> str:
+    if "field larger than field limit" in str(error):
+        return f"A field (cell) is longer than {limits.max_field:,} characters, the most one may have."
+    return f"The CSV is malformed: {error}."
 
 
 def _format_row(row: list[str], delimiter: str) -> str:

@@ -7,8 +7,10 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
+from webapp.auth import CurrentUser
 from webapp.config import Settings
 from webapp.models import Job
+from webapp.services.accounts import AccountError, AccountService
 from webapp.services.comparison import ComparisonService
 from webapp.services.csv_jobs import CsvJobService
 from webapp.services.jobs import JobNotFound, JobService
@@ -46,11 +48,31 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 CsvJobsDep = Annotated[CsvJobService, Depends(get_csv_jobs)]
 
 
-def get_job_or_404(job_id: uuid.UUID, jobs: JobsDep) -> Job:
+def get_accounts(request: Request) -> AccountService:
+    return request.app.state.accounts
+
+
+AccountsDep = Annotated[AccountService, Depends(get_accounts)]
+
+
+def get_job_or_404(job_id: uuid.UUID, jobs: JobsDep, user: CurrentUser) -> Job:
+    """The job, if it is the user's (an admin's: any job); another user's job is a 404 like a missing one."""
     try:
-        return jobs.get(job_id)
+        return jobs.get(job_id, owner=user.owner_scope)
     except JobNotFound as exc:
         raise HTTPException(404, str(exc)) from exc
 
 
 JobDep = Annotated[Job, Depends(get_job_or_404)]
+
+
+def owner_filter(user: CurrentUser, accounts: AccountsDep, user_name: str | None) -> uuid.UUID | None:
+    """Whose jobs a list shows: a member's own; for an admin every job, or one user's when `user_name` is given."""
+    if not user.is_admin:
+        return user.user_id
+    if not user_name:
+        return None
+    try:
+        return accounts.get_user(user_name).id
+    except AccountError as exc:
+        raise HTTPException(404, str(exc)) from exc

@@ -7,21 +7,24 @@ import uuid
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
+from webapp.auth import LoginRequired
 from webapp.services.jobs import Unavailable
 from webapp.templating import render
 
 log = logging.getLogger(__name__)
 
 TITLES = {
+    401: "Sign in first",
     403: "Not allowed",
     404: "Not found",
     409: "Cannot do that",
     413: "Too large",
+    429: "Too many requests",
     500: "Something went wrong",
     503: "Unavailable",
 }
@@ -57,7 +60,18 @@ async def unexpected_error(request: Request, exc: Exception) -> Response:
     return await page_or_json_error(request, HTTPException(500, detail))
 
 
+async def login_required(request: Request, exc: Exception) -> Response:
+    """A page without a valid session: to the sign-in page, and back here afterwards."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    login = str(request.url_for("login_page").include_query_params(next=target))
+    if request.headers.get("HX-Request") == "true":
+        # An htmx fragment (a poll, a form) would swap the login page into the card: send the whole page there.
+        return Response(status_code=401, headers={"HX-Redirect": login})
+    return RedirectResponse(login, status_code=303)
+
+
 def install_error_pages(app: FastAPI) -> None:
+    app.add_exception_handler(LoginRequired, login_required)
     app.add_exception_handler(HTTPException, page_or_json_error)
     app.add_exception_handler(Exception, unexpected_error)
     # OperationalError: connection refused or lost, server shutting down, SQLite busy past its timeout;

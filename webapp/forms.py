@@ -13,6 +13,7 @@ from starlette.datastructures import FormData, UploadFile
 from ml.schema import Feature, InputSchema
 from ml.table import FALSE_WORDS, TRUE_WORDS
 from ml.validation import InvalidInputs
+from webapp.limits import read_form
 from webapp.models import Job
 from webapp.services.csv_jobs import CsvJobService
 
@@ -98,11 +99,12 @@ def read_csv_form(form: FormData) -> CsvForm:
 
 
 async def create_csv_job(request: Request, csv_jobs: CsvJobService, idempotency_key: str | None = None) -> Job:
-    """Read the multipart form (its file streams to a temporary spool, never whole into memory) and make the job.
+    """Read the multipart form (its file streams to a temporary spool, never whole into memory) and make the job
+    for the request's user.
 
     The body is read here rather than by FastAPI, so the upload limit's 413 is not turned into a 400.
     """
-    form = await request.form(max_files=1, max_fields=10)
+    form = await read_form(request)
     try:
         fields = read_csv_form(form)
         return await run_in_threadpool(
@@ -112,6 +114,7 @@ async def create_csv_job(request: Request, csv_jobs: CsvJobService, idempotency_
             model=fields.model,
             version=fields.version,
             on_error=fields.on_error,
+            by=request.state.principal,
             idempotency_key=idempotency_key,
         )
     finally:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 
+from fastapi import HTTPException, Request
+from starlette.datastructures import FormData
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -99,3 +101,17 @@ async def _reject(send: Send, limit: int) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def read_form(request: Request) -> FormData:
+    """The request's form, with at most one file and APOT_MAX_FORM_FIELDS fields: 413 past either.
+
+    Starlette keeps the first parse of a request's form, so every reader must come through here (the CSRF check
+    is usually first) for the limits to hold.
+    """
+    try:
+        return await request.form(max_files=1, max_fields=request.app.state.settings.max_form_fields)
+    except HTTPException as exc:  # Starlette's answer to a multipart form over its limits is a 400
+        if exc.status_code == 400 and str(exc.detail).startswith("Too many"):
+            raise HTTPException(413, f"the form has too many parts: {exc.detail}") from exc
+        raise

@@ -15,11 +15,14 @@ from tasks.app import create_celery
 from tasks.publish import celery_enqueue
 from webapp import api, health, pages
 from webapp.config import Settings, get_settings
+from webapp.csvio import CsvLimits
 from webapp.db import make_engine, make_session_factory
 from webapp.errors import install_error_pages
 from webapp.headers import SecurityHeaders
 from webapp.limits import BodySizeLimit
+from webapp.ratelimit import SubmissionLimits
 from webapp.security import server_secret
+from webapp.services.accounts import AccountService
 from webapp.services.comparison import ComparisonService
 from webapp.services.csv_jobs import CsvJobService
 from webapp.services.dispatch import Enqueue
@@ -58,7 +61,10 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
         app.state.jobs = JobService(
             sessions, models, intake, publish, announcer, wakeups, max_rows=settings.max_json_rows
         )
-        app.state.csv_jobs = CsvJobService(app.state.jobs, chunk_rows=settings.csv_chunk_rows)
+        csv_limits = CsvLimits(settings.max_csv_rows, settings.max_csv_columns, settings.max_csv_field_bytes)
+        app.state.csv_jobs = CsvJobService(app.state.jobs, chunk_rows=settings.csv_chunk_rows, limits=csv_limits)
+        app.state.accounts = AccountService(sessions)
+        app.state.submission_limits = SubmissionLimits(settings.rate_limit_per_user, settings.rate_limit_per_key)
         app.state.comparisons = ComparisonService(app.state.jobs, app.state.csv_jobs)
         intake.start()
         listener = asyncio.create_task(wakeups.listen(), name="apot-wakeups")

@@ -116,8 +116,14 @@ class Job(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     # When its task last reached the broker; none yet means the publish is pending (the reconciler retries it).
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-    # A client's Idempotency-Key: a retried submission with the same key gets this job back.
-    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True, default=None)
+    # A client's Idempotency-Key: a retried submission with the same key (from the same user) gets this job back.
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
+    # Who made the job, and with which API key (none: from the dashboard). Jobs from before accounts have no owner;
+    # only admins see them.
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id"), default=None)
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("api_keys.id", ondelete="SET NULL"), default=None
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
@@ -127,6 +133,10 @@ class Job(Base):
         Index(None, "created_at", "id"),
         Index(None, "status", "created_at", "id"),
         Index(None, "model_name", "created_at", "id"),
+        # A member's history: their jobs only, walked the same way.
+        Index(None, "owner_id", "created_at", "id"),
+        # Keys are the user's own: two users may pick the same one.
+        UniqueConstraint("owner_id", "idempotency_key"),
     )
 
 
@@ -188,3 +198,39 @@ class RegisteredModel(Base):
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (UniqueConstraint("name", "version"),)
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"  # sees every job, manages models and users
+    MEMBER = "member"  # sees only their own jobs
+
+
+class User(Base):
+    """A person who signs in to the dashboard, and owns jobs and API keys."""
+
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default=Role.MEMBER)
+    disabled: Mapped[bool] = mapped_column(default=False)
+    # Part of every session cookie: raising it (new password, disabled, signed out everywhere) ends old sessions.
+    session_version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class ApiKey(Base):
+    """A secret a script sends as `Authorization: Bearer ...`; only its sha256 is stored, the key is shown once."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    # The key's public start, shown in lists so a user can tell their keys apart, and the index it is found by.
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

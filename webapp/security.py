@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from fastapi import HTTPException, Request
 
 from webapp.config import VAR_DIR, Settings
+from webapp.limits import read_form
 
 CSRF_COOKIE = "apot_csrf"
 CSRF_FIELD = "csrf_token"
@@ -69,7 +70,7 @@ async def require_csrf(request: Request) -> None:
     sent = request.headers.get(CSRF_HEADER)
     form = None
     if sent is None:
-        form = await request.form()
+        form = await read_form(request)
         field = form.get(CSRF_FIELD)
         sent = field if isinstance(field, str) else ""
     if not _is_seed(seed) or not hmac.compare_digest(_sign(request, seed), sent):

@@ -46,7 +46,14 @@ def render(
     response = templates.TemplateResponse(
         request,
         name,
-        {"csrf_token": token, "csrf_field": CSRF_FIELD, "csrf_header": CSRF_HEADER, "htmx": HTMX, **context},
+        {
+            "csrf_token": token,
+            "csrf_field": CSRF_FIELD,
+            "csrf_header": CSRF_HEADER,
+            "htmx": HTMX,
+            "user": getattr(request.state, "principal", None),
+            **context,
+        },
         status_code=status_code,
         headers=headers,
         block_name=block if block and is_htmx(request) else None,

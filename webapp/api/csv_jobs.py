@@ -5,16 +5,18 @@ from __future__ import annotations
 import re
 from pathlib import PurePath
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
 from ml.store import ModelNotFound
 from webapp.api.headers import IdempotencyKey
+from webapp.api.jobs import RATE_LIMITED
 from webapp.csvio import UploadError
 from webapp.deps import CsvJobsDep, JobDep
 from webapp.forms import FormErrors, create_csv_job
 from webapp.models import Job, JobKind, JobStatus
+from webapp.ratelimit import limit_submissions
 from webapp.schemas import ErrorOut, JobCreated
 
 router = APIRouter(tags=["jobs"])
@@ -49,10 +51,12 @@ UPLOAD_BODY = {
     "/jobs/csv",
     name="api_create_csv_job",
     status_code=202,
+    dependencies=[Depends(limit_submissions)],
     openapi_extra=UPLOAD_BODY,
     responses={
         404: {"model": ErrorOut, "description": "Unknown model or version"},
-        413: {"model": ErrorOut, "description": "File over APOT_MAX_UPLOAD_MB"},
+        413: {"model": ErrorOut, "description": "File over APOT_MAX_UPLOAD_MB, or a form of too many parts"},
+        429: RATE_LIMITED,
         503: {"model": ErrorOut, "description": "The database did not answer in time"},
     },
 )

@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
 from ml.store import ModelNotFound
 from ml.validation import InvalidInputs
 from webapp.api.headers import IdempotencyKey
 from webapp.api.prefer import preferred_wait
-from webapp.deps import JobDep, JobsDep
+from webapp.auth import CurrentUser
+from webapp.deps import AccountsDep, JobDep, JobsDep, owner_filter
 from webapp.models import Job, JobKind, JobStatus
+from webapp.ratelimit import limit_submissions
 from webapp.schemas import ErrorOut, JobCreate, JobCreated, JobOut, JobPage, JobSummary
 from webapp.services.jobs import JobAlreadyEnded, JobRequest, Unavailable
 from webapp.services.pagination import BadCursor
 
 router = APIRouter(tags=["jobs"])
 MAX_WAIT_SECONDS = 30
+RATE_LIMITED = {
+    "model": ErrorOut,
+    "description": "Too many jobs from this key or user (APOT_RATE_LIMIT_PER_*); Retry-After says when to retry",
+}
+
+
+def api_owner(
+    user: CurrentUser,
+    accounts: AccountsDep,
+    user_name: Annotated[str | None, Query(alias="user", description="admins: only this user's jobs")] = None,
+) -> uuid.UUID | None:
+    return owner_filter(user, accounts, user_name)
 
 
 def _summary_fields(job: Job, request: Request) -> dict[str, object]:
@@ -45,6 +60,7 @@ def _summary_fields(job: Job, request: Request) -> dict[str, object]:
     "/jobs",
     name="api_create_job",
     status_code=202,
+    dependencies=[Depends(limit_submissions)],
     responses={
         200: {
             "model": JobOut,
@@ -53,6 +69,7 @@ def _summary_fields(job: Job, request: Request) -> dict[str, object]:
         202: {"headers": {"Location": {"description": "URL of the new job", "schema": {"type": "string"}}}},
         404: {"model": ErrorOut, "description": "Unknown model or version"},
         413: {"model": ErrorOut, "description": "Request body over APOT_MAX_BODY_BYTES"},
+        429: RATE_LIMITED,
         503: {"model": ErrorOut, "description": "The database did not answer in time"},
     },
 )
@@ -61,6 +78,7 @@ async def submit_job(
     request: Request,
     response: Response,
     jobs: JobsDep,
+    user: CurrentUser,
     prefer: Annotated[
         str | None,
         Header(
@@ -74,7 +92,15 @@ async def submit_job(
     wait = preferred_wait(prefer, MAX_WAIT_SECONDS)
     try:
         job = await jobs.create_async(
-            JobRequest(body.model, body.version, body.inputs, idempotency_key=idempotency_key), wait=wait
+            JobRequest(
+                body.model,
+                body.version,
+                body.inputs,
+                idempotency_key=idempotency_key,
+                owner_id=user.user_id,
+                api_key_id=user.api_key_id,
+            ),
+            wait=wait,
         )
     except ModelNotFound as exc:
         raise HTTPException(404, str(exc)) from exc
@@ -130,14 +156,16 @@ async def read_job(
 def browse_jobs(
     request: Request,
     jobs: JobsDep,
+    owner: Annotated[uuid.UUID | None, Depends(api_owner)],
     status: JobStatus | None = None,
     model: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> JobPage:
-    """Jobs newest first, filtered by status and model, a page at a time."""
+    """Your jobs (an admin's: everyone's, or one user's with ?user=) newest first, filtered by status and model,
+    a page at a time."""
     try:
-        page, next_cursor = jobs.page(status=status, model=model, limit=limit, cursor=cursor)
+        page, next_cursor = jobs.page(status=status, model=model, owner=owner, limit=limit, cursor=cursor)
     except BadCursor as exc:
         raise RequestValidationError([{"loc": ("query", "cursor"), "msg": str(exc), "type": "value_error"}]) from exc
     return JobPage(
@@ -151,10 +179,10 @@ def browse_jobs(
     name="api_cancel_job",
     responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut, "description": "The job had already ended"}},
 )
-def cancel_job(job: JobDep, request: Request, jobs: JobsDep) -> JobOut:
+def cancel_job(job: JobDep, request: Request, jobs: JobsDep, user: CurrentUser) -> JobOut:
     """Stop a queued or running job: parts not yet started are not scored; what was scored stays readable."""
     try:
-        cancelled = jobs.cancel(job.id)
+        cancelled = jobs.cancel(job.id, owner=user.owner_scope)
     except JobAlreadyEnded as exc:
         raise HTTPException(409, str(exc)) from exc
     return JobOut.model_validate({**_summary_fields(cancelled, request), "result": cancelled.result})

@@ -1,12 +1,19 @@
-"""Server-rendered HTML pages."""
+"""Server-rendered HTML pages: the sign-in page for everyone, the rest for signed-in users only."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
-from webapp.pages import home, jobs, model_uploads, models, uploads
+from webapp.auth import page_user
+from webapp.pages import account, home, jobs, model_uploads, models, uploads, users
+
+signed_in = APIRouter(dependencies=[Depends(page_user)])
+signed_in.include_router(home.router)
+signed_in.include_router(models.router)
+signed_in.include_router(model_uploads.router)
+signed_in.include_router(uploads.router)
+signed_in.include_router(jobs.router)
+signed_in.include_router(account.router)
+signed_in.include_router(users.router)
 
 router = APIRouter(include_in_schema=False)
-router.include_router(home.router)
-router.include_router(models.router)
-router.include_router(model_uploads.router)
-router.include_router(uploads.router)
-router.include_router(jobs.router)
+router.include_router(account.public)
+router.include_router(signed_in)

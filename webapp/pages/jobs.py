@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -11,9 +12,12 @@ from starlette.concurrency import run_in_threadpool
 
 from ml.store import ModelNotFound
 from ml.validation import InvalidInputs
+from webapp.auth import CurrentUser
 from webapp.csvio import UploadError
-from webapp.deps import ComparisonsDep, JobDep, JobsDep, ModelsDep
+from webapp.deps import AccountsDep, ComparisonsDep, JobDep, JobsDep, ModelsDep, owner_filter
+from webapp.limits import read_form
 from webapp.models import JobStatus
+from webapp.ratelimit import limit_submissions
 from webapp.security import require_csrf
 from webapp.services.jobs import JobAlreadyEnded, JobNotFound, Unavailable
 from webapp.services.pagination import BadCursor
@@ -28,18 +32,22 @@ def jobs_page(
     request: Request,
     jobs: JobsDep,
     models: ModelsDep,
-    status: Annotated[str, Query()] = "",
-    model: Annotated[str, Query()] = "",
-    cursor: Annotated[str, Query()] = "",
+    accounts: AccountsDep,
+    filters: Annotated[JobFilters, Depends()],
+    owner: Annotated[uuid.UUID | None, Depends(page_owner)],
     find: Annotated[str, Query(description="a job id to open")] = "",
 ) -> Response:
-    """Every job, newest first, filtered by status and model, a page at a time; or straight to one job by id."""
+    """The user's jobs (an admin's: everyone's), newest first, filtered by status, model and (admins) user, a page
+    at a time; or straight to one job by id."""
     notice = _find_job(request, jobs, find.strip()) if find.strip() else None
     if isinstance(notice, Response):
         return notice
+    status, model, cursor = filters.status, filters.model, filters.cursor
     chosen_status = JobStatus(status) if status in JobStatus._value2member_map_ else None
     try:
-        page, next_cursor = jobs.page(status=chosen_status, model=model or None, limit=PAGE_SIZE, cursor=cursor or None)
+        page, next_cursor = jobs.page(
+            status=chosen_status, model=model or None, owner=owner, limit=PAGE_SIZE, cursor=cursor or None
+        )
     except BadCursor:
         page, next_cursor, notice = [], None, "That page link is out of date; here are the newest jobs."
     context = {
@@ -47,6 +55,8 @@ def jobs_page(
         "next_cursor": next_cursor,
         "status": chosen_status.value if chosen_status else "",
         "model": model,
+        "user_filter": filters.user,
+        "user_names": [u.name for u in accounts.users()] if request.state.principal.is_admin else [],
         "find": find,
         "notice": notice,
         "statuses": list(JobStatus),
@@ -56,9 +66,23 @@ def jobs_page(
     return render(request, "jobs/list.html", context, block="results")
 
 
+@dataclass
+class JobFilters:
+    """The history's filters, as the query string carries them."""
+
+    status: Annotated[str, Query()] = ""
+    model: Annotated[str, Query()] = ""
+    user: Annotated[str, Query(description="admins: one user's jobs")] = ""
+    cursor: Annotated[str, Query()] = ""
+
+
+def page_owner(user: CurrentUser, accounts: AccountsDep, filters: Annotated[JobFilters, Depends()]) -> uuid.UUID | None:
+    return owner_filter(user, accounts, filters.user or None)
+
+
 def _find_job(request: Request, jobs: JobsDep, text: str) -> Response | str:
     try:
-        job = jobs.get(uuid.UUID(text))
+        job = jobs.get(uuid.UUID(text), owner=request.state.principal.owner_scope)
     except ValueError:
         return f"“{text}” is not a job id: ids look like 6f1c2a3e-…, as in the first column below."
     except JobNotFound:
@@ -88,11 +112,11 @@ def job_row(request: Request, job: JobDep) -> Response:
     return render(request, "jobs/_row.html", {"job": job})
 
 
-@router.post("/jobs/{job_id}/rerun", name="rerun_job", dependencies=[Depends(require_csrf)])
-def rerun_job(request: Request, old: JobDep, jobs: JobsDep) -> Response:
-    """Submit the same inputs to the same model version again, and open the new job."""
+@router.post("/jobs/{job_id}/rerun", name="rerun_job", dependencies=[Depends(require_csrf), Depends(limit_submissions)])
+def rerun_job(request: Request, old: JobDep, jobs: JobsDep, user: CurrentUser) -> Response:
+    """Submit the same inputs to the same model version again, as the user's job, and open it."""
     try:
-        job = jobs.rerun(old)
+        job = jobs.rerun(old, user)
     except (ModelNotFound, InvalidInputs) as exc:
         raise HTTPException(409, f"This job cannot be run again: {exc}") from exc
     except Unavailable as exc:
@@ -101,25 +125,29 @@ def rerun_job(request: Request, old: JobDep, jobs: JobsDep) -> Response:
 
 
 @router.post("/jobs/{job_id}/cancel", name="cancel_job", dependencies=[Depends(require_csrf)])
-def cancel_job(request: Request, job_id: uuid.UUID, jobs: JobsDep) -> Response:
+def cancel_job(request: Request, job: JobDep, jobs: JobsDep, user: CurrentUser) -> Response:
     """Stop the job; the live card (htmx) or the job page shows it cancelled."""
     try:
-        job = jobs.cancel(job_id)
+        job = jobs.cancel(job.id, owner=user.owner_scope)
     except JobNotFound as exc:
         raise HTTPException(404, str(exc)) from exc
     except JobAlreadyEnded:
-        job = jobs.get(job_id)  # it ended first: show how
+        job = jobs.get(job.id, owner=user.owner_scope)  # it ended first: show how
     if is_htmx(request):
         return render(request, "jobs/_status_card.html", {"job": job})
     return RedirectResponse(request.url_for("job_page", job_id=job.id), status_code=303)
 
 
-@router.post("/jobs/{job_id}/compare", name="start_comparison", dependencies=[Depends(require_csrf)])
-async def start_comparison(request: Request, old: JobDep, comparisons: ComparisonsDep) -> Response:
+@router.post(
+    "/jobs/{job_id}/compare",
+    name="start_comparison",
+    dependencies=[Depends(require_csrf), Depends(limit_submissions)],
+)
+async def start_comparison(request: Request, old: JobDep, comparisons: ComparisonsDep, user: CurrentUser) -> Response:
     """Re-run this job's inputs on the chosen version, and open the comparison."""
-    version = str((await request.form()).get("version") or "")
+    version = str((await read_form(request)).get("version") or "")
     try:
-        new = await run_in_threadpool(comparisons.start, old, version)
+        new = await run_in_threadpool(comparisons.start, old, version, user)
     except (ModelNotFound, InvalidInputs, UploadError) as exc:
         raise HTTPException(409, f"These inputs cannot be run on version {version!r}: {exc}") from exc
     except Unavailable as exc:

@@ -9,7 +9,9 @@ from starlette.datastructures import UploadFile
 
 from ml.schema import SchemaError
 from ml.store import UntrustedModelFile
+from webapp.auth import AdminUser
 from webapp.deps import ModelsDep, SettingsDep
+from webapp.limits import read_form
 from webapp.security import require_csrf
 from webapp.templating import redirect, render
 
@@ -17,8 +19,9 @@ router = APIRouter()
 PATH = "/upload-model"
 
 
-def uploads_allowed(settings: SettingsDep) -> None:
-    if not settings.model_uploads_allowed:
+def uploads_allowed(settings: SettingsDep, admin: AdminUser) -> None:
+    """Only admins add models, and only while APOT_ALLOW_MODEL_UPLOADS is on."""
+    if not settings.allow_model_uploads:
         raise HTTPException(
             403,
             "Adding models from the dashboard is switched off on this server (APOT_ALLOW_MODEL_UPLOADS); "
@@ -35,7 +38,7 @@ def model_upload_page(request: Request) -> Response:
 @router.post(PATH, name="submit_model_upload", dependencies=[Depends(uploads_allowed), Depends(require_csrf)])
 async def submit_model_upload(request: Request, models: ModelsDep) -> Response:
     """Register the file as a new version, or say why it cannot be."""
-    form = await request.form(max_files=1, max_fields=10)
+    form = await read_form(request)
     try:
         file, name, version = form.get("file"), str(form.get("name") or "").strip(), str(form.get("version") or "")
         values = {"name": name, "version": version}

@@ -12,8 +12,11 @@ from starlette.concurrency import run_in_threadpool
 
 from ml.store import ModelInfo, ModelNotFound
 from ml.validation import InvalidInputs
+from webapp.auth import CurrentUser
 from webapp.deps import JobsDep, ModelsDep, SettingsDep
 from webapp.forms import field_errors, form_values, row_from_form
+from webapp.limits import read_form
+from webapp.ratelimit import limit_submissions
 from webapp.security import require_csrf
 from webapp.services.jobs import JobRequest, Unavailable
 from webapp.templating import is_htmx, render
@@ -33,9 +36,12 @@ ModelDep = Annotated[ModelInfo, Depends(get_model_or_404)]
 
 
 @router.get("/models/{name}", name="model_page")
-def model_page(request: Request, model: ModelDep, models: ModelsDep, settings: SettingsDep) -> Response:
+def model_page(
+    request: Request, model: ModelDep, models: ModelsDep, settings: SettingsDep, user: CurrentUser
+) -> Response:
     """The form for one prediction with this model, and what is known of it: schema, versions, how it served."""
-    context = {"model": model, "values": {}, "errors": {}, "uploads_allowed": settings.model_uploads_allowed}
+    uploads_allowed = settings.allow_model_uploads and user.is_admin
+    context = {"model": model, "values": {}, "errors": {}, "uploads_allowed": uploads_allowed}
     return render(request, "models/predict.html", {**context, **_about(models, model)})
 
 
@@ -49,12 +55,17 @@ def _about(models: ModelsDep, model: ModelInfo) -> dict[str, Any]:
     }
 
 
-@router.post("/models/{name}/jobs", name="submit_form", dependencies=[Depends(require_csrf)])
-async def submit_form(request: Request, model: ModelDep, models: ModelsDep, jobs: JobsDep) -> Response:
+@router.post(
+    "/models/{name}/jobs", name="submit_form", dependencies=[Depends(require_csrf), Depends(limit_submissions)]
+)
+async def submit_form(
+    request: Request, model: ModelDep, models: ModelsDep, jobs: JobsDep, user: CurrentUser
+) -> Response:
     """Create a job from the form: the live status card for htmx, a redirect to the job page without JavaScript."""
-    form = await request.form()
+    form = await read_form(request)
     try:
-        request_ = JobRequest(model.name, model.version, row_from_form(model.schema, form))
+        row = row_from_form(model.schema, form)
+        request_ = JobRequest(model.name, model.version, row, owner_id=user.user_id)
         job = await run_in_threadpool(jobs.create, request_)  # database and broker calls block
     except (InvalidInputs, Unavailable) as exc:
         errors = field_errors(exc) if isinstance(exc, InvalidInputs) else {"": str(exc)}

@@ -11,6 +11,8 @@ from ml.store import ModelNotFound
 from webapp.csvio import UploadError
 from webapp.deps import CsvJobsDep, ModelsDep
 from webapp.forms import FormErrors, create_csv_job
+from webapp.limits import read_form
+from webapp.ratelimit import limit_submissions
 from webapp.security import require_csrf
 from webapp.templating import redirect, render
 
@@ -24,10 +26,10 @@ def upload_page(request: Request, models: ModelsDep, model: Annotated[str, Query
     return render(request, "uploads/upload.html", context)
 
 
-@router.post("/upload", name="submit_upload", dependencies=[Depends(require_csrf)])
+@router.post("/upload", name="submit_upload", dependencies=[Depends(require_csrf), Depends(limit_submissions)])
 async def submit_upload(request: Request, models: ModelsDep, csv_jobs: CsvJobsDep) -> Response:
     """Check and store the file as a job, then open the job page, where its progress shows."""
-    form = await request.form()  # cached by Starlette: the same form the CSRF check read
+    form = await read_form(request)  # cached by Starlette: the same form the CSRF check read
     chosen, version = str(form.get("model") or ""), str(form.get("version") or "")
     on_error = str(form.get("on_error") or "skip")
     try:

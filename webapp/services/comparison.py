@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from ml.table import ScoredTable
 from webapp.models import ChunkStatus, Job, JobChunk, JobKind, JobStatus
+from webapp.services.accounts import Principal
 from webapp.services.csv_jobs import CsvJobService
 from webapp.services.jobs import JobService
 
@@ -54,16 +55,17 @@ class ComparisonService:
         self.jobs = jobs
         self.csv_jobs = csv_jobs
 
-    def start(self, job: Job, version: str) -> Job:
-        """Re-run a finished job's inputs on `version` of the same model, linked back to it."""
+    def start(self, job: Job, version: str, by: Principal) -> Job:
+        """Re-run a finished job's inputs on `version` of the same model, as a job of `by`, linked back to it."""
         if job.kind == JobKind.CSV:
-            return self.csv_jobs.rerun(job, version, compare=True)
-        return self.jobs.rerun(job, version, compare=True)
+            return self.csv_jobs.rerun(job, version, by, compare=True)
+        return self.jobs.rerun(job, by, version, compare=True)
 
     def compare(self, new: Job) -> Comparison:
         """The two jobs side by side; the figures are filled in once both have succeeded."""
         assert new.compare_to is not None
-        old = self.jobs.get(new.compare_to)
+        # Whoever may see the comparison may see what it compares with: they started it from that job's page.
+        old = self.jobs.get(new.compare_to, owner=None)
         comparison = Comparison(old, new)
         if new.status != JobStatus.SUCCEEDED or old.status != JobStatus.SUCCEEDED:
             return comparison

@@ -16,9 +16,18 @@ from sqlalchemy.orm import Session
 
 from ml.store import ModelInfo
 from ml.table import ScoredTable
-from webapp.csvio import UploadError, fixed_decimals, neutralise, neutralise_column, open_upload, unpack_frame
+from webapp.csvio import (
+    CsvLimits,
+    UploadError,
+    fixed_decimals,
+    neutralise,
+    neutralise_column,
+    open_upload,
+    unpack_frame,
+)
 from webapp.db import transaction
 from webapp.models import Job, JobChunk, JobKind, JobStatus
+from webapp.services.accounts import Principal
 from webapp.services.dispatch import SCORE_CHUNK, Dispatch
 from webapp.services.jobs import JobService
 
@@ -29,9 +38,10 @@ OnError = Literal["skip", "fail"]
 class CsvJobService:
     """Uploads become a job plus chunks of rows that any worker can take; results are read back chunk by chunk."""
 
-    def __init__(self, jobs: JobService, *, chunk_rows: int) -> None:
+    def __init__(self, jobs: JobService, *, chunk_rows: int, limits: CsvLimits) -> None:
         self.jobs = jobs
         self.chunk_rows = chunk_rows
+        self.limits = limits
 
     def create(
         self,
@@ -41,21 +51,22 @@ class CsvJobService:
         model: str,
         version: str | None,
         on_error: OnError,
+        by: Principal,
         idempotency_key: str | None = None,
     ) -> Job:
-        """Check the file's header against the model, then store the job and its chunks in one transaction.
-        With an idempotency key already used, the job stored under it is returned and the file is not read."""
+        """Check the file's header against the model, then store the job (of `by`) and its chunks in one
+        transaction. With an idempotency key `by` already used, that job is returned and the file is not read."""
         if idempotency_key:
-            earlier = self.jobs.find_by_key(idempotency_key)
+            earlier = self.jobs.find_by_key(idempotency_key, by.user_id)
             if earlier is not None:
                 return earlier
         info = self.jobs.models.get(model, version)
-        upload = open_upload(binary)
+        upload = open_upload(binary, self.limits)
         missing = [f.name for f in info.schema.features if f.required and f.name not in upload.columns]
         if missing:
             raise UploadError(f"The header lacks these required columns of {info.name}: {', '.join(missing)}.")
         facts = {"filename": filename[:255], "columns": upload.columns, "delimiter": upload.delimiter}
-        job = _csv_job(info, {**facts, "on_error": on_error}, rows_total=0)
+        job = _csv_job(info, {**facts, "on_error": on_error}, by, rows_total=0)
         job.idempotency_key = idempotency_key
         dispatches: list[Dispatch] = []
         try:
@@ -64,7 +75,7 @@ class CsvJobService:
                 session.flush()
                 self._add_chunks(session, job, upload.chunks(self.chunk_rows), dispatches)
         except IntegrityError:
-            earlier = self.jobs.find_by_key(idempotency_key) if idempotency_key else None
+            earlier = self.jobs.find_by_key(idempotency_key, by.user_id) if idempotency_key else None
             if earlier is None:
                 raise
             return earlier  # the same submission, stored by a concurrent request
@@ -102,14 +113,15 @@ class CsvJobService:
             with transaction(self.jobs.sessions) as session:
                 session.execute(update(JobChunk).where(JobChunk.job_id == job_id).values(published_at=None))
 
-    def rerun(self, job: Job, version: str, *, compare: bool = False) -> Job:
-        """The same file, on another version of its model: the chunks are copied, not uploaded again."""
+    def rerun(self, job: Job, version: str, by: Principal, *, compare: bool = False) -> Job:
+        """The same file, on another version of its model, as a job of `by`: the chunks are copied, not uploaded
+        again."""
         info = self.jobs.models.get(job.model_name, version)
         upload = dict(job.upload or {})
         missing = [f.name for f in info.schema.features if f.required and f.name not in upload["columns"]]
         if missing:
             raise UploadError(f"version {version} needs columns the file does not have: {', '.join(missing)}.")
-        new = _csv_job(info, upload, rows_total=job.rows_total, compare_to=job.id if compare else None)
+        new = _csv_job(info, upload, by, rows_total=job.rows_total, compare_to=job.id if compare else None)
         dispatches = []
         with transaction(self.jobs.sessions) as session:
             session.add(new)
@@ -162,8 +174,12 @@ class CsvJobService:
             yield buffer.getvalue()
 
 
-def _csv_job(info: ModelInfo, upload: dict[str, Any], *, rows_total: int, compare_to: uuid.UUID | None = None) -> Job:
+def _csv_job(
+    info: ModelInfo, upload: dict[str, Any], by: Principal, *, rows_total: int, compare_to: uuid.UUID | None = None
+) -> Job:
     return Job(
+        owner_id=by.user_id,
+        api_key_id=by.api_key_id,
         id=uuid.uuid4(),
         kind=JobKind.CSV,
         status=JobStatus.QUEUED,

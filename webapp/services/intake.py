@@ -22,7 +22,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -163,7 +163,7 @@ class JobIntake:
                 pending.stored.set_result(pending.job)
                 continue
             # A retry of a submission stored before: that job, published back then.
-            before = earlier.get(pending.job.idempotency_key or "")
+            before = earlier.get((pending.job.owner_id, pending.job.idempotency_key or ""))
             if before is None:  # the key's job was deleted between the insert and the read
                 pending.stored.set_exception(LookupError("the job stored under this Idempotency-Key is gone"))
             else:
@@ -232,11 +232,13 @@ def _row(job: Job) -> dict[str, object]:
     return {column.key: getattr(job, column.key) for column in jobs_table.columns}
 
 
-def _stored_earlier(session: Session, retried: list[Job]) -> dict[str, Job]:
-    keys = [job.idempotency_key for job in retried if job.idempotency_key]
+def _stored_earlier(session: Session, retried: list[Job]) -> dict[tuple[uuid.UUID | None, str], Job]:
+    """The jobs stored before under the retried jobs' (owner, idempotency key) pairs."""
+    keys = [(job.owner_id, job.idempotency_key) for job in retried if job.idempotency_key]
     if not keys:
         return {}
-    return {job.idempotency_key or "": job for job in session.scalars(select(Job).where(Job.idempotency_key.in_(keys)))}
+    query = select(Job).where(tuple_(Job.owner_id, Job.idempotency_key).in_(keys))
+    return {(job.owner_id, job.idempotency_key or ""): job for job in session.scalars(query)}
 
 
 def mark_unpublished(sessions: sessionmaker[Session], job_ids: list[uuid.UUID]) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, defer, sessionmaker
 from ml.validation import InputError, InvalidInputs, validate_rows
 from webapp.db import transaction
 from webapp.models import ChunkStatus, Job, JobChunk, JobKind, JobStatus, UTCDateTime, utcnow
+from webapp.services.accounts import Principal
 from webapp.services.dispatch import Enqueue
 from webapp.services.events import Announcer, Wakeups
 from webapp.services.intake import PUBLISH_WAIT_SECONDS, JobIntake
@@ -52,6 +53,13 @@ class JobRequest:
     inputs: dict[str, Any] | list[Any]
     compare_to: uuid.UUID | None = None
     idempotency_key: str | None = None
+    owner_id: uuid.UUID | None = None
+    api_key_id: uuid.UUID | None = None
+
+
+def owned_by(query: Any, owner: uuid.UUID | None) -> Any:
+    """The query limited to one owner's jobs; None leaves it open (an admin sees every job)."""
+    return query if owner is None else query.where(Job.owner_id == owner)
 
 
 class JobService:
@@ -113,10 +121,11 @@ class JobService:
                 return await self.wait(job.id, max(0.0, deadline - time.monotonic()))
             return await self._until_ended(job.id, ended, deadline, seen=job)
 
-    def find_by_key(self, idempotency_key: str) -> Job | None:
-        """The job submitted earlier with this Idempotency-Key, if any."""
+    def find_by_key(self, idempotency_key: str, owner: uuid.UUID | None) -> Job | None:
+        """The job this owner submitted earlier with this Idempotency-Key, if any."""
+        query = select(Job).where(Job.idempotency_key == idempotency_key, Job.owner_id == owner)
         with self.sessions() as session:
-            return session.scalars(select(Job).where(Job.idempotency_key == idempotency_key)).one_or_none()
+            return session.scalars(query).one_or_none()
 
     def prepare(self, request: JobRequest) -> Job:
         """The queued job a request asks for, its rows checked against the model's schema; not stored yet."""
@@ -144,23 +153,35 @@ class JobService:
             rows_total=len(rows),
             compare_to=request.compare_to,
             idempotency_key=request.idempotency_key,
+            owner_id=request.owner_id,
+            api_key_id=request.api_key_id,
             rows_done=0,
             rows_failed=0,
             attempts=0,
             created_at=utcnow(),
         )
 
-    def rerun(self, job: Job, version: str | None = None, *, compare: bool = False) -> Job:
-        """A new job with the inputs of a single or batch job, on its model version or on `version`; with
+    def rerun(self, job: Job, by: Principal, version: str | None = None, *, compare: bool = False) -> Job:
+        """A new job of `by` with the inputs of a single or batch job, on its model version or on `version`; with
         `compare`, the new job points back at the old one so the two can be shown side by side."""
         target = self.models.get(job.model_name, version or job.model_version)
         # Another version may take fewer features: it is given those it knows (a CSV passes the rest through).
         rows = [{k: v for k, v in row.items() if k in target.schema.names} for row in job.inputs]
         inputs = rows if job.kind == JobKind.BATCH else rows[0]
-        return self.create(JobRequest(job.model_name, target.version, inputs, job.id if compare else None))
+        return self.create(
+            JobRequest(
+                job.model_name,
+                target.version,
+                inputs,
+                job.id if compare else None,
+                owner_id=by.user_id,
+                api_key_id=by.api_key_id,
+            )
+        )
 
-    def cancel(self, job_id: uuid.UUID) -> Job:
+    def cancel(self, job_id: uuid.UUID, *, owner: uuid.UUID | None) -> Job:
         """Stop a queued or running job: chunks not yet started are never scored, what was scored is kept."""
+        self.get(job_id, owner=owner)  # JobNotFound for another owner's job
         with transaction(self.sessions) as session:
             cancelled = session.execute(
                 update(Job)
@@ -175,16 +196,16 @@ class JobService:
                     .where(JobChunk.job_id == job_id, JobChunk.status == ChunkStatus.QUEUED)
                     .values(status=ChunkStatus.CANCELLED)
                 )
-        job = self.get(job_id)
+        job = self.get(job_id, owner=owner)
         if not cancelled:
             raise JobAlreadyEnded(f"the job has already {job.status}")
         return job
 
-    def get(self, job_id: uuid.UUID) -> Job:
-        """The job with that id, or JobNotFound."""
+    def get(self, job_id: uuid.UUID, *, owner: uuid.UUID | None) -> Job:
+        """The job with that id, or JobNotFound; another owner's job is not found either (None: any owner)."""
         with self.sessions() as session:
             job = session.get(Job, job_id)
-        if job is None:
+        if job is None or (owner is not None and job.owner_id != owner):
             raise JobNotFound(f"no job with id {job_id}")
         return job
 
@@ -223,10 +244,12 @@ class JobService:
         *,
         status: JobStatus | None = None,
         model: str | None = None,
+        owner: uuid.UUID | None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> tuple[list[Job], str | None]:
-        """Jobs newest first, one page at a time; the second value continues after the page's last job."""
+        """Jobs newest first (one owner's, or every job for None), one page at a time; the second value continues
+        after the page's last job."""
         query = (
             select(Job)
             .options(defer(Job.inputs), defer(Job.result))  # lists show neither; a batch's can be large
@@ -237,6 +260,7 @@ class JobService:
             query = query.where(Job.status == status)
         if model is not None:
             query = query.where(Job.model_name == model)
+        query = owned_by(query, owner)
         if cursor is not None:
             created_at, job_id = decode_cursor(cursor)
             after = tuple_(literal(created_at, UTCDateTime()), literal(job_id, Uuid()))

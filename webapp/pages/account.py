@@ -1,0 +1,82 @@
+"""Signing in and out, and a user's own API keys."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from webapp.auth import CurrentUser, end_session, safe_next, start_session
+from webapp.deps import AccountsDep
+from webapp.limits import read_form
+from webapp.security import require_csrf
+from webapp.services.accounts import AccountError
+from webapp.templating import render
+
+# Open to everyone: the way in.
+public = APIRouter()
+# For signed-in users (pages/__init__.py requires the session).
+router = APIRouter()
+# A page showing a secret once must not be kept by a browser or a proxy.
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+@public.get("/login", name="login_page")
+def login_page(request: Request, next: Annotated[str, Query()] = "") -> Response:
+    """The sign-in form; `next` is where to go afterwards (a path on this site)."""
+    return render(request, "account/login.html", {"next": safe_next(next), "name": "", "error": ""})
+
+
+@public.post("/login", name="login", dependencies=[Depends(require_csrf)])
+async def login(request: Request, accounts: AccountsDep) -> Response:
+    """Check the name and password; on success the session cookie is set and the user sent on."""
+    form = await read_form(request)
+    name, password = str(form.get("name") or "").strip(), str(form.get("password") or "")
+    target = safe_next(str(form.get("next") or ""))
+    principal = await run_in_threadpool(accounts.authenticate, name, password) if name and password else None
+    if principal is None:
+        # One message for a wrong name and a wrong password: which of the two is not told.
+        context = {"next": target, "name": name, "error": "That name and password do not match an active account."}
+        return render(request, "account/login.html", context, status_code=422)
+    response = RedirectResponse(target, status_code=303)
+    start_session(request, response, principal)
+    return response
+
+
+@router.post("/logout", name="logout", dependencies=[Depends(require_csrf)])
+def logout(request: Request, user: CurrentUser, accounts: AccountsDep) -> Response:
+    """Sign out, here and in every other browser of this user."""
+    accounts.end_sessions(user.user_id)
+    response = RedirectResponse(request.url_for("login_page"), status_code=303)
+    end_session(response)
+    return response
+
+
+@router.get("/settings/keys", name="keys_page")
+def keys_page(request: Request, user: CurrentUser, accounts: AccountsDep) -> Response:
+    """The user's API keys: when each was made, which are revoked, and a form for a new one."""
+    return render(request, "account/keys.html", {"keys": accounts.keys(user.user_id), "new_key": None, "error": ""})
+
+
+@router.post("/settings/keys", name="create_key", dependencies=[Depends(require_csrf)])
+async def create_key(request: Request, user: CurrentUser, accounts: AccountsDep) -> Response:
+    """Make a key and show it, this once."""
+    name = str((await read_form(request)).get("name") or "")
+    try:
+        new_key, error = accounts.create_key(user.user_id, name), ""
+    except AccountError as exc:
+        new_key, error = None, str(exc)
+    context = {"keys": accounts.keys(user.user_id), "new_key": new_key, "error": error}
+    return render(request, "account/keys.html", context, status_code=422 if error else 200, headers=NO_STORE)
+
+
+@router.post("/settings/keys/{prefix}/revoke", name="revoke_key", dependencies=[Depends(require_csrf)])
+def revoke_key(request: Request, prefix: str, user: CurrentUser, accounts: AccountsDep) -> Response:
+    """Revoke one of the user's own keys; scripts using it get 401 from then on."""
+    try:
+        accounts.revoke_key(prefix, user_id=user.user_id)
+    except AccountError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return RedirectResponse(request.url_for("keys_page"), status_code=303)

@@ -1,0 +1,51 @@
+"""Rate limits on job creation, per API key and per user, so one busy script cannot crowd out everyone else.
+
+Counted with the `limits` library's moving window in this web process's memory: no round trip per submission,
+and a broker or database that hangs cannot hold submissions up here. With N web processes a user can reach N
+times the limit; the limit is a guard against runaway scripts, not a quota.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from fastapi import HTTPException, Request
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from webapp.services.accounts import Principal
+
+
+class SubmissionLimits:
+    """`per_user` and `per_key` as the limits library writes them ("600/minute"); empty switches one off."""
+
+    def __init__(self, per_user: str, per_key: str) -> None:
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.per_user = parse(per_user) if per_user.strip() else None
+        self.per_key = parse(per_key) if per_key.strip() else None
+
+    def check(self, principal: Principal) -> None:
+        """Count one submission; 429 with Retry-After when the key's or the user's limit is reached."""
+        if principal.api_key_id is not None and self.per_key is not None:
+            self._hit(self.per_key, "key", str(principal.api_key_id))
+        if self.per_user is not None:
+            self._hit(self.per_user, "user", str(principal.user_id))
+
+    def _hit(self, item: RateLimitItem, kind: str, identity: str) -> None:
+        if self.limiter.hit(item, kind, identity):
+            return
+        reset = self.limiter.get_window_stats(item, kind, identity).reset_time
+        retry_after = max(1, math.ceil(reset - time.time()))
+        raise HTTPException(
+            429,
+            f"too many jobs from this {'API key' if kind == 'key' else 'user'}: at most {item}; "
+            f"try again in {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+def limit_submissions(request: Request) -> None:
+    """Dependency of every route that creates jobs (after the route's authentication)."""
+    request.app.state.submission_limits.check(request.state.principal)

@@ -1,0 +1,235 @@
+"""Users and API keys: who may sign in, who a key speaks for, and the secrets that prove it."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+
+from pwdlib import PasswordHash
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from webapp.db import transaction
+from webapp.models import ApiKey, Role, User, utcnow
+
+# Argon2id with pwdlib's recommended parameters.
+PASSWORDS = PasswordHash.recommended()
+# A hash to check against when the name is unknown, so a wrong name takes as long as a wrong password.
+UNKNOWN_USER_HASH = PASSWORDS.hash(secrets.token_urlsafe(16))
+USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+MIN_PASSWORD_LENGTH = 8
+KEY_PREFIX = "apot_"
+# How long one process trusts a key lookup: a revoked key stops working everywhere within this.
+KEY_CACHE_SECONDS = 1.0
+
+
+class AccountError(ValueError):
+    """A request about accounts that cannot be carried out; the message says why."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request acts for: a user, and the API key it came with (None: a signed-in browser)."""
+
+    user_id: uuid.UUID
+    name: str
+    role: str
+    session_version: int
+    api_key_id: uuid.UUID | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+    @property
+    def owner_scope(self) -> uuid.UUID | None:
+        """The owner whose jobs this principal may see; None means every job (admins)."""
+        return None if self.is_admin else self.user_id
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A key just made: `secret` is shown once and never stored."""
+
+    id: uuid.UUID
+    name: str
+    prefix: str
+    secret: str
+
+
+def _principal(user: User, api_key_id: uuid.UUID | None = None) -> Principal:
+    return Principal(user.id, user.name, user.role, user.session_version, api_key_id)
+
+
+def key_digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+class AccountService:
+    """One per process; the pages, the API's authentication and `apot users`/`apot keys` all go through it."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+        self._keys: dict[str, tuple[float, Principal | None]] = {}
+
+    # --- users -------------------------------------------------------------------------------------------------
+
+    def create_user(self, name: str, password: str, role: str = Role.MEMBER) -> Principal:
+        """A new user; names are unique, passwords at least MIN_PASSWORD_LENGTH characters."""
+        if not USER_NAME.match(name):
+            raise AccountError(
+                "a user name is 1 to 64 letters, digits, '.', '_', '@' or '-', starting with one of the first two"
+            )
+        if role not in (Role.ADMIN, Role.MEMBER):
+            raise AccountError(f"the role must be admin or member, not {role!r}")
+        _check_password(password)
+        user = User(name=name, password_hash=PASSWORDS.hash(password), role=role)
+        try:
+            with transaction(self.sessions) as session:
+                session.add(user)
+        except IntegrityError as exc:
+            raise AccountError(f"there is already a user named {name}") from exc
+        return _principal(user)
+
+    def ensure_first_admin(self, name: str = "admin") -> str | None:
+        """With no users at all, make an admin and return its password (to be shown once); else None."""
+        with self.sessions() as session:
+            if session.scalar(select(func.count()).select_from(User)):
+                return None
+        password = new_password()
+        try:
+            self.create_user(name, password, Role.ADMIN)
+        except AccountError:  # another process made it first
+            return None
+        return password
+
+    def users(self) -> list[User]:
+        """Every user, by name."""
+        with self.sessions() as session:
+            return list(session.scalars(select(User).order_by(User.name)))
+
+    def get_user(self, name: str) -> User:
+        with self.sessions() as session:
+            user = session.scalars(select(User).where(User.name == name)).one_or_none()
+        if user is None:
+            raise AccountError(f"there is no user named {name}")
+        return user
+
+    def authenticate(self, name: str, password: str) -> Principal | None:
+        """The user, if the name and password match an enabled account."""
+        with self.sessions() as session:
+            user = session.scalars(select(User).where(User.name == name)).one_or_none()
+        valid, new_hash = PASSWORDS.verify_and_update(password, user.password_hash if user else UNKNOWN_USER_HASH)
+        if user is None or not valid or user.disabled:
+            return None
+        with transaction(self.sessions) as session:
+            values: dict[str, object] = {"last_login_at": utcnow()}
+            if new_hash:  # the parameters were raised since it was hashed
+                values["password_hash"] = new_hash
+            session.execute(update(User).where(User.id == user.id).values(**values))
+        return _principal(user)
+
+    def session_user(self, user_id: uuid.UUID, session_version: int) -> Principal | None:
+        """The user a session cookie names, while the account is enabled and the session not ended."""
+        with self.sessions() as session:
+            user = session.get(User, user_id)
+        if user is None or user.disabled or user.session_version != session_version:
+            return None
+        return _principal(user)
+
+    def set_disabled(self, name: str, disabled: bool) -> None:
+        """Disable (or enable again) an account: its sessions end and its keys stop working at once."""
+        self._change(name, disabled=disabled, session_version=User.session_version + 1)
+
+    def reset_password(self, name: str, password: str | None = None) -> str:
+        """Set a new password (a random one when none is given) and end the user's sessions; returns it."""
+        password = password or new_password()
+        _check_password(password)
+        self._change(name, password_hash=PASSWORDS.hash(password), session_version=User.session_version + 1)
+        return password
+
+    def end_sessions(self, user_id: uuid.UUID) -> None:
+        """Sign the user out everywhere (the sign-out button)."""
+        with transaction(self.sessions) as session:
+            session.execute(update(User).where(User.id == user_id).values(session_version=User.session_version + 1))
+
+    def _change(self, name: str, **values: object) -> None:
+        with transaction(self.sessions) as session:
+            changed = session.execute(update(User).where(User.name == name).values(**values)).rowcount  # type: ignore[attr-defined]
+        if not changed:
+            raise AccountError(f"there is no user named {name}")
+        self._keys.clear()
+
+    # --- API keys ----------------------------------------------------------------------------------------------
+
+    def create_key(self, user_id: uuid.UUID, name: str) -> NewKey:
+        """A new key for the user; the returned secret is the only copy."""
+        name = name.strip() or "key"
+        if len(name) > 64:
+            raise AccountError("a key's name is at most 64 characters")
+        prefix = secrets.token_hex(4)
+        secret = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+        key = ApiKey(user_id=user_id, name=name, prefix=prefix, sha256=key_digest(secret))
+        with transaction(self.sessions) as session:
+            session.add(key)
+        return NewKey(key.id, name, prefix, secret)
+
+    def keys(self, user_id: uuid.UUID) -> list[ApiKey]:
+        """The user's keys, newest first, revoked ones included."""
+        with self.sessions() as session:
+            query = select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.created_at.desc())
+            return list(session.scalars(query))
+
+    def revoke_key(self, prefix: str, user_id: uuid.UUID | None = None) -> None:
+        """Revoke a key by its prefix; with `user_id`, only if it is that user's."""
+        query = update(ApiKey).where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+        if user_id is not None:
+            query = query.where(ApiKey.user_id == user_id)
+        with transaction(self.sessions) as session:
+            revoked = session.execute(query.values(revoked_at=utcnow())).rowcount  # type: ignore[attr-defined]
+        if not revoked:
+            raise AccountError(f"no key in use starts with {prefix}")
+        self._keys.clear()
+
+    def cached_key(self, secret: str) -> tuple[bool, Principal | None]:
+        """(True, the answer) when this process looked the key up less than KEY_CACHE_SECONDS ago; no I/O."""
+        cached = self._keys.get(secret)
+        if cached is not None and time.monotonic() - cached[0] < KEY_CACHE_SECONDS:
+            return True, cached[1]
+        return False, None
+
+    def principal_for_key(self, secret: str) -> Principal | None:
+        """Who a presented key speaks for, or None for an unknown, malformed or revoked key (or a disabled user)."""
+        parts = secret.split("_", 2)  # the random part may contain "_" too
+        if len(parts) != 3 or f"{parts[0]}_" != KEY_PREFIX or len(parts[1]) != 8:
+            return None
+        now = time.monotonic()
+        with self.sessions() as session:
+            found = session.execute(
+                select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.prefix == parts[1])
+            ).one_or_none()
+        principal = None
+        if found is not None:
+            key, user = found
+            # Compared in constant time: the lookup by prefix reveals nothing about the rest of the key.
+            if hmac.compare_digest(key.sha256, key_digest(secret)) and key.revoked_at is None and not user.disabled:
+                principal = _principal(user, key.id)
+        if len(self._keys) > 10_000:
+            self._keys.clear()
+        self._keys[secret] = (now, principal)
+        return principal
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
