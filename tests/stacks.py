@@ -15,12 +15,15 @@ from pathlib import Path
 import pytest
 from kombu import Connection
 
+from tests.accounts import Account, add_account
 from tests.models import Trained, register_all
 from tests.processes import apot_env, free_port, start_apot, stop, wait_for_http
 from tests.services import POSTGRES, RABBITMQ, REDIS, postgres_schema, required_url
+from webapp.auth import SESSION_COOKIE, session_cookie
 from webapp.db import make_engine, make_session_factory
 from webapp.embedded_broker import EmbeddedRedis
 from webapp.migrate import upgrade_to_head
+from webapp.models import Role
 from webapp.services.models import ModelRegistry
 
 STACKS = ["embedded", "postgres-redis", "postgres-rabbitmq"]
@@ -32,6 +35,18 @@ class Stack:
     base_url: str
     models: ModelRegistry
     logs: Path
+    account: Account  # an admin with a key, made before the server started
+    secret: bytes  # the server's APOT_SECRET_KEY, to sign a session cookie for a browser
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """Headers that authenticate an API request as `account`."""
+        return self.account.bearer
+
+    def session_cookie(self) -> dict[str, str]:
+        """A signed-in browser's cookie, in the form Playwright's add_cookies takes."""
+        value = session_cookie(self.secret, self.account.principal)
+        return {"name": SESSION_COOKIE, "value": value, "url": self.base_url}
 
 
 @contextmanager
@@ -55,6 +70,8 @@ def running_stack(name: str, root: Path, trained: dict[str, Trained]) -> Iterato
         engine = make_engine(database_url)
         cleanup.callback(engine.dispose)
         models = register_all(make_session_factory(engine), stack_models, trained)
+        account = add_account(models.sessions, "stack-admin", Role.ADMIN)
+        secret = uuid.uuid4().hex
         cleanup.callback(delete_queue, broker_url, queue)
         env = apot_env(
             database_url=database_url,
@@ -62,14 +79,16 @@ def running_stack(name: str, root: Path, trained: dict[str, Trained]) -> Iterato
             models_dir=str(stack_models),
             queue=queue,
             port=str(port),
-            secret_key=uuid.uuid4().hex,
+            secret_key=secret,
+            rate_limit_per_user="",  # the tests submit in bursts; tests/test_rate_limits.py tests the limits
+            rate_limit_per_key="",
             csv_chunk_rows="2000",  # a 50,000-row file is 25 tasks spread over the workers
         )
         cleanup.callback(stop, start_apot(["worker", "--concurrency", "1", "--name", f"{queue}@%h"], env, logs))
         web = start_apot(["web", "--no-access-log"], env, logs)
         cleanup.callback(stop, web)
         wait_for_http(f"http://127.0.0.1:{port}/healthz", web, logs)
-        yield Stack(name, f"http://127.0.0.1:{port}", models, logs)
+        yield Stack(name, f"http://127.0.0.1:{port}", models, logs, account, secret.encode())
 
 
 def reachable_broker(url: str, variable: str) -> str:
