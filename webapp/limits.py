@@ -7,6 +7,7 @@ from collections.abc import Collection
 
 from fastapi import HTTPException, Request
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -111,7 +112,7 @@ async def read_form(request: Request) -> FormData:
     """
     try:
         return await request.form(max_files=1, max_fields=request.app.state.settings.max_form_fields)
-    except HTTPException as exc:  # Starlette's answer to a multipart form over its limits is a 400
+    except StarletteHTTPException as exc:  # Starlette's answer to a form over its limits is a 400
         if exc.status_code == 400 and str(exc.detail).startswith("Too many"):
             raise HTTPException(413, f"the form has too many parts: {exc.detail}") from exc
         raise
