@@ -54,6 +54,7 @@ UPLOAD_BODY = {
     dependencies=[Depends(limit_submissions)],
     openapi_extra=UPLOAD_BODY,
     responses={
+        400: {"model": ErrorOut, "description": "The body is not a readable multipart form"},
         404: {"model": ErrorOut, "description": "Unknown model or version"},
         413: {"model": ErrorOut, "description": "File over APOT_MAX_UPLOAD_MB, or a form of too many parts"},
         429: RATE_LIMITED,

@@ -67,6 +67,7 @@ def _summary_fields(job: Job, request: Request) -> dict[str, object]:
             "description": "Sent `Prefer: wait=S` and the job ended within S seconds: the finished job",
         },
         202: {"headers": {"Location": {"description": "URL of the new job", "schema": {"type": "string"}}}},
+        400: {"model": ErrorOut, "description": "The body is not readable JSON"},
         404: {"model": ErrorOut, "description": "Unknown model or version"},
         413: {"model": ErrorOut, "description": "Request body over APOT_MAX_BODY_BYTES"},
         429: RATE_LIMITED,
@@ -152,7 +153,7 @@ async def read_job(
     return _job_out(job, request)
 
 
-@router.get("/jobs", name="api_list_jobs")
+@router.get("/jobs", name="api_list_jobs", responses={404: {"model": ErrorOut, "description": "Admins: no such user"}})
 def browse_jobs(
     request: Request,
     jobs: JobsDep,
