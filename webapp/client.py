@@ -176,7 +176,7 @@ class Client:
         every second so that a bar can move.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        step = PROGRESS_EVERY if progress else LONGEST_WAIT
+        step = 0 if progress else LONGEST_WAIT  # a bar wants the row counts at once, not after the first hold
         while True:
             left = step if deadline is None else min(step, deadline - time.monotonic())
             job = self.job(job_id, wait=max(left, 0))
@@ -184,6 +184,7 @@ class Client:
                 progress(Progress.of(job))
             if job["status"] in ENDED or (deadline is not None and time.monotonic() >= deadline):
                 return job
+            step = PROGRESS_EVERY if progress else LONGEST_WAIT
 
     def download_results(self, job_id: object, out_path: str | os.PathLike[str]) -> Path:
         """Stream an ended CSV job's results file to `out_path`; a broken download leaves no half file behind."""
