@@ -12,10 +12,12 @@ from typing import Annotated
 import typer
 
 from webapp.cli_models import models_cli
+from webapp.cli_predict import predict
 from webapp.config import VAR_DIR, get_settings
 
 cli = typer.Typer(help="apot: a dashboard and JSON API for scikit-learn predictions.", no_args_is_help=True)
 cli.add_typer(models_cli, name="models")
+cli.command()(predict)
 
 
 @cli.command()
