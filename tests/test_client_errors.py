@@ -8,8 +8,11 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import httpx2
 import pytest
@@ -92,6 +95,38 @@ def test_a_server_that_is_not_listening_is_named() -> None:
 
     assert caught.value.status is None
     assert f"cannot reach apot at {url}" in str(caught.value)
+
+
+class Recorder(BaseHTTPRequestHandler):
+    """A server that answers every GET with an empty list and remembers the Authorization header it got."""
+
+    seen: ClassVar[list[str | None]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append(self.headers.get("Authorization"))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"[]")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_an_api_key_is_sent_as_a_bearer_token_when_given() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with Client(url, api_key="k-123") as keyed, Client(url) as keyless:
+            assert keyed.models() == keyless.models() == []
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert Recorder.seen == ["Bearer k-123", None]
 
 
 def test_the_command_names_the_server_it_could_not_reach() -> None:

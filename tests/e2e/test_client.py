@@ -167,10 +167,13 @@ def test_the_client_predicts_and_waits_for_the_answer(stack: Stack) -> None:
     with Client(stack.base_url) as client:
         single = client.predict("penguins", GENTOO)
         several = client.predict("penguins", [ADELIE, GENTOO], wait=30)
+        first = client.predict("penguins", ADELIE, idempotency_key=f"client-test-{stack.name}")
+        retried = client.predict("penguins", ADELIE, idempotency_key=f"client-test-{stack.name}")
 
     assert single["status"] == "succeeded"
     assert single["result"]["predictions"][0]["label"] == "Gentoo"
     assert [p["label"] for p in several["result"]["predictions"]] == ["Adelie", "Gentoo"]
+    assert retried["id"] == first["id"], "a retry with the same Idempotency-Key is the same job"
 
 
 def test_the_client_submits_follows_and_downloads_a_csv_job(stack: Stack, sample: Path, tmp_path: Path) -> None:
