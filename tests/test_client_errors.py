@@ -114,13 +114,13 @@ class Recorder(BaseHTTPRequestHandler):
         pass
 
 
-def test_an_api_key_is_sent_as_a_bearer_token_when_given() -> None:
+def test_an_api_key_is_sent_as_a_bearer_token_when_given_and_http_is_the_default_scheme() -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
+    address = f"127.0.0.1:{server.server_address[1]}"
     try:
-        with Client(url, api_key="k-123") as keyed, Client(url) as keyless:
+        with Client(f"http://{address}/", api_key="k-123") as keyed, Client(address) as keyless:
             assert keyed.models() == keyless.models() == []
     finally:
         server.shutdown()

@@ -75,8 +75,7 @@ def _predict_csv(client: Client, model: str, file: Path, output: Path, version: 
             job = client.wait(job_id, progress=bar.update)
     except KeyboardInterrupt:
         # The job is this command's own: leaving it to run on would score a file nobody is waiting for.
-        job = client.cancel(job_id)
-        typer.echo(f"apot: cancelled job {job_id} after {job['rows_done']:,} of {job['rows_total']:,} rows", err=True)
+        typer.echo(_cancel(client, job_id), err=True)
         raise typer.Exit(130) from None
     if job["status"] == "failed":
         raise _ended_badly(job)
@@ -85,6 +84,16 @@ def _predict_csv(client: Client, model: str, file: Path, output: Path, version: 
     typer.echo(f"{job['rows_done']:,} of {job['rows_total']:,} rows scored{failed}: {output}", err=True)
     if job["status"] != "succeeded":
         raise _ended_badly(job)
+
+
+def _cancel(client: Client, job_id: str) -> str:
+    try:
+        job = client.cancel(job_id)
+    except ApotError as exc:
+        if exc.status != 409:
+            raise
+        return f"apot: job {job_id} had already ended; its results were not downloaded"
+    return f"apot: cancelled job {job_id} after {job['rows_done']:,} of {job['rows_total']:,} rows"
 
 
 def _ended_badly(job: dict[str, Any]) -> typer.Exit:

@@ -107,7 +107,8 @@ class Client:
     """apot's JSON API at `url`; jobs come back as the API's JSON objects (dicts). Use it as a context manager."""
 
     def __init__(self, url: str = DEFAULT_URL, api_key: str | None = None, timeout: float = 30.0) -> None:
-        self.url = url.rstrip("/")
+        # "localhost:8000" means what curl takes it to mean, not a URL with the scheme "localhost".
+        self.url = (url if "://" in url else f"http://{url}").rstrip("/")
         self.timeout = timeout
         headers = {"User-Agent": "apot-client"}
         if api_key:
