@@ -13,12 +13,14 @@ import typer
 
 from webapp.cli_accounts import announce_first_admin, keys_cli, users_cli
 from webapp.cli_models import models_cli
+from webapp.cli_predict import predict
 from webapp.config import VAR_DIR, get_settings
 
 cli = typer.Typer(help="apot: a dashboard and JSON API for scikit-learn predictions.", no_args_is_help=True)
 cli.add_typer(models_cli, name="models")
 cli.add_typer(users_cli, name="users")
 cli.add_typer(keys_cli, name="keys")
+cli.command()(predict)
 
 
 @cli.command()

@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ml.store import FileFormat
-
 if TYPE_CHECKING:
+    from ml.store import FileFormat
     from webapp.services.models import ModelRegistry
 
 models_cli = typer.Typer(help="Register, list and manage models.", no_args_is_help=True)
