@@ -19,6 +19,8 @@ from webapp.db import make_engine, make_session_factory
 from webapp.errors import install_error_pages
 from webapp.headers import SecurityHeaders
 from webapp.limits import BodySizeLimit
+from webapp.metrics import route as metrics_route
+from webapp.metrics.exposition import MetricsService
 from webapp.security import server_secret
 from webapp.services.comparison import ComparisonService
 from webapp.services.csv_jobs import CsvJobService
@@ -60,6 +62,7 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
         )
         app.state.csv_jobs = CsvJobService(app.state.jobs, chunk_rows=settings.csv_chunk_rows)
         app.state.comparisons = ComparisonService(app.state.jobs, app.state.csv_jobs)
+        app.state.metrics = MetricsService.for_app(engine, settings)
         intake.start()
         listener = asyncio.create_task(wakeups.listen(), name="apot-wakeups")
         try:
@@ -86,5 +89,6 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(health.router)
+    app.include_router(metrics_route.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -127,6 +127,8 @@ class Job(Base):
         Index(None, "created_at", "id"),
         Index(None, "status", "created_at", "id"),
         Index(None, "model_name", "created_at", "id"),
+        # /metrics reads only the jobs that ended since its last scrape (webapp/metrics/jobs.py).
+        Index(None, "finished_at"),
     )
 
 
