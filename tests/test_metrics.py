@@ -85,7 +85,7 @@ def test_counters_and_histograms_move_by_what_the_jobs_did(
 
 def test_histogram_buckets_and_sums_follow_the_job_rows(client: TestClient, engine: Engine) -> None:
     now = utcnow()
-    for wait, run in ((0.02, 0.3), (0.02, 4.0), (40.0, 0.3)):
+    for wait, run in ((0.02, 0.3), (0.02, 4.0), (40.0, 0.5)):  # 0.5 s is on a bound: "less than or equal"
         started = now - timedelta(seconds=run)
         add_job(engine, created_at=started - timedelta(seconds=wait), started_at=started, finished_at=now)
 
@@ -96,7 +96,8 @@ def test_histogram_buckets_and_sums_follow_the_job_rows(client: TestClient, engi
 
     assert buckets("apot_job_wait_seconds") == {"0.025": 2, "0.5": 2, "5.0": 2, "60.0": 3}
     assert buckets("apot_job_run_seconds") == {"0.025": 0, "0.5": 2, "5.0": 3, "60.0": 3}
-    assert value(samples, "apot_job_run_seconds_sum", model="sizes") == pytest.approx(4.6, abs=0.01)
+    assert buckets("apot_job_end_to_end_seconds") == {"0.025": 0, "0.5": 1, "5.0": 2, "60.0": 3}
+    assert value(samples, "apot_job_run_seconds_sum", model="sizes") == pytest.approx(4.8)
     assert value(samples, "apot_job_end_to_end_seconds_bucket", model="sizes", le="+Inf") == 3
     assert len(BUCKETS) + 1 == len([k for k in samples if k[0] == "apot_job_run_seconds_bucket"])
 

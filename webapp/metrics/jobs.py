@@ -14,7 +14,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, DateTime, Engine, Select, case, extract, func, literal, select, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    Select,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+    type_coerce,
+)
+from sqlalchemy.dialects.postgresql import array
 
 from webapp.models import JobStatus, jobs_table, utcnow
 
@@ -47,6 +61,13 @@ class Histogram:
     at_or_below: list[int] = field(default_factory=lambda: [0] * len(BUCKETS))
     count: int = 0
     total: float = 0.0
+
+    def observe(self, bucket: int, jobs: int, total: float) -> None:
+        """`jobs` more, in bucket number `bucket` (len(BUCKETS): past every bound), taking `total` seconds."""
+        for i in range(bucket, len(BUCKETS)):
+            self.at_or_below[i] += jobs
+        self.count += jobs
+        self.total += total
 
     def add(self, other: Histogram) -> None:
         self.at_or_below = [a + b for a, b in zip(self.at_or_below, other.at_or_below, strict=True)]
@@ -101,21 +122,25 @@ class JobFigureSource:
         self._settled: dict[Key, Tally] = {}
         self._line: datetime | None = None  # jobs that finished before it are in _settled
         self._lock = threading.Lock()  # two scrapes at once must not fold the same jobs twice
-        self._columns = aggregate_columns(engine.dialect.name)
+        self._dialect = engine.dialect.name
 
     def read(self) -> JobFigures:
         """The figures now: one statement, so one snapshot, on either backend."""
         with self._lock:
             # Never back: a clock set back would otherwise make the next scrape read settled jobs a second time.
             line = max(self.clock() - self.settle, self._line or datetime.min.replace(tzinfo=UTC))
-            with self.engine.connect() as connection:
+            with self.engine.begin() as connection:
+                if self._dialect == "postgresql":
+                    # The planner cannot guess how few groups there are (a handful per model) and sorts every
+                    # job to form them; hashing them is twice as fast. For this statement only.
+                    connection.exec_driver_sql("SET LOCAL enable_sort = off")
                 rows = connection.execute(self._query(self._line, line)).all()
             recent: dict[Key, Tally] = {}
             open_jobs: dict[Key, Tally] = {}
             for row in rows:
                 key, tally = (row.model_name, row.kind, row.status), tally_of(row)
                 if row.status in OPEN:
-                    open_jobs[key] = tally
+                    merge(open_jobs, [(key, tally)])
                 else:
                     merge(self._settled if row.settled else recent, [(key, tally)])
             self._line = line
@@ -125,53 +150,80 @@ class JobFigureSource:
 
     def _query(self, since: datetime | None, line: datetime) -> Any:
         finished = jobs_table.c.finished_at
-        settled = case((finished < line, 1), else_=0).label("settled")
         ended: ColumnElement[bool] = jobs_table.c.status.in_(ENDED)
         if since is not None:
             ended = ended & (finished >= since)  # the finished_at index finds them
-        return self._select(ended, settled).union_all(self._select(jobs_table.c.status.in_(OPEN)))
+        settled = case((finished < line, 1), else_=0)
+        return self._select(ended, settled).union_all(self._select(jobs_table.c.status.in_(OPEN), literal(0)))
 
-    def _select(self, where: ColumnElement[bool], settled: ColumnElement[int] | None = None) -> Select[Any]:
-        group = [jobs_table.c.model_name, jobs_table.c.kind, jobs_table.c.status]
-        if settled is None:  # open jobs: a constant column, outside GROUP BY (where a bare 0 means a position)
-            return select(*group, literal(0).label("settled"), *self._columns).where(where).group_by(*group)
-        return select(*group, settled, *self._columns).where(where).group_by(*group, settled)
+    def _select(self, where: ColumnElement[bool], settled: ColumnElement[int]) -> Select[Any]:
+        """Jobs grouped by what labels them and by the bucket each of their latencies falls in: the database
+        works out each job's seconds and buckets once, and returns a few rows per model."""
+        seconds = {
+            name: seconds_between(jobs_table.c[a], jobs_table.c[b], self._dialect) for name, (a, b) in SPANS.items()
+        }
+        each = (
+            select(
+                jobs_table.c.model_name,
+                jobs_table.c.kind,
+                jobs_table.c.status,
+                settled.label("settled"),
+                jobs_table.c.rows_done,
+                jobs_table.c.rows_failed,
+                *(value.label(name) for name, value in seconds.items()),
+                *(bucket_of(value, self._dialect).label(f"{name}_bucket") for name, value in seconds.items()),
+            )
+            .where(where)
+            .subquery()
+        )
+        group = [each.c.model_name, each.c.kind, each.c.status, each.c.settled]
+        group += [each.c[f"{name}_bucket"] for name in SPANS]
+        return select(
+            *group,
+            func.count().label("jobs"),
+            func.sum(each.c.rows_done).label("rows_done"),
+            func.sum(each.c.rows_failed).label("rows_failed"),
+            *(func.sum(each.c[name]).label(f"{name}_sum") for name in SPANS),
+        ).group_by(*group)
 
 
-def aggregate_columns(dialect: str) -> list[ColumnElement[Any]]:
-    """Counts and sums of a group of jobs, with each latency's bucket counts computed by the database."""
-    columns: list[ColumnElement[Any]] = [
-        func.count().label("jobs"),
-        func.coalesce(func.sum(jobs_table.c.rows_done), 0).label("rows_done"),
-        func.coalesce(func.sum(jobs_table.c.rows_failed), 0).label("rows_failed"),
-    ]
-    for name, (later, earlier) in SPANS.items():
-        seconds = seconds_between(jobs_table.c[later], jobs_table.c[earlier], dialect)
-        columns.append(func.coalesce(func.sum(seconds), 0).label(f"{name}_sum"))
-        columns.append(func.count(seconds).label(f"{name}_count"))
-        columns += [
-            func.sum(case((seconds <= bound, 1), else_=0)).label(f"{name}_le_{i}") for i, bound in enumerate(BUCKETS)
-        ]
-    return columns
+def bucket_of(seconds: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
+    """The index in BUCKETS of the first bound at or above `seconds` (len(BUCKETS) past them all); NULL for NULL."""
+    if dialect == "postgresql":
+        # One binary search instead of a CASE per bound, which costs seconds over a million jobs. width_bucket
+        # counts the bounds at or below its operand; counting those strictly below `seconds` (the number we want:
+        # Prometheus buckets are "less than or equal") is the same question asked of the negated values.
+        descending = array([-bound for bound in reversed(BUCKETS)], type_=Float)
+        return len(BUCKETS) - func.width_bucket(-seconds, descending)
+    bounds = [(seconds <= bound, index) for index, bound in enumerate(BUCKETS)]
+    return case((seconds.is_(None), None), *bounds, else_=len(BUCKETS))
 
 
 def seconds_between(later: Any, earlier: Any, dialect: str) -> ColumnElement[Any]:
-    """later - earlier in seconds; NULL when either is NULL."""
-    if dialect == "sqlite":  # stored as ISO text in UTC; julianday keeps well under a millisecond
-        return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+    """later - earlier in seconds, as a double; NULL when either is NULL."""
+    if dialect == "sqlite":
+        # Stored as text, "YYYY-MM-DD HH:MM:SS.ffffff" in UTC. julianday would round to the millisecond (and then
+        # some): whole seconds and microseconds apart, in integers, land a job exactly on a bucket's bound.
+        return (micros_of(later) - micros_of(earlier)) / 1e6
     stamp = DateTime(timezone=True)
-    return extract("epoch", type_coerce(later, stamp) - type_coerce(earlier, stamp))
+    # date_part, not EXTRACT: EXTRACT answers numeric, many times slower to compare and add over many rows.
+    return func.date_part("epoch", type_coerce(later, stamp) - type_coerce(earlier, stamp), type_=Float)
+
+
+def micros_of(stamp: Any) -> ColumnElement[Any]:
+    """A SQLite timestamp as integer microseconds since 1970."""
+    whole = cast(func.strftime("%s", stamp), Integer)
+    return whole * 1_000_000 + cast(func.substr(stamp, 21, 6), Integer)
 
 
 def tally_of(row: Any) -> Tally:
-    tally = Tally(jobs=row.jobs, rows_done=int(row.rows_done), rows_failed=int(row.rows_failed))
+    """What one result row (jobs alike down to their latency buckets) adds to its (model, kind, status)."""
     values = row._mapping
+    tally = Tally(jobs=row.jobs, rows_done=int(row.rows_done or 0), rows_failed=int(row.rows_failed or 0))
     for name in SPANS:
-        tally.spans[name] = Histogram(
-            [int(values[f"{name}_le_{i}"] or 0) for i in range(len(BUCKETS))],
-            int(values[f"{name}_count"]),
-            float(values[f"{name}_sum"]),
-        )
+        bucket = values[f"{name}_bucket"]
+        if bucket is not None:
+            tally.spans[name].observe(int(bucket), row.jobs, float(values[f"{name}_sum"] or 0))
     return tally
 
 
