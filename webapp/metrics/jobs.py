@@ -39,7 +39,6 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 
 # between the machines that write finished_at.
 SETTLE_SECONDS = 60.0
 OPEN = (JobStatus.QUEUED, JobStatus.RUNNING)
-ENDED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 # Jobs that ran to a result; a cancelled job's times say when someone gave up, not how apot performs.
 TIMED = (JobStatus.SUCCEEDED, JobStatus.FAILED)
 # The three latencies, as (later, earlier) columns: queued→started, started→finished, end to end.
@@ -49,6 +48,7 @@ SPANS = {
     "end_to_end": ("finished_at", "created_at"),
 }
 
+TIMES = ("created_at", "started_at", "finished_at")
 Key = tuple[str, str, str]  # model, kind, status
 
 
@@ -150,70 +150,79 @@ class JobFigureSource:
 
     def _query(self, since: datetime | None, line: datetime) -> Any:
         finished = jobs_table.c.finished_at
-        ended: ColumnElement[bool] = jobs_table.c.status.in_(ENDED)
-        if since is not None:
-            ended = ended & (finished >= since)  # the finished_at index finds them
-        settled = case((finished < line, 1), else_=0)
-        return self._select(ended, settled).union_all(self._select(jobs_table.c.status.in_(OPEN), literal(0)))
+        # An ended job without a finished_at (none is written so, but a row may be) is folded at the first read.
+        settled = case((finished < line, 1), (finished.is_(None), 1), else_=0)
+        if since is None:  # the first read: every job, open ones too (told apart by status), in one plain scan
+            return self._select(None, settled)
+        still_open: ColumnElement[bool] = jobs_table.c.status.in_(OPEN)
+        if self._dialect == "sqlite":
+            # Its statistics say half the jobs share a status, so SQLite would rather walk every job in model order
+            # than look the few open ones up by status: tell it they are few.
+            still_open = func.unlikely(still_open)
+        # A job gets its finished_at when it ends: the index on it finds the ones that ended since the last read.
+        # (A status filter beside it would tempt SQLite to walk the status index over every ended job instead.)
+        return self._select(finished >= since, settled).union_all(self._select(still_open, literal(0)))
 
-    def _select(self, where: ColumnElement[bool], settled: ColumnElement[int]) -> Select[Any]:
+    def _select(self, where: ColumnElement[bool] | None, settled: ColumnElement[int]) -> Select[Any]:
         """Jobs grouped by what labels them and by the bucket each of their latencies falls in: the database
         works out each job's seconds and buckets once, and returns a few rows per model."""
-        seconds = {
-            name: seconds_between(jobs_table.c[a], jobs_table.c[b], self._dialect) for name, (a, b) in SPANS.items()
-        }
-        each = (
-            select(
-                jobs_table.c.model_name,
-                jobs_table.c.kind,
-                jobs_table.c.status,
-                settled.label("settled"),
-                jobs_table.c.rows_done,
-                jobs_table.c.rows_failed,
-                *(value.label(name) for name, value in seconds.items()),
-                *(bucket_of(value, self._dialect).label(f"{name}_bucket") for name, value in seconds.items()),
-            )
-            .where(where)
-            .subquery()
-        )
-        group = [each.c.model_name, each.c.kind, each.c.status, each.c.settled]
-        group += [each.c[f"{name}_bucket"] for name in SPANS]
+        columns = [jobs_table.c[name] for name in ("model_name", "kind", "status", "rows_done", "rows_failed")]
+        stamps = select(*columns, settled.label("settled"), *(time_of(jobs_table.c[t], self._dialect) for t in TIMES))
+        if where is not None:
+            stamps = stamps.where(where)
+        if self._dialect == "sqlite":
+            # A subquery with a LIMIT is not merged into the query around it, so SQLite works out each job's
+            # times once, instead of once per use (and once per bound of the buckets).
+            stamps = stamps.limit(-1)
+        row = stamps.subquery()
+        spans = [seconds_between(row.c[a], row.c[b], self._dialect).label(n) for n, (a, b) in SPANS.items()]
+        each = select(*(row.c[c.name] for c in columns), row.c.settled, *spans)
+        if self._dialect == "sqlite":
+            each = each.limit(-1)
+        jobs = each.subquery()
+        bucketed = select(
+            jobs, *(bucket_of(jobs.c[name], self._dialect).label(f"{name}_bucket") for name in SPANS)
+        ).subquery()
+        group = [bucketed.c[name] for name in ("model_name", "kind", "status", "settled")]
+        group += [bucketed.c[f"{name}_bucket"] for name in SPANS]
         return select(
             *group,
             func.count().label("jobs"),
-            func.sum(each.c.rows_done).label("rows_done"),
-            func.sum(each.c.rows_failed).label("rows_failed"),
-            *(func.sum(each.c[name]).label(f"{name}_sum") for name in SPANS),
+            func.sum(bucketed.c.rows_done).label("rows_done"),
+            func.sum(bucketed.c.rows_failed).label("rows_failed"),
+            *(func.sum(bucketed.c[name]).label(f"{name}_sum") for name in SPANS),
         ).group_by(*group)
 
 
 def bucket_of(seconds: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
     """The index in BUCKETS of the first bound at or above `seconds` (len(BUCKETS) past them all); NULL for NULL."""
     if dialect == "postgresql":
-        # One binary search instead of a CASE per bound, which costs seconds over a million jobs. width_bucket
-        # counts the bounds at or below its operand; counting those strictly below `seconds` (the number we want:
-        # Prometheus buckets are "less than or equal") is the same question asked of the negated values.
+        # One binary search, not a CASE branch per bound. width_bucket counts the bounds at or below its operand;
+        # counting those strictly below `seconds` (the index we want: Prometheus buckets are "less than or
+        # equal") is the same question asked of the negated values.
         descending = array([-bound for bound in reversed(BUCKETS)], type_=Float)
         return len(BUCKETS) - func.width_bucket(-seconds, descending)
     bounds = [(seconds <= bound, index) for index, bound in enumerate(BUCKETS)]
     return case((seconds.is_(None), None), *bounds, else_=len(BUCKETS))
 
 
+def time_of(stamp: Any, dialect: str) -> ColumnElement[Any]:
+    """A timestamp in a form two of which subtract cheaply: on SQLite (where it is text, "YYYY-MM-DD
+    HH:MM:SS.ffffff" in UTC) integer microseconds since 1970; julianday would round to the millisecond and put a
+    job on a bucket's bound into the next one."""
+    if dialect != "sqlite":
+        return stamp
+    whole = cast(func.strftime("%s", stamp), Integer)
+    return (whole * 1_000_000 + cast(func.substr(stamp, 21, 6), Integer)).label(stamp.name)
+
+
 def seconds_between(later: Any, earlier: Any, dialect: str) -> ColumnElement[Any]:
-    """later - earlier in seconds, as a double; NULL when either is NULL."""
+    """later - earlier (as time_of gives them) in seconds, as a double; NULL when either is NULL."""
     if dialect == "sqlite":
-        # Stored as text, "YYYY-MM-DD HH:MM:SS.ffffff" in UTC. julianday would round to the millisecond (and then
-        # some): whole seconds and microseconds apart, in integers, land a job exactly on a bucket's bound.
-        return (micros_of(later) - micros_of(earlier)) / 1e6
+        return (later - earlier) / 1e6
     stamp = DateTime(timezone=True)
     # date_part, not EXTRACT: EXTRACT answers numeric, many times slower to compare and add over many rows.
     return func.date_part("epoch", type_coerce(later, stamp) - type_coerce(earlier, stamp), type_=Float)
-
-
-def micros_of(stamp: Any) -> ColumnElement[Any]:
-    """A SQLite timestamp as integer microseconds since 1970."""
-    whole = cast(func.strftime("%s", stamp), Integer)
-    return whole * 1_000_000 + cast(func.substr(stamp, 21, 6), Integer)
 
 
 def tally_of(row: Any) -> Tally:
