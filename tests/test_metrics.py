@@ -12,7 +12,8 @@ from sqlalchemy import Engine
 from tests.conftest import RecordingEnqueue
 from tests.factories import add_job
 from tests.metrics import Samples, moved, parse, value
-from webapp.metrics.jobs import BUCKETS, JobFigureSource
+from webapp.metrics.jobs import JobFigureSource
+from webapp.metrics.tally import BUCKETS
 from webapp.models import utcnow
 from webapp.services.models import ModelRegistry
 

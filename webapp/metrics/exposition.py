@@ -11,7 +11,8 @@ from sqlalchemy import Engine
 
 from webapp.config import Settings
 from webapp.metrics.broker import queue_probe
-from webapp.metrics.jobs import TIMED, JobFigures, JobFigureSource, by_label
+from webapp.metrics.jobs import JobFigureSource
+from webapp.metrics.tally import TIMED, JobFigures, by_label
 
 SPAN_METRICS = {
     "wait": ("apot_job_wait_seconds", "Seconds from a job's creation to its start (queued→started), by model."),
