@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 
+import webapp.metrics.worker  # noqa: F401  (registers the worker-side metric in this process)
 from tests.conftest import RecordingEnqueue
 from tests.factories import add_job
 from tests.metrics import Samples, moved, parse, value
+from webapp.metrics.exposition import MetricsService
 from webapp.metrics.jobs import JobFigureSource
 from webapp.metrics.tally import BUCKETS
 from webapp.models import utcnow
 from webapp.services.models import ModelRegistry
 
 PENGUIN = {"island": "Biscoe", "bill_length_mm": 48.6, "flipper_length_mm": 230, "sex": "male"}
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 SPANS = ("apot_job_wait_seconds", "apot_job_run_seconds", "apot_job_end_to_end_seconds")
 
 
@@ -35,9 +42,22 @@ def submit(client: TestClient, model: str, inputs: Any) -> str:
 
 
 def test_metrics_is_open_and_outside_the_api(client: TestClient) -> None:
-    samples = scrape(client)
-    assert ("apot_jobs_created_total", frozenset({("model", "penguins"), ("kind", "single")})) not in samples
+    assert client.get("/metrics").status_code == 200  # no key, no session
     assert "/metrics" not in client.get("/openapi.json").json()["paths"]
+
+
+def test_every_metric_is_in_the_readme_with_its_type(engine: Engine) -> None:
+    add_job(engine, took=timedelta(seconds=1))
+    web = MetricsService(JobFigureSource(engine), lambda: ("apot", 3)).render().decode()
+    worker = generate_latest(REGISTRY).decode()  # this process imported the worker-side metric
+    exported = {
+        family.name: family.type
+        for family in text_string_to_metric_families(web + worker)
+        if family.name.startswith("apot_")
+    }
+    section = README.split("## Metrics", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(apot_[a-z_]+)` \| (\w+) \|", section, flags=re.MULTILINE)
+    assert {name.removesuffix("_total"): kind for name, kind in rows} == exported
 
 
 def test_counters_and_histograms_move_by_what_the_jobs_did(
