@@ -12,11 +12,21 @@ PROBE_TIMEOUT_SECONDS = 1.0
 
 log = logging.getLogger(__name__)
 
+# Asked on each scrape: the queue and its depth (None: the broker cannot be reached), or None without a broker.
+QueueProbe = Callable[[], tuple[str, int | None] | None]
+
 
 def queue_depth(broker_url: str, queue: str, timeout: float = PROBE_TIMEOUT_SECONDS) -> int | None:
     """Messages ready in `queue` (Redis: the list's length; RabbitMQ: a passive declare's message_count), 0 for a
     queue no worker has declared yet, None when the broker cannot be reached."""
-    options = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "max_retries": 0}
+    # Redis reads the socket_* options, RabbitMQ (py-amqp) the *_timeout ones; each ignores the other's.
+    options = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "read_timeout": timeout,
+        "write_timeout": timeout,
+        "max_retries": 0,
+    }
     try:
         with Connection(broker_url, connect_timeout=timeout, transport_options=options) as connection:
             connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
@@ -30,8 +40,8 @@ def queue_depth(broker_url: str, queue: str, timeout: float = PROBE_TIMEOUT_SECO
         return None
 
 
-def queue_probe(broker_url: str, queue: str) -> Callable[[], tuple[str, int | None] | None]:
-    """What the collector asks on each scrape: the queue and its depth, or None when no broker is configured."""
+def queue_probe(broker_url: str, queue: str) -> QueueProbe:
+    """The probe of `queue` on the broker at `broker_url` (none configured: no queue to tell of)."""
 
     def probe() -> tuple[str, int | None] | None:
         return (queue, queue_depth(broker_url, queue)) if broker_url else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -10,7 +10,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
 from webapp.config import Settings
-from webapp.metrics.broker import queue_probe
+from webapp.metrics.broker import QueueProbe, queue_probe
 from webapp.metrics.jobs import JobFigureSource
 from webapp.metrics.tally import TIMED, JobFigures, by_label
 
@@ -19,9 +19,6 @@ SPAN_METRICS = {
     "run": ("apot_job_run_seconds", "Seconds from a job's start to its end (started→finished), by model."),
     "end_to_end": ("apot_job_end_to_end_seconds", "Seconds from a job's creation to its end, by model."),
 }
-
-# (queue name, its depth or None when the broker cannot be reached)
-QueueProbe = Callable[[], tuple[str, int | None] | None]
 
 
 class ApotCollector(Collector):
