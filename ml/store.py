@@ -15,7 +15,9 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -75,9 +77,13 @@ def check_name(value: str, what: str) -> str:
 class ModelFiles:
     """The files of every model version; safe to share between the threads of one process."""
 
-    def __init__(self, root: Path, cache_size: int = 8) -> None:
+    def __init__(
+        self, root: Path, cache_size: int = 8, on_load: Callable[[ModelInfo, float], None] | None = None
+    ) -> None:
         self.root = root
         self._cache_size = max(cache_size, 1)
+        # Told the seconds each load from disk took (workers export them as a metric); cache hits are not loads.
+        self._on_load = on_load
         self._loaded: OrderedDict[tuple[str, str, str], Any] = OrderedDict()  # least recently used first
         self._lock = threading.Lock()
 
@@ -114,6 +120,7 @@ class ModelFiles:
             if key in self._loaded:
                 self._loaded.move_to_end(key)
                 return self._loaded[key]
+            started = time.perf_counter()
             data = info.path.read_bytes()
             digest = sha256_of(data)
             if digest != info.sha256:
@@ -122,6 +129,8 @@ class ModelFiles:
                     f"registered {info.sha256[:12]}…: refusing to load it"
                 )
             self._loaded[key] = estimator = read_estimator(data, info.file_format)
+            if self._on_load is not None:
+                self._on_load(info, time.perf_counter() - started)
             while len(self._loaded) > self._cache_size:
                 self._loaded.popitem(last=False)
             return estimator

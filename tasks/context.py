@@ -9,6 +9,7 @@ from functools import lru_cache
 from ml.store import ModelFiles
 from webapp.config import get_settings
 from webapp.db import make_engine, make_session_factory
+from webapp.metrics.worker import observe_model_load
 from webapp.services.events import choose_announcer
 from webapp.services.models import REGISTRY_CACHE_SECONDS, ModelRegistry
 from webapp.services.scoring import ScoringContext
@@ -23,7 +24,7 @@ def worker_context() -> ScoringContext:
         sessions=sessions,
         models=ModelRegistry(
             sessions,
-            ModelFiles(settings.models_dir, cache_size=settings.model_cache_size),
+            ModelFiles(settings.models_dir, cache_size=settings.model_cache_size, on_load=observe_model_load),
             cache_seconds=REGISTRY_CACHE_SECONDS,
         ),
         announcer=choose_announcer(settings.database_url, settings.broker_url, settings.queue),

@@ -47,6 +47,7 @@ class Stack:
         """A signed-in browser's cookie, in the form Playwright's add_cookies takes."""
         value = session_cookie(self.secret, self.account.principal)
         return {"name": SESSION_COOKIE, "value": value, "url": self.base_url}
+    worker_metrics_url: str  # `apot worker`'s own metrics endpoint (APOT_WORKER_METRICS_PORT)
 
 
 @contextmanager
@@ -55,7 +56,7 @@ def running_stack(name: str, root: Path, trained: dict[str, Trained]) -> Iterato
     stack_models = root / "models"
     queue = f"apot-test-{uuid.uuid4().hex[:8]}"
     logs = root / "apot.log"
-    port = free_port()
+    port, worker_metrics_port = free_port(), free_port()
     with ExitStack() as cleanup:  # undone in reverse: web, worker, queue, then broker or database
         if name == "embedded":
             database_url = f"sqlite:///{root / 'apot.db'}"
@@ -83,12 +84,16 @@ def running_stack(name: str, root: Path, trained: dict[str, Trained]) -> Iterato
             rate_limit_per_user="",  # the tests submit in bursts; tests/test_rate_limits.py tests the limits
             rate_limit_per_key="",
             csv_chunk_rows="2000",  # a 50,000-row file is 25 tasks spread over the workers
+            worker_metrics_port=str(worker_metrics_port),
         )
-        cleanup.callback(stop, start_apot(["worker", "--concurrency", "1", "--name", f"{queue}@%h"], env, logs))
+        worker = start_apot(["worker", "--concurrency", "1", "--name", f"{queue}@%h"], env, logs)
+        cleanup.callback(stop, worker)
         web = start_apot(["web", "--no-access-log"], env, logs)
         cleanup.callback(stop, web)
         wait_for_http(f"http://127.0.0.1:{port}/healthz", web, logs)
-        yield Stack(name, f"http://127.0.0.1:{port}", models, logs, account, secret.encode())
+        worker_metrics = f"http://127.0.0.1:{worker_metrics_port}/metrics"
+        wait_for_http(worker_metrics, worker, logs)
+        yield Stack(name, f"http://127.0.0.1:{port}", models, logs, account, secret.encode(), worker_metrics)
 
 
 def reachable_broker(url: str, variable: str) -> str:

@@ -86,6 +86,16 @@ def test_at_most_cache_size_models_stay_loaded_least_recently_used_out(tmp_path:
     assert files.loaded() == [("toy-0", "1"), ("toy-2", "1")]
 
 
+def test_each_load_from_disk_is_reported_with_its_seconds_and_a_cached_model_is_not(tmp_path: Path) -> None:
+    loads: list[tuple[str, float]] = []
+    files = ModelFiles(tmp_path, on_load=lambda info, seconds: loads.append((info.name, seconds)))
+    info = stored(files, "toy", estimator_bytes(classifier()))
+    files.load(info)
+    files.load(info)
+    assert [name for name, _ in loads] == ["toy"]
+    assert loads[0][1] > 0
+
+
 def test_a_skops_file_of_trusted_types_loads(tmp_path: Path) -> None:
     files = ModelFiles(tmp_path)
     info = stored(files, "toy", sio.dumps(classifier()), "skops")

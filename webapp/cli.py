@@ -78,6 +78,7 @@ def worker(
 ) -> None:
     """Score jobs from the broker at APOT_BROKER_URL, one model load per process; a worker that dies is started
     again."""
+    from webapp.metrics.worker import exporting
     from webapp.supervisor import keep_running
 
     env = dict(os.environ)
@@ -85,7 +86,8 @@ def worker(
     command = [sys.executable, "-m", "webapp.cli", "celery-worker", f"--concurrency={concurrency}", f"--name={name}"]
     reconciler = subprocess.Popen([sys.executable, "-m", "webapp.cli", "reconciler"], env=env) if beat else None
     try:
-        raise typer.Exit(keep_running("worker", command, env))
+        with exporting(get_settings().worker_metrics_port, env):  # the Celery processes' metrics, summed
+            raise typer.Exit(keep_running("worker", command, env))
     finally:
         if reconciler is not None:
             reconciler.terminate()

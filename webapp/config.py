@@ -77,6 +77,11 @@ class Settings(BaseSettings):
         description="A queued job whose task reached the broker this long ago without being started is published "
         "again (a broker restart or flush may have lost it).",
     )
+    worker_metrics_port: int = Field(
+        default=0,
+        description="Port on which `apot worker` serves its processes' metrics (model load times) for Prometheus, "
+        "on all interfaces; 0 = off.",
+    )
     log_level: str = Field(default="INFO", description="Log level of web server and workers.")
     secret_key: SecretStr | None = Field(
         default=None,

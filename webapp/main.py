@@ -21,6 +21,8 @@ from webapp.errors import install_error_pages
 from webapp.headers import SecurityHeaders
 from webapp.limits import BodySizeLimit
 from webapp.ratelimit import SubmissionLimits
+from webapp.metrics import route as metrics_route
+from webapp.metrics.exposition import MetricsService
 from webapp.security import server_secret
 from webapp.services.accounts import AccountService
 from webapp.services.comparison import ComparisonService
@@ -66,6 +68,7 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
         app.state.accounts = AccountService(sessions)
         app.state.submission_limits = SubmissionLimits(settings.rate_limit_per_user, settings.rate_limit_per_key)
         app.state.comparisons = ComparisonService(app.state.jobs, app.state.csv_jobs)
+        app.state.metrics = MetricsService.for_app(engine, settings)
         intake.start()
         listener = asyncio.create_task(wakeups.listen(), name="apot-wakeups")
         try:
@@ -92,5 +95,6 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(health.router)
+    app.include_router(metrics_route.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -137,6 +137,8 @@ class Job(Base):
         Index(None, "owner_id", "created_at", "id"),
         # Keys are the user's own: two users may pick the same one.
         UniqueConstraint("owner_id", "idempotency_key"),
+        # /metrics reads only the jobs that ended since its last scrape (webapp/metrics/jobs.py).
+        Index(None, "finished_at"),
     )
 
 
