@@ -12,8 +12,19 @@ from ml.validation import InvalidInputs
 from webapp.api.headers import IdempotencyKey
 from webapp.api.prefer import preferred_wait
 from webapp.deps import JobDep, JobsDep
-from webapp.models import Job, JobKind, JobStatus
-from webapp.schemas import ErrorOut, JobCreate, JobCreated, JobOut, JobPage, JobSummary
+from webapp.models import Job, JobStatus
+from webapp.schemas import (
+    ErrorOut,
+    JobCreate,
+    JobCreated,
+    JobOut,
+    JobPage,
+    JobSummary,
+    LinkFor,
+    job_out,
+    summary_fields,
+)
+from webapp.services.callback_urls import CallbackRefused
 from webapp.services.jobs import JobAlreadyEnded, JobRequest, Unavailable
 from webapp.services.pagination import BadCursor
 
@@ -21,24 +32,8 @@ router = APIRouter(tags=["jobs"])
 MAX_WAIT_SECONDS = 30
 
 
-def _summary_fields(job: Job, request: Request) -> dict[str, object]:
-    return {
-        "id": job.id,
-        "status": job.status,
-        "model": job.model_name,
-        "version": job.model_version,
-        "kind": job.kind,
-        "rows_total": job.rows_total,
-        "rows_done": job.rows_done,
-        "rows_failed": job.rows_failed,
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "task_id": job.task_id,
-        "error": job.error,
-        "url": str(request.url_for("api_get_job", job_id=job.id)),
-        "results_url": str(request.url_for("api_job_results", job_id=job.id)) if job.kind == JobKind.CSV else None,
-    }
+def _links(request: Request) -> LinkFor:
+    return lambda name, job_id: str(request.url_for(name, job_id=job_id))
 
 
 @router.post(
@@ -74,7 +69,14 @@ async def submit_job(
     wait = preferred_wait(prefer, MAX_WAIT_SECONDS)
     try:
         job = await jobs.create_async(
-            JobRequest(body.model, body.version, body.inputs, idempotency_key=idempotency_key), wait=wait
+            JobRequest(
+                body.model,
+                body.version,
+                body.inputs,
+                idempotency_key=idempotency_key,
+                callback_url=body.callback_url,
+            ),
+            wait=wait,
         )
     except ModelNotFound as exc:
         raise HTTPException(404, str(exc)) from exc
@@ -90,6 +92,10 @@ async def submit_job(
                 for e in exc.errors
             ]
         ) from exc
+    except CallbackRefused as exc:
+        raise RequestValidationError(
+            [{"loc": ("body", "callback_url"), "msg": str(exc), "type": "value_error"}]
+        ) from exc
     except Unavailable as exc:
         raise HTTPException(503, str(exc)) from exc
     url = str(request.url_for("api_get_job", job_id=job.id))
@@ -103,7 +109,7 @@ async def submit_job(
 
 
 def _job_out(job: Job, request: Request) -> JobOut:
-    return JobOut.model_validate({**_summary_fields(job, request), "result": job.result})
+    return job_out(job, _links(request))
 
 
 @router.get("/jobs/{job_id}", name="api_get_job", responses={404: {"model": ErrorOut}})
@@ -141,7 +147,7 @@ def browse_jobs(
     except BadCursor as exc:
         raise RequestValidationError([{"loc": ("query", "cursor"), "msg": str(exc), "type": "value_error"}]) from exc
     return JobPage(
-        items=[JobSummary.model_validate(_summary_fields(job, request)) for job in page],
+        items=[JobSummary.model_validate(summary_fields(job, _links(request))) for job in page],
         next_cursor=next_cursor,
     )
 
@@ -157,4 +163,4 @@ def cancel_job(job: JobDep, request: Request, jobs: JobsDep) -> JobOut:
         cancelled = jobs.cancel(job.id)
     except JobAlreadyEnded as exc:
         raise HTTPException(409, str(exc)) from exc
-    return JobOut.model_validate({**_summary_fields(cancelled, request), "result": cancelled.result})
+    return _job_out(cancelled, request)

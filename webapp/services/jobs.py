@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, defer, sessionmaker
 from ml.validation import InputError, InvalidInputs, validate_rows
 from webapp.db import transaction
 from webapp.models import ChunkStatus, Job, JobChunk, JobKind, JobStatus, UTCDateTime, utcnow
+from webapp.services.callback_urls import check_callback_url
 from webapp.services.dispatch import Enqueue
 from webapp.services.events import Announcer, Wakeups
 from webapp.services.intake import PUBLISH_WAIT_SECONDS, JobIntake
@@ -52,6 +53,7 @@ class JobRequest:
     inputs: dict[str, Any] | list[Any]
     compare_to: uuid.UUID | None = None
     idempotency_key: str | None = None
+    callback_url: str | None = None
 
 
 class JobService:
@@ -67,6 +69,7 @@ class JobService:
         wakeups: Wakeups,
         *,
         max_rows: int,
+        allow_private_callbacks: bool = False,
     ) -> None:
         self.sessions = sessions
         self.models = models
@@ -76,6 +79,7 @@ class JobService:
         self.wakeups = wakeups
         self.reads = CoalescedReads(self.get_many)
         self.max_rows = max_rows
+        self.allow_private_callbacks = allow_private_callbacks
 
     def create(self, request: JobRequest) -> Job:
         """Validate the rows against the model's schema, store a queued job and publish its task (waiting for the
@@ -118,9 +122,16 @@ class JobService:
         with self.sessions() as session:
             return session.scalars(select(Job).where(Job.idempotency_key == idempotency_key)).one_or_none()
 
+    def check_callback(self, url: str | None) -> str | None:
+        """The callback URL if webhooks may go there (CallbackRefused otherwise); resolves its host, so it blocks."""
+        if url is not None:
+            check_callback_url(url, allow_private=self.allow_private_callbacks)
+        return url
+
     def prepare(self, request: JobRequest) -> Job:
         """The queued job a request asks for, its rows checked against the model's schema; not stored yet."""
         info = self.models.get(request.model, request.version)
+        callback_url = self.check_callback(request.callback_url)
         batch = isinstance(request.inputs, list)
         rows = request.inputs if isinstance(request.inputs, list) else [request.inputs]
         if batch and not 1 <= len(rows) <= self.max_rows:
@@ -144,6 +155,8 @@ class JobService:
             rows_total=len(rows),
             compare_to=request.compare_to,
             idempotency_key=request.idempotency_key,
+            callback_url=callback_url,
+            webhook_attempts=0,
             rows_done=0,
             rows_failed=0,
             attempts=0,
