@@ -10,7 +10,7 @@ from celery import current_app
 
 from ml.store import ModelFiles
 from tasks.publish import celery_enqueue
-from webapp.api import router
+from webapp.api import api_links
 from webapp.config import get_settings
 from webapp.db import make_engine, make_session_factory
 from webapp.services.models import REGISTRY_CACHE_SECONDS, ModelRegistry
@@ -41,11 +41,10 @@ def worker_context() -> ScoringContext:
 @lru_cache
 def webhook_context() -> WebhookContext:
     settings = get_settings()
-    base_url = settings.base_url
     return WebhookContext(
         sessions=worker_context().sessions,
         enqueue=celery_enqueue(current_app),
         settings=WebhookSettings.from_settings(settings),
         # The payload links to the job as GET /api/v1/jobs/{id} would: the API's own routes, at the public URL.
-        links=lambda name, job_id: base_url + router.url_path_for(name, job_id=str(job_id)),
+        links=api_links(settings.base_url),
     )

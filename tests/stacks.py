@@ -35,8 +35,9 @@ class Stack:
 
 
 @contextmanager
-def running_stack(name: str, root: Path, trained: dict[str, Trained]) -> Iterator[Stack]:
-    """Web server and one worker process on a fresh database (the test models registered) and a queue of their own."""
+def running_stack(name: str, root: Path, trained: dict[str, Trained], **settings: str) -> Iterator[Stack]:
+    """Web server and one worker process on a fresh database (the test models registered) and a queue of their own;
+    `settings` are more APOT_ settings for both (webhook_allow_private="true")."""
     stack_models = root / "models"
     queue = f"apot-test-{uuid.uuid4().hex[:8]}"
     logs = root / "apot.log"
@@ -64,6 +65,7 @@ def running_stack(name: str, root: Path, trained: dict[str, Trained]) -> Iterato
             port=str(port),
             secret_key=uuid.uuid4().hex,
             csv_chunk_rows="2000",  # a 50,000-row file is 25 tasks spread over the workers
+            **settings,
         )
         cleanup.callback(stop, start_apot(["worker", "--concurrency", "1", "--name", f"{queue}@%h"], env, logs))
         web = start_apot(["web", "--no-access-log"], env, logs)
