@@ -6,6 +6,7 @@ The worker's services run in this process on the test's database (tests/e2e/test
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -17,7 +18,7 @@ from sqlalchemy import select, update
 
 from tests.conftest import RecordingEnqueue
 from tests.html import one, parse
-from tests.receiver import Receiver, running_receiver, verify
+from tests.receiver import Receiver, readme_verify, running_receiver
 from webapp.api import api_links
 from webapp.config import Settings
 from webapp.db import transaction
@@ -29,7 +30,7 @@ from webapp.services.models import ModelRegistry
 from webapp.services.reconciler import Reconciler, ReconcilerSettings
 from webapp.services.scoring import ScoringContext, score_jobs
 from webapp.services.webhook_delivery import WebhookContext, deliver_webhook
-from webapp.services.webhooks import WebhookAnnouncer, WebhookSettings, webhook_secret
+from webapp.services.webhooks import WebhookAnnouncer, WebhookSettings, signature, webhook_secret
 
 GENTOO = {"island": "Biscoe", "bill_length_mm": 48.6, "flipper_length_mm": 230, "sex": "male"}
 
@@ -97,6 +98,7 @@ def test_the_ended_job_is_posted_signed_as_the_readme_says(
 
     (request,) = receiver.requests
     assert request.path == "/hooks/apot?source=test"
+    verify = readme_verify()
     assert verify(webhook_secret(settings).decode(), request.headers["Apot-Signature"], request.body)
     assert not verify("another secret", request.headers["Apot-Signature"], request.body)
     assert not verify(webhook_secret(settings).decode(), request.headers["Apot-Signature"], request.body + b" ")
@@ -104,6 +106,14 @@ def test_the_ended_job_is_posted_signed_as_the_readme_says(
     assert uuid.UUID(request.headers["Apot-Delivery"])
     assert request.headers["Content-Type"] == "application/json"
     assert json.loads(request.body) == client.get(job["url"]).json(), "the same JSON as GET /api/v1/jobs/{id}"
+
+
+def test_the_readme_recipe_refuses_an_old_signature() -> None:
+    verify, body = readme_verify(), b'{"id": "x"}'
+    now = int(time.time())
+
+    assert verify("key", signature(b"key", now - 60, body), body)
+    assert not verify("key", signature(b"key", now - 301, body), body), "replayed after the 300 s tolerance"
 
 
 def test_a_failing_receiver_is_retried_and_every_attempt_is_on_the_job_page(

@@ -13,7 +13,7 @@ import pytest
 
 from tests.html import parse
 from tests.models import Trained
-from tests.receiver import Receiver, running_receiver, verify
+from tests.receiver import Receiver, readme_verify, running_receiver
 from tests.stacks import Stack, running_stack
 
 SECRET = "e2e webhook secret"
@@ -49,6 +49,7 @@ def test_a_worker_posts_the_ended_job_and_retries_a_failed_delivery(stack: Stack
     first, second = requests
     job = httpx2.get(job_url, timeout=10).json()
     assert job["status"] == "succeeded", stack.logs.read_text()[-3000:]
+    verify = readme_verify()
     for request in (first, second):
         assert verify(SECRET, request.headers["Apot-Signature"], request.body)
         payload = json.loads(request.body)
