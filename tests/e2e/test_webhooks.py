@@ -14,17 +14,20 @@ import pytest
 from tests.html import parse
 from tests.models import Trained
 from tests.receiver import Receiver, readme_verify, running_receiver
-from tests.stacks import Stack, running_stack
+from tests.stacks import STACKS, Stack, running_stack
 
 SECRET = "e2e webhook secret"
 GENTOO = {"island": "Biscoe", "bill_length_mm": 48.6, "flipper_length_mm": 230, "sex": "male"}
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, trained_models: dict[str, Trained]) -> Iterator[Stack]:
+@pytest.fixture(scope="module", params=STACKS)
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, trained_models: dict[str, Trained]
+) -> Iterator[Stack]:
+    """Each stack, with receivers on loopback allowed and quick retries."""
     settings = {"webhook_allow_private": "true", "webhook_retry_seconds": "0.5,0.5", "webhook_secret": SECRET}
-    root: Path = tmp_path_factory.mktemp("webhooks")
-    with running_stack("embedded", root, trained_models, **settings) as stack:
+    root: Path = tmp_path_factory.mktemp(request.param)
+    with running_stack(request.param, root, trained_models, **settings) as stack:
         yield stack
 
 
