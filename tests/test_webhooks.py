@@ -58,9 +58,7 @@ def webhooks(settings: Settings, enqueue: RecordingEnqueue, registry: ModelRegis
 
 def run_tasks(enqueue: RecordingEnqueue, registry: ModelRegistry, webhooks: WebhookContext) -> None:
     """Play the worker until nothing is left to do: score, then deliver webhooks and their retries."""
-    scoring = ScoringContext(
-        registry.sessions, registry, WebhookAnnouncer(SilentAnnouncer(), enqueue), "test-worker", lease_seconds=60
-    )
+    scoring = scoring_context(enqueue, registry)
     while enqueue.dispatches:
         dispatch = enqueue.dispatches.pop(0)
         if dispatch.task == DELIVER_WEBHOOK:
@@ -69,6 +67,21 @@ def run_tasks(enqueue: RecordingEnqueue, registry: ModelRegistry, webhooks: Webh
             score_chunk(scoring, *dispatch.targets)
         else:
             score_jobs(scoring, dispatch.targets)
+
+
+def scoring_context(enqueue: RecordingEnqueue, registry: ModelRegistry) -> ScoringContext:
+    """A worker's, whose job endings publish webhooks through `enqueue`, as tasks/context.py makes them."""
+    return ScoringContext(
+        registry.sessions, registry, WebhookAnnouncer(SilentAnnouncer(), enqueue), "test-worker", lease_seconds=60
+    )
+
+
+def score_without_publishing(enqueue: RecordingEnqueue, registry: ModelRegistry) -> None:
+    """Run the one scoring task published, then lose what it published (its webhook): a process that died."""
+    (scoring,) = enqueue.dispatches
+    enqueue.dispatches.clear()
+    score_jobs(scoring_context(enqueue, registry), scoring.targets)
+    enqueue.dispatches.clear()
 
 
 def submit(client: TestClient, callback_url: str | None) -> dict[str, Any]:
@@ -230,13 +243,7 @@ def test_the_reconciler_publishes_a_webhook_whose_publish_was_lost(
     client: TestClient, enqueue: RecordingEnqueue, registry: ModelRegistry, webhooks: WebhookContext, receiver: Receiver
 ) -> None:
     job = submit(client, receiver.url)
-    (scoring,) = enqueue.dispatches
-    enqueue.dispatches.clear()
-    score_jobs(
-        ScoringContext(registry.sessions, registry, WebhookAnnouncer(SilentAnnouncer(), enqueue), "w", 60),
-        scoring.targets,
-    )
-    enqueue.dispatches.clear()  # the process died between the commit and the publish
+    score_without_publishing(enqueue, registry)  # the process died between the commit and the publish
     reconciler = Reconciler(registry.sessions, enqueue, SilentAnnouncer(), ReconcilerSettings(3, 120, 256))
 
     assert reconciler.run_once().webhooks == 0, "not overdue yet: the worker's own publish may still be on its way"
@@ -266,12 +273,7 @@ def test_the_address_is_checked_again_at_delivery(
         WebhookSettings.from_settings(settings.model_copy(update={"webhook_allow_private": False})),
         webhooks.links,
     )
-    (scoring,) = enqueue.dispatches
-    enqueue.dispatches.clear()
-    score_jobs(
-        ScoringContext(registry.sessions, registry, WebhookAnnouncer(SilentAnnouncer(), enqueue), "w", 60),
-        scoring.targets,
-    )
+    score_without_publishing(enqueue, registry)
     with transaction(registry.sessions) as session:  # one attempt only
         session.execute(update(Job).where(Job.id == uuid.UUID(job["id"])).values(webhook_attempts=4))
 

@@ -124,25 +124,35 @@ def _post(settings: WebhookSettings, job: Job, url: str, body: bytes, attempt: i
             "Apot-Event": f"job.{JobStatus(job.status).value}",
             "Apot-Attempt": str(attempt),
         }
-        response = _send(target, headers, body, settings.timeout_seconds)
+        status_code, reason = _send(target, headers, body, settings.timeout_seconds)
     except CallbackRefused as exc:
         return None, f"refused: {exc}"
     except httpx2.HTTPError as exc:
         return None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    if 200 <= response.status_code < 300:
-        return response.status_code, None
-    return response.status_code, f"HTTP {response.status_code} {response.reason_phrase}".strip()
+    except Exception as exc:
+        # Whatever else went wrong is recorded as this attempt's failure and retried like one; it must not leave
+        # the webhook claimed and unrecorded.
+        log.exception("webhook of job %s: attempt %d failed unexpectedly", job.id, attempt)
+        return None, f"{type(exc).__name__}: {exc}"
+    if 200 <= status_code < 300:
+        return status_code, None
+    return status_code, f"HTTP {status_code} {reason}".strip()
 
 
-def _send(target: Target, headers: dict[str, str], body: bytes, timeout: float) -> httpx2.Response:
+def _send(target: Target, headers: dict[str, str], body: bytes, timeout: float) -> tuple[int, str]:
     """POST to the checked address itself, naming the host in Host and TLS (SNI and certificate check), so the
-    name is not resolved a second time; redirects are answers, not followed; no proxy from the environment."""
+    name is not resolved a second time; redirects are answers, not followed; no proxy from the environment. The
+    answer's body is never read: a receiver cannot make a worker hold a large one."""
     host = f"[{target.address}]" if target.address.version == 6 else str(target.address)
     url = target.url._replace(netloc=f"{host}:{target.port}").geturl()
-    with httpx2.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
-        return client.post(
+    with (
+        httpx2.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client,
+        client.stream(
+            "POST",
             url,
             content=body,
             headers={**headers, "Host": target.url.netloc},
             extensions={"sni_hostname": target.url.hostname or ""},
-        )
+        ) as response,
+    ):
+        return response.status_code, response.reason_phrase
