@@ -86,13 +86,17 @@ class WebhookAnnouncer:
         self.inner.announce(session, ids)
         if not ids:
             return
+        # Most jobs have no callback: one lookup by primary key finds that out, and nothing is written. (The guards
+        # below in the same statement let SQLite pick the status or due-time index and scan every ended job.)
+        with_callback = session.scalars(select(Job.id).where(Job.id.in_(ids), Job.callback_url.is_not(None))).all()
+        if not with_callback:
+            return
         # Only jobs that did end in this transaction (a worker announces outcomes it may not have written), and
         # only once per job.
         due = session.scalars(
             update(Job)
             .where(
-                Job.id.in_(ids),
-                Job.callback_url.is_not(None),
+                Job.id.in_(with_callback),
                 Job.status.in_(ENDED),
                 Job.webhook_attempts == 0,
                 Job.webhook_due_at.is_(None),
