@@ -1,15 +1,22 @@
-"""Callback URLs apot refuses before storing anything: other schemes, and hosts on non-public addresses."""
+"""Callback URLs apot refuses before storing anything (other schemes, hosts on non-public addresses), and the key
+webhooks are signed with."""
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from typer.testing import CliRunner
 
 from tests.conftest import RecordingEnqueue
+from webapp.cli import cli
+from webapp.config import Settings, get_settings
 from webapp.services.callback_urls import CallbackRefused, check_callback_url, is_public
+from webapp.services.webhooks import webhook_secret
 
 GENTOO = {"island": "Biscoe", "bill_length_mm": 48.6, "flipper_length_mm": 230, "sex": "male"}
 INSIDE = [
@@ -102,3 +109,24 @@ def test_the_allow_setting_lets_inside_addresses_through() -> None:
 @pytest.mark.parametrize("text", ["1.1.1.1", "2606:4700:4700::1111", "::ffff:1.1.1.1"])
 def test_public_addresses(text: str) -> None:
     assert is_public(ipaddress.ip_address(text))
+
+
+@pytest.fixture
+def fresh_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """The environment is read again by the command under test, and forgotten after it."""
+    get_settings.cache_clear()
+    yield monkeypatch
+    get_settings.cache_clear()
+
+
+def test_webhook_secret_prints_the_key_the_workers_sign_with(fresh_settings: pytest.MonkeyPatch) -> None:
+    fresh_settings.setenv("APOT_SECRET_KEY", "server secret")
+    fresh_settings.delenv("APOT_WEBHOOK_SECRET", raising=False)
+
+    derived = CliRunner().invoke(cli, ["webhook-secret"]).output.strip()
+
+    assert derived == webhook_secret(Settings(secret_key=SecretStr("server secret"))).decode()
+    assert "server secret" not in derived, "the server secret itself is never handed out"
+    fresh_settings.setenv("APOT_WEBHOOK_SECRET", "chosen")
+    get_settings.cache_clear()
+    assert CliRunner().invoke(cli, ["webhook-secret"]).output.strip() == "chosen"
