@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from tests.conftest import RecordingEnqueue
+from tests.html import csrf_token, one, parse
 from webapp.cli import cli
 from webapp.config import Settings, get_settings
 from webapp.services.callback_urls import CallbackRefused, check_callback_url, is_public
@@ -93,6 +94,21 @@ def test_the_csv_upload_refuses_an_inside_address_too(client: TestClient, enqueu
     assert error["loc"] == ["body", "callback_url"]
     assert client.get("/api/v1/jobs").json()["items"] == []
     assert enqueue.dispatches == []
+
+
+def test_the_upload_page_explains_a_refused_callback_next_to_its_field(client: TestClient) -> None:
+    token = csrf_token(client, "/upload")
+    response = client.post(
+        "/upload",
+        data={"csrf_token": token, "model": "penguins", "callback_url": "http://10.0.0.1/hook"},
+        files={"file": ("p.csv", b"island,bill_length_mm,flipper_length_mm\nBiscoe,48.6,230\n", "text/csv")},
+    )
+
+    assert response.status_code == 422
+    form = one(parse(response.text), "form#upload-form")
+    assert "not a public address" in one(form, "#upload-callback-error").text
+    assert one(form, "input[name=callback_url]")["value"] == "http://10.0.0.1/hook"
+    assert client.get("/api/v1/jobs").json()["items"] == []
 
 
 def test_a_host_that_does_not_resolve_is_refused() -> None:
