@@ -16,7 +16,7 @@ def create_celery(settings: Settings, *, publisher: bool = False) -> Celery:
     that hangs (paused, or a network that drops packets) then costs a publish seconds, not forever."""
     if not settings.broker_url:
         raise RuntimeError("APOT_BROKER_URL is empty: run `apot run` (embedded broker) or point it at Redis/RabbitMQ")
-    app = Celery("apot", broker=settings.broker_url, include=["tasks.scoring"])
+    app = Celery("apot", broker=settings.broker_url, include=["tasks.scoring", "tasks.webhooks"])
     app.conf.update(
         task_queues=[Queue(settings.queue)],
         task_default_queue=settings.queue,

@@ -1,4 +1,4 @@
-"""What a worker process needs to score jobs, made once per process after the fork."""
+"""What a worker process needs to score jobs and deliver webhooks, made once per process after the fork."""
 
 from __future__ import annotations
 
@@ -6,13 +6,18 @@ import os
 import socket
 from functools import lru_cache
 
+from celery import current_app
+
 from ml.store import ModelFiles
+from tasks.publish import celery_enqueue
+from webapp.api import api_links
 from webapp.config import get_settings
 from webapp.db import make_engine, make_session_factory
 from webapp.metrics.worker import observe_model_load
-from webapp.services.events import choose_announcer
 from webapp.services.models import REGISTRY_CACHE_SECONDS, ModelRegistry
 from webapp.services.scoring import ScoringContext
+from webapp.services.webhook_delivery import WebhookContext
+from webapp.services.webhooks import WebhookSettings, job_end_announcer
 
 
 @lru_cache
@@ -27,7 +32,20 @@ def worker_context() -> ScoringContext:
             ModelFiles(settings.models_dir, cache_size=settings.model_cache_size, on_load=observe_model_load),
             cache_seconds=REGISTRY_CACHE_SECONDS,
         ),
-        announcer=choose_announcer(settings.database_url, settings.broker_url, settings.queue),
+        # Ending a job may publish its webhook: through the app this worker runs, to the queue it serves.
+        announcer=job_end_announcer(settings, celery_enqueue(current_app)),
         worker=f"{socket.gethostname()}:{os.getpid()}",
         lease_seconds=settings.lease_seconds,
+    )
+
+
+@lru_cache
+def webhook_context() -> WebhookContext:
+    settings = get_settings()
+    return WebhookContext(
+        sessions=worker_context().sessions,
+        enqueue=celery_enqueue(current_app),
+        settings=WebhookSettings.from_settings(settings),
+        # The payload links to the job as GET /api/v1/jobs/{id} would: the API's own routes, at the public URL.
+        links=api_links(settings.base_url),
     )

@@ -21,6 +21,7 @@ def celery_enqueue(app: Celery) -> Enqueue:
                     dispatch.task,
                     args=list(dispatch.targets),
                     task_id=dispatch.task_id,
+                    countdown=dispatch.countdown or None,
                     producer=producer,
                     retry=True,
                     retry_policy=PUBLISH_RETRY,

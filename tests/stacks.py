@@ -47,12 +47,14 @@ class Stack:
         """A signed-in browser's cookie, in the form Playwright's add_cookies takes."""
         value = session_cookie(self.secret, self.account.principal)
         return {"name": SESSION_COOKIE, "value": value, "url": self.base_url}
+
     worker_metrics_url: str  # `apot worker`'s own metrics endpoint (APOT_WORKER_METRICS_PORT)
 
 
 @contextmanager
-def running_stack(name: str, root: Path, trained: dict[str, Trained]) -> Iterator[Stack]:
-    """Web server and one worker process on a fresh database (the test models registered) and a queue of their own."""
+def running_stack(name: str, root: Path, trained: dict[str, Trained], **settings: str) -> Iterator[Stack]:
+    """Web server and one worker process on a fresh database (the test models registered) and a queue of their own;
+    `settings` are more APOT_ settings for both (webhook_allow_private="true")."""
     stack_models = root / "models"
     queue = f"apot-test-{uuid.uuid4().hex[:8]}"
     logs = root / "apot.log"
@@ -85,6 +87,7 @@ def running_stack(name: str, root: Path, trained: dict[str, Trained]) -> Iterato
             rate_limit_per_key="",
             csv_chunk_rows="2000",  # a 50,000-row file is 25 tasks spread over the workers
             worker_metrics_port=str(worker_metrics_port),
+            **settings,
         )
         worker = start_apot(["worker", "--concurrency", "1", "--name", f"{queue}@%h"], env, logs)
         cleanup.callback(stop, worker)

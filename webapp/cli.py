@@ -121,18 +121,32 @@ def reconciler() -> None:
     from tasks.app import create_celery
     from tasks.publish import celery_enqueue
     from webapp.db import make_engine, make_session_factory
-    from webapp.services.events import choose_announcer
     from webapp.services.reconciler import Reconciler, ReconcilerSettings
+    from webapp.services.webhooks import job_end_announcer
 
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     engine = make_engine(settings.database_url)
+    enqueue = celery_enqueue(create_celery(settings, publisher=True))
     Reconciler(
         make_session_factory(engine),
-        celery_enqueue(create_celery(settings, publisher=True)),
-        choose_announcer(settings.database_url, settings.broker_url, settings.queue),
-        ReconcilerSettings(settings.max_attempts, settings.republish_after_seconds, settings.batch_max_rows),
+        enqueue,
+        job_end_announcer(settings, enqueue),
+        ReconcilerSettings(
+            settings.max_attempts,
+            settings.republish_after_seconds,
+            settings.batch_max_rows,
+            webhook_attempts=settings.webhook_max_attempts,
+        ),
     ).run_forever(settings.reconcile_seconds)
+
+
+@cli.command("webhook-secret")
+def webhook_secret() -> None:
+    """Print the key webhooks are signed with, for the people whose receivers verify them."""
+    from webapp.services.webhooks import webhook_secret as secret_of
+
+    typer.echo(secret_of(get_settings()).decode())
 
 
 @cli.command()

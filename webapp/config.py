@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VAR_DIR = Path("var")
@@ -96,11 +96,59 @@ class Settings(BaseSettings):
     rate_limit_per_key: str = Field(
         default="1200/minute", description="Most jobs one API key may create; empty: no limit."
     )
+    public_url: str = Field(
+        default="",
+        description="Base URL clients reach this server at, for the links in webhook payloads. "
+        "Empty: http://HOST:PORT.",
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Key of the HMAC-SHA256 signature on webhooks. Unset: derived from the server secret "
+        "(`apot webhook-secret` prints it).",
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Accept callback URLs whose host resolves to a private, loopback or link-local address.",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="How long one webhook delivery may take (connect and answer), in seconds."
+    )
+    webhook_retry_seconds: str = Field(
+        default="10,30,90,270",
+        description="Pauses before each retry of a failed webhook delivery, in seconds, comma-separated; "
+        "one attempt more than pauses.",
+    )
+
+    @field_validator("webhook_retry_seconds")
+    @classmethod
+    def _pauses(cls, value: str) -> str:
+        parse_pauses(value)
+        return value
+
+    @property
+    def webhook_pauses(self) -> tuple[float, ...]:
+        return parse_pauses(self.webhook_retry_seconds)
+
+    @property
+    def webhook_max_attempts(self) -> int:
+        return len(self.webhook_pauses) + 1
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def lease_seconds(self) -> float:
         """How long a worker's claim holds: past the hard time limit of any task, so a live worker never loses one."""
         return self.task_time_limit + HARD_LIMIT_MARGIN_SECONDS + LEASE_MARGIN_SECONDS
+
+
+def parse_pauses(text: str) -> tuple[float, ...]:
+    """ "10,30,90" as seconds; empty means no retries."""
+    pauses = tuple(float(part) for part in text.split(",") if part.strip())
+    if any(pause < 0 for pause in pauses):
+        raise ValueError("pauses cannot be negative")
+    return pauses
 
 
 @lru_cache

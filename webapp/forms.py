@@ -15,6 +15,7 @@ from ml.table import FALSE_WORDS, TRUE_WORDS
 from ml.validation import InvalidInputs
 from webapp.limits import read_form
 from webapp.models import Job
+from webapp.services.callback_urls import CallbackRefused
 from webapp.services.csv_jobs import CsvJobService
 
 
@@ -72,10 +73,12 @@ class CsvForm:
     model: str
     version: str | None
     on_error: Literal["skip", "fail"]
+    callback_url: str | None = None
 
 
 def read_csv_form(form: FormData) -> CsvForm:
-    """The fields of a CSV upload (API or page): file, model, optional version, on_error (skip by default)."""
+    """The fields of a CSV upload (API or page): file, model, optional version, on_error (skip by default),
+    optional callback_url."""
     errors: dict[str, str] = {}
     file = form.get("file")
     if not isinstance(file, UploadFile) or not file.filename:
@@ -85,6 +88,7 @@ def read_csv_form(form: FormData) -> CsvForm:
         errors["model"] = "Choose the model to score the file with."
     version = form.get("version")
     on_error = form.get("on_error") or "skip"
+    callback_url = form.get("callback_url")
     if on_error not in ("skip", "fail"):
         errors["on_error"] = "Input should be 'skip' or 'fail'."
     if errors:
@@ -95,6 +99,7 @@ def read_csv_form(form: FormData) -> CsvForm:
         model=model.strip(),
         version=version.strip() or None if isinstance(version, str) else None,
         on_error="fail" if on_error == "fail" else "skip",
+        callback_url=callback_url.strip() or None if isinstance(callback_url, str) else None,
     )
 
 
@@ -116,6 +121,9 @@ async def create_csv_job(request: Request, csv_jobs: CsvJobService, idempotency_
             on_error=fields.on_error,
             by=request.state.principal,
             idempotency_key=idempotency_key,
+            callback_url=fields.callback_url,
         )
+    except CallbackRefused as exc:
+        raise FormErrors({"callback_url": str(exc)}) from exc
     finally:
         await form.close()

@@ -20,18 +20,19 @@ from webapp.db import make_engine, make_session_factory
 from webapp.errors import install_error_pages
 from webapp.headers import SecurityHeaders
 from webapp.limits import BodySizeLimit
-from webapp.ratelimit import SubmissionLimits
 from webapp.metrics import route as metrics_route
 from webapp.metrics.exposition import MetricsService
+from webapp.ratelimit import SubmissionLimits
 from webapp.security import server_secret
 from webapp.services.accounts import AccountService
 from webapp.services.comparison import ComparisonService
 from webapp.services.csv_jobs import CsvJobService
 from webapp.services.dispatch import Enqueue
-from webapp.services.events import choose_announcer, choose_wakeups
+from webapp.services.events import choose_wakeups
 from webapp.services.intake import JobIntake
 from webapp.services.jobs import JobService
 from webapp.services.models import REGISTRY_CACHE_SECONDS, ModelRegistry
+from webapp.services.webhooks import job_end_announcer
 from webapp.templating import STATIC_DIR
 
 # Routes that take a file (CSV or model): their bodies stream, counted against APOT_MAX_UPLOAD_MB, not buffered.
@@ -56,12 +57,19 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
         intake = JobIntake(
             sessions, publish, max_rows=settings.batch_max_rows, wait_seconds=settings.batch_wait_ms / 1000
         )
-        announcer = choose_announcer(settings.database_url, settings.broker_url, settings.queue)
+        announcer = job_end_announcer(settings, publish)
         app.state.settings = settings
         app.state.secret = server_secret(settings)
         app.state.models = models
         app.state.jobs = JobService(
-            sessions, models, intake, publish, announcer, wakeups, max_rows=settings.max_json_rows
+            sessions,
+            models,
+            intake,
+            publish,
+            announcer,
+            wakeups,
+            max_rows=settings.max_json_rows,
+            allow_private_callbacks=settings.webhook_allow_private,
         )
         csv_limits = CsvLimits(settings.max_csv_rows, settings.max_csv_columns, settings.max_csv_field_bytes)
         app.state.csv_jobs = CsvJobService(app.state.jobs, chunk_rows=settings.csv_chunk_rows, limits=csv_limits)

@@ -10,6 +10,7 @@ from typing import Any, cast
 from sqlalchemy import (
     JSON,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     LargeBinary,
@@ -127,8 +128,16 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Where the job is POSTed when it ends (a webhook): checked when submitted and again before each delivery.
+    callback_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    # Delivery attempts of the webhook so far, and when the next one is due: set by the commit that ends the job,
+    # pushed forward while an attempt runs or waits for its retry, cleared once delivered or given up.
+    webhook_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    webhook_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     __table_args__ = (
+        # The reconciler looks for webhooks long overdue (never published, or lost with a worker).
+        Index(None, "webhook_due_at"),
         # History pages and /api/v1/jobs walk these newest first, keyset-paginated on (created_at, id).
         Index(None, "created_at", "id"),
         Index(None, "status", "created_at", "id"),
@@ -175,6 +184,24 @@ class JobChunk(Base):
 
     # One chunk per position: a job's chunks are read back in this order, and a duplicate cannot be stored.
     __table_args__ = (UniqueConstraint("job_id", "position"),)
+
+
+class WebhookDelivery(Base):
+    """One attempt to POST an ended job to its callback_url, whatever came of it."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    attempt: Mapped[int]
+    url: Mapped[str] = mapped_column(String(2048))
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status_code: Mapped[int | None] = mapped_column(default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    duration_ms: Mapped[float] = mapped_column(Float)
+
+    # One row per attempt number: a redelivered task cannot record the same attempt twice.
+    __table_args__ = (UniqueConstraint("job_id", "attempt"),)
 
 
 class RegisteredModel(Base):

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from webapp.models import Job, JobKind
+
+LinkFor = Callable[[str, uuid.UUID], str]
+"""The absolute URL of a named route for a job id: request.url_for in a request, the public URL in a worker."""
 
 FeatureValue = float | int | str | bool | None
 InputRow = dict[str, FeatureValue]
@@ -52,6 +58,10 @@ class JobCreate(BaseModel):
     inputs: InputRow | list[InputRow] = Field(
         description="One row of feature values, or a list of rows (at most APOT_MAX_JSON_ROWS)."
     )
+    callback_url: str | None = Field(
+        None,
+        description="An http(s) URL on a public address that is POSTed the job (signed) when it ends: see Webhooks.",
+    )
 
 
 class JobCreated(BaseModel):
@@ -96,6 +106,32 @@ class JobSummary(BaseModel):
 
 class JobOut(JobSummary):
     result: JobResult | None = Field(description="The predictions, in input order, once the job succeeded.")
+
+
+def summary_fields(job: Job, link: LinkFor) -> dict[str, object]:
+    """A job as the API shows it, without its result."""
+    return {
+        "id": job.id,
+        "status": job.status,
+        "model": job.model_name,
+        "version": job.model_version,
+        "kind": job.kind,
+        "rows_total": job.rows_total,
+        "rows_done": job.rows_done,
+        "rows_failed": job.rows_failed,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "task_id": job.task_id,
+        "error": job.error,
+        "url": link("api_get_job", job.id),
+        "results_url": link("api_job_results", job.id) if job.kind == JobKind.CSV else None,
+    }
+
+
+def job_out(job: Job, link: LinkFor) -> JobOut:
+    """What GET /api/v1/jobs/{id} answers, and what a webhook POSTs."""
+    return JobOut.model_validate({**summary_fields(job, link), "result": job.result})
 
 
 class JobPage(BaseModel):

@@ -113,7 +113,9 @@ def test_ctrl_c_cancels_the_commands_job(stack: Stack, tmp_path: Path) -> None:
         "-o",
         str(tmp_path / "out.csv"),
     ]
-    process = subprocess.Popen(command, env=apot_env(url=stack.base_url, api_key=stack.account.key), stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, env=apot_env(url=stack.base_url, api_key=stack.account.key), stderr=subprocess.PIPE, text=True
+    )
     assert process.stderr is not None
     job_id = process.stderr.readline().split()[1].rstrip(":")  # "job ID: URL" once it is submitted
 

@@ -1,10 +1,12 @@
 """The JSON API under /api/v1."""
 
+import uuid
+
 from fastapi import APIRouter, Depends
 
 from webapp.api import csv_jobs, jobs, models
 from webapp.auth import api_principal
-from webapp.schemas import ErrorOut
+from webapp.schemas import ErrorOut, LinkFor
 
 # Every route needs a key (or, to read, a signed-in browser); the 401 is the same whatever was wrong with it.
 router = APIRouter(
@@ -15,3 +17,12 @@ router = APIRouter(
 router.include_router(models.router)
 router.include_router(csv_jobs.router)
 router.include_router(jobs.router)
+
+
+def api_links(base_url: str) -> LinkFor:
+    """Links to the API's routes at `base_url`, for code that serves no request (a worker building a webhook)."""
+
+    def link(name: str, job_id: uuid.UUID) -> str:
+        return base_url + router.url_path_for(name, job_id=str(job_id))
+
+    return link

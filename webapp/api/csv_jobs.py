@@ -39,6 +39,10 @@ UPLOAD_BODY = {
                             "default": "skip",
                             "description": "skip bad rows and report them, or fail the job on the first bad chunk",
                         },
+                        "callback_url": {
+                            "type": "string",
+                            "description": "http(s) URL POSTed the job (signed) when it ends: see Webhooks",
+                        },
                     },
                 }
             }

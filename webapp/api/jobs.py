@@ -14,9 +14,20 @@ from webapp.api.headers import IdempotencyKey
 from webapp.api.prefer import preferred_wait
 from webapp.auth import CurrentUser
 from webapp.deps import AccountsDep, JobDep, JobsDep, owner_filter
-from webapp.models import Job, JobKind, JobStatus
+from webapp.models import Job, JobStatus
 from webapp.ratelimit import limit_submissions
-from webapp.schemas import ErrorOut, JobCreate, JobCreated, JobOut, JobPage, JobSummary
+from webapp.schemas import (
+    ErrorOut,
+    JobCreate,
+    JobCreated,
+    JobOut,
+    JobPage,
+    JobSummary,
+    LinkFor,
+    job_out,
+    summary_fields,
+)
+from webapp.services.callback_urls import CallbackRefused
 from webapp.services.jobs import JobAlreadyEnded, JobRequest, Unavailable
 from webapp.services.pagination import BadCursor
 
@@ -36,24 +47,8 @@ def api_owner(
     return owner_filter(user, accounts, user_name)
 
 
-def _summary_fields(job: Job, request: Request) -> dict[str, object]:
-    return {
-        "id": job.id,
-        "status": job.status,
-        "model": job.model_name,
-        "version": job.model_version,
-        "kind": job.kind,
-        "rows_total": job.rows_total,
-        "rows_done": job.rows_done,
-        "rows_failed": job.rows_failed,
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "task_id": job.task_id,
-        "error": job.error,
-        "url": str(request.url_for("api_get_job", job_id=job.id)),
-        "results_url": str(request.url_for("api_job_results", job_id=job.id)) if job.kind == JobKind.CSV else None,
-    }
+def _links(request: Request) -> LinkFor:
+    return lambda name, job_id: str(request.url_for(name, job_id=job_id))
 
 
 @router.post(
@@ -100,6 +95,7 @@ async def submit_job(
                 idempotency_key=idempotency_key,
                 owner_id=user.user_id,
                 api_key_id=user.api_key_id,
+                callback_url=body.callback_url,
             ),
             wait=wait,
         )
@@ -117,6 +113,10 @@ async def submit_job(
                 for e in exc.errors
             ]
         ) from exc
+    except CallbackRefused as exc:
+        raise RequestValidationError(
+            [{"loc": ("body", "callback_url"), "msg": str(exc), "type": "value_error"}]
+        ) from exc
     except Unavailable as exc:
         raise HTTPException(503, str(exc)) from exc
     url = str(request.url_for("api_get_job", job_id=job.id))
@@ -130,7 +130,7 @@ async def submit_job(
 
 
 def _job_out(job: Job, request: Request) -> JobOut:
-    return JobOut.model_validate({**_summary_fields(job, request), "result": job.result})
+    return job_out(job, _links(request))
 
 
 @router.get("/jobs/{job_id}", name="api_get_job", responses={404: {"model": ErrorOut}})
@@ -170,7 +170,7 @@ def browse_jobs(
     except BadCursor as exc:
         raise RequestValidationError([{"loc": ("query", "cursor"), "msg": str(exc), "type": "value_error"}]) from exc
     return JobPage(
-        items=[JobSummary.model_validate(_summary_fields(job, request)) for job in page],
+        items=[JobSummary.model_validate(summary_fields(job, _links(request))) for job in page],
         next_cursor=next_cursor,
     )
 
@@ -186,4 +186,4 @@ def cancel_job(job: JobDep, request: Request, jobs: JobsDep, user: CurrentUser) 
         cancelled = jobs.cancel(job.id, owner=user.owner_scope)
     except JobAlreadyEnded as exc:
         raise HTTPException(409, str(exc)) from exc
-    return JobOut.model_validate({**_summary_fields(cancelled, request), "result": cancelled.result})
+    return _job_out(cancelled, request)

@@ -21,6 +21,7 @@ from webapp.ratelimit import limit_submissions
 from webapp.security import require_csrf
 from webapp.services.jobs import JobAlreadyEnded, JobNotFound, Unavailable
 from webapp.services.pagination import BadCursor
+from webapp.services.webhooks import delivery_attempts
 from webapp.templating import is_htmx, redirect, render
 
 router = APIRouter()
@@ -91,13 +92,15 @@ def _find_job(request: Request, jobs: JobsDep, text: str) -> Response | str:
 
 
 @router.get("/jobs/{job_id}", name="job_page")
-def job_page(request: Request, job: JobDep, models: ModelsDep) -> Response:
-    """One job: inputs, result, timings, and ways to run it again or on another version."""
+def job_page(request: Request, job: JobDep, jobs: JobsDep, models: ModelsDep) -> Response:
+    """One job: inputs, result, timings, webhook deliveries, and ways to run it again or on another version."""
     try:
         others = [v.version for v in models.versions(job.model_name) if v.version != job.model_version]
     except ModelNotFound:
         others = []
-    return render(request, "jobs/detail.html", {"job": job, "other_versions": others}, block="live")
+    deliveries = delivery_attempts(jobs.sessions, job.id) if job.callback_url else []
+    context = {"job": job, "other_versions": others, "deliveries": deliveries}
+    return render(request, "jobs/detail.html", context, block="live")
 
 
 @router.get("/jobs/{job_id}/status", name="job_status")

@@ -22,7 +22,14 @@ router = APIRouter()
 @router.get("/upload", name="upload_page")
 def upload_page(request: Request, models: ModelsDep, model: Annotated[str, Query()] = "") -> Response:
     """The upload form; ?model= preselects a model."""
-    context = {"models": models.all_models(), "chosen": model, "version": "", "on_error": "skip", "errors": {}}
+    context = {
+        "models": models.all_models(),
+        "chosen": model,
+        "version": "",
+        "on_error": "skip",
+        "callback_url": "",
+        "errors": {},
+    }
     return render(request, "uploads/upload.html", context)
 
 
@@ -47,6 +54,7 @@ async def submit_upload(request: Request, models: ModelsDep, csv_jobs: CsvJobsDe
         "chosen": chosen,
         "version": version,
         "on_error": on_error,
+        "callback_url": str(form.get("callback_url") or ""),
         "errors": errors,
     }
     return render(request, "uploads/upload.html", context, block="form", status_code=422)

@@ -53,6 +53,7 @@ class CsvJobService:
         on_error: OnError,
         by: Principal,
         idempotency_key: str | None = None,
+        callback_url: str | None = None,
     ) -> Job:
         """Check the file's header against the model, then store the job (of `by`) and its chunks in one
         transaction. With an idempotency key `by` already used, that job is returned and the file is not read."""
@@ -61,6 +62,7 @@ class CsvJobService:
             if earlier is not None:
                 return earlier
         info = self.jobs.models.get(model, version)
+        self.jobs.check_callback(callback_url)
         upload = open_upload(binary, self.limits)
         missing = [f.name for f in info.schema.features if f.required and f.name not in upload.columns]
         if missing:
@@ -68,6 +70,7 @@ class CsvJobService:
         facts = {"filename": filename[:255], "columns": upload.columns, "delimiter": upload.delimiter}
         job = _csv_job(info, {**facts, "on_error": on_error}, by, rows_total=0)
         job.idempotency_key = idempotency_key
+        job.callback_url = callback_url
         dispatches: list[Dispatch] = []
         try:
             with transaction(self.jobs.sessions) as session:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 # One message carries every small job that arrived together; the worker scores them with one call per model.
 SCORE_JOBS = "apot.score_jobs"
 SCORE_CHUNK = "apot.score_chunk"
+DELIVER_WEBHOOK = "apot.deliver_webhook"
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,7 @@ class Dispatch:
     task: str
     targets: tuple[str, ...]  # the task's positional arguments: job ids, or one chunk id
     task_id: str
+    countdown: float = 0.0  # seconds before a worker may run it (a webhook's retry)
 
 
 Enqueue = Callable[[Sequence[Dispatch]], None]

@@ -19,6 +19,7 @@ from ml.validation import InputError, InvalidInputs, validate_rows
 from webapp.db import transaction
 from webapp.models import ChunkStatus, Job, JobChunk, JobKind, JobStatus, UTCDateTime, utcnow
 from webapp.services.accounts import Principal
+from webapp.services.callback_urls import check_callback_url
 from webapp.services.dispatch import Enqueue
 from webapp.services.events import Announcer, Wakeups
 from webapp.services.intake import PUBLISH_WAIT_SECONDS, JobIntake
@@ -55,6 +56,7 @@ class JobRequest:
     idempotency_key: str | None = None
     owner_id: uuid.UUID | None = None
     api_key_id: uuid.UUID | None = None
+    callback_url: str | None = None
 
 
 def owned_by(query: Any, owner: uuid.UUID | None) -> Any:
@@ -75,6 +77,7 @@ class JobService:
         wakeups: Wakeups,
         *,
         max_rows: int,
+        allow_private_callbacks: bool = False,
     ) -> None:
         self.sessions = sessions
         self.models = models
@@ -84,6 +87,7 @@ class JobService:
         self.wakeups = wakeups
         self.reads = CoalescedReads(self.get_many)
         self.max_rows = max_rows
+        self.allow_private_callbacks = allow_private_callbacks
 
     def create(self, request: JobRequest) -> Job:
         """Validate the rows against the model's schema, store a queued job and publish its task (waiting for the
@@ -127,9 +131,16 @@ class JobService:
         with self.sessions() as session:
             return session.scalars(query).one_or_none()
 
+    def check_callback(self, url: str | None) -> str | None:
+        """The callback URL if webhooks may go there (CallbackRefused otherwise); resolves its host, so it blocks."""
+        if url is not None:
+            check_callback_url(url, allow_private=self.allow_private_callbacks)
+        return url
+
     def prepare(self, request: JobRequest) -> Job:
         """The queued job a request asks for, its rows checked against the model's schema; not stored yet."""
         info = self.models.get(request.model, request.version)
+        callback_url = self.check_callback(request.callback_url)
         batch = isinstance(request.inputs, list)
         rows = request.inputs if isinstance(request.inputs, list) else [request.inputs]
         if batch and not 1 <= len(rows) <= self.max_rows:
@@ -155,6 +166,8 @@ class JobService:
             idempotency_key=request.idempotency_key,
             owner_id=request.owner_id,
             api_key_id=request.api_key_id,
+            callback_url=callback_url,
+            webhook_attempts=0,
             rows_done=0,
             rows_failed=0,
             attempts=0,

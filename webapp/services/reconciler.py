@@ -1,10 +1,11 @@
 """The reconciler: makes every accepted job end, whatever crashed.
 
 One pass takes back work whose worker vanished (its lease ran out: queued again, or failed `worker_lost` after
-APOT_MAX_ATTEMPTS), publishes what never reached the broker or was lost there (a broker restart or flush), and ends
-CSV jobs whose last chunk was stored by a worker that died before saying so. Any number of reconcilers may run at
-once: on Postgres each takes its rows with FOR UPDATE SKIP LOCKED, on SQLite writes are serialised anyway; a row is
-marked published in the same transaction that picks it, so two passes never publish it twice.
+APOT_MAX_ATTEMPTS), publishes what never reached the broker or was lost there (a broker restart or flush), ends
+CSV jobs whose last chunk was stored by a worker that died before saying so, and publishes webhooks long overdue.
+Any number of reconcilers may run at once: on Postgres each takes its rows with FOR UPDATE SKIP LOCKED, on SQLite
+writes are serialised anyway; a row is marked published in the same transaction that picks it, so two passes never
+publish it twice.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from webapp.db import transaction
 from webapp.models import ChunkStatus, Job, JobChunk, JobKind, JobStatus, utcnow
 from webapp.services.dispatch import SCORE_CHUNK, SCORE_JOBS, Dispatch, Enqueue
 from webapp.services.events import Announcer
+from webapp.services.webhooks import delivery_dispatch
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ class ReconcilerSettings:
     max_attempts: int
     republish_after_seconds: float
     batch_max_rows: int
+    webhook_attempts: int = 5  # APOT_WEBHOOK_RETRY_SECONDS' pauses + 1
 
 
 @dataclass
@@ -48,9 +51,12 @@ class PassReport:
     published_jobs: int = 0
     published_chunks: int = 0
     finished: list[uuid.UUID] = field(default_factory=list)
+    webhooks: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.requeued or self.lost or self.published_jobs or self.published_chunks or self.finished)
+        return bool(
+            self.requeued or self.lost or self.published_jobs or self.published_chunks or self.finished or self.webhooks
+        )
 
 
 class Reconciler:
@@ -74,6 +80,7 @@ class Reconciler:
         self._finish_csv_jobs(report)
         self._publish_jobs(now, report)
         self._publish_chunks(now, report)
+        self._publish_webhooks(now, report)
         return report
 
     def run_forever(self, every_seconds: float) -> None:
@@ -87,12 +94,14 @@ class Reconciler:
             else:
                 if report:
                     log.info(
-                        "reconciler: %d taken back, %d lost, %d jobs and %d chunks published, %d CSV jobs finished",
+                        "reconciler: %d taken back, %d lost, %d jobs and %d chunks published, %d CSV jobs finished, "
+                        "%d webhooks published",
                         len(report.requeued),
                         len(report.lost),
                         report.published_jobs,
                         report.published_chunks,
                         len(report.finished),
+                        report.webhooks,
                     )
             time.sleep(max(0.0, every_seconds - (time.monotonic() - started)))
 
@@ -189,6 +198,24 @@ class Reconciler:
         dispatches = [Dispatch(SCORE_CHUNK, (str(chunk_id),), task_ids[chunk_id]) for chunk_id in picked]
         if self._send(dispatches, JobChunk, picked):
             report.published_chunks += len(picked)
+
+    def _publish_webhooks(self, now: datetime, report: PassReport) -> None:
+        """Webhooks due long ago: never published (the process that ended the job died before it could, or the
+        broker was down), lost by the broker, or held by a worker that died mid-attempt. Their due time is moved to
+        now, so the next pass waits as long again; a second message for one webhook makes no second attempt."""
+        overdue = (Job.webhook_due_at < now - timedelta(seconds=self.settings.republish_after_seconds)) & (
+            Job.webhook_attempts < self.settings.webhook_attempts
+        )
+        with transaction(self.sessions) as session:
+            picked = _take(session, Job, overdue, webhook_due_at=now)
+        if picked:
+            try:
+                self.enqueue([delivery_dispatch(job_id) for job_id in picked])
+            except Exception:
+                # Still due (as of now): the pass after next tries again.
+                log.warning("reconciler could not publish %d webhooks; later pass", len(picked), exc_info=True)
+                return
+            report.webhooks += len(picked)
 
     def _unpublished(self, table: Any, now: datetime) -> Any:
         """Never published (and past the web's own attempt), or published long ago and still not started."""
