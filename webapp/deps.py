@@ -13,6 +13,7 @@ from webapp.services.comparison import ComparisonService
 from webapp.services.csv_jobs import CsvJobService
 from webapp.services.jobs import JobNotFound, JobService
 from webapp.services.models import ModelRegistry
+from webapp.services.stats import StatsService
 
 
 def get_job_service(request: Request) -> JobService:
@@ -44,6 +45,13 @@ def get_app_settings(request: Request) -> Settings:
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 CsvJobsDep = Annotated[CsvJobService, Depends(get_csv_jobs)]
+
+
+def get_stats(request: Request) -> StatsService:
+    return request.app.state.stats
+
+
+StatsDep = Annotated[StatsService, Depends(get_stats)]
 
 
 def get_job_or_404(job_id: uuid.UUID, jobs: JobsDep) -> Job:
