@@ -109,22 +109,53 @@ def celery_worker(concurrency: int = 0, name: str = "apot@%h") -> None:
 @cli.command()
 def reconciler() -> None:
     """Every APOT_RECONCILE_SECONDS: take back jobs whose worker vanished, publish what the broker never got or
-    lost. Run one or more anywhere (they never publish a job twice); `apot run` and `apot worker --beat` start one."""
+    lost; every 10 minutes, prune old results (APOT_RESULT_TTL_DAYS). Run one or more anywhere (they never publish
+    a job twice); `apot run` and `apot worker --beat` start one."""
     from tasks.app import create_celery
     from tasks.publish import celery_enqueue
     from webapp.db import make_engine, make_session_factory
     from webapp.services.events import choose_announcer
     from webapp.services.reconciler import Reconciler, ReconcilerSettings
+    from webapp.services.retention import Pruner
 
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    engine = make_engine(settings.database_url)
+    sessions = make_session_factory(make_engine(settings.database_url))
     Reconciler(
-        make_session_factory(engine),
+        sessions,
         celery_enqueue(create_celery(settings, publisher=True)),
         choose_announcer(settings.database_url, settings.broker_url, settings.queue),
         ReconcilerSettings(settings.max_attempts, settings.republish_after_seconds, settings.batch_max_rows),
+        pruner=Pruner(sessions, settings.result_ttl_days),
     ).run_forever(settings.reconcile_seconds)
+
+
+@cli.command()
+def prune(
+    older_than_days: Annotated[
+        int | None, typer.Option(min=1, help="Age in days past which to prune; default APOT_RESULT_TTL_DAYS.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Only count what would be deleted.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="Jobs per transaction.")] = 1000,
+) -> None:
+    """Delete the inputs and results of jobs that ended long ago, keeping the job rows (the reconciler does this
+    every 10 minutes when APOT_RESULT_TTL_DAYS is set)."""
+    from webapp.db import make_engine, make_session_factory
+    from webapp.services.retention import Pruner
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        pruner = Pruner(make_session_factory(engine), settings.result_ttl_days, batch_size=batch_size)
+        report = pruner.prune(older_than_days=older_than_days, dry_run=dry_run)
+    finally:
+        engine.dispose()
+    if report is None:
+        typer.echo(
+            "retention is off (APOT_RESULT_TTL_DAYS=0): nothing pruned; pass --older-than-days N to prune anyway"
+        )
+        return
+    typer.echo(report)
 
 
 @cli.command()

@@ -70,6 +70,12 @@ class Settings(BaseSettings):
         description="A queued job whose task reached the broker this long ago without being started is published "
         "again (a broker restart or flush may have lost it).",
     )
+    result_ttl_days: int = Field(
+        default=0,
+        ge=0,
+        description="Days the inputs and results of an ended job are kept; then the reconciler (or `apot prune`) "
+        "deletes them and keeps the rest of the job. 0 = keep forever.",
+    )
     log_level: str = Field(default="INFO", description="Log level of web server and workers.")
     secret_key: SecretStr | None = Field(
         default=None,

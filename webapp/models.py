@@ -20,6 +20,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -85,6 +86,9 @@ class ChunkStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+UNPRUNED = "finished_at IS NOT NULL AND pruned_at IS NULL"
+
+
 class Job(Base):
     """One request for predictions, from creation to its result.
 
@@ -121,12 +125,17 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # When retention (APOT_RESULT_TTL_DAYS) deleted its inputs and results; the rest of the row is kept.
+    pruned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     __table_args__ = (
         # History pages and /api/v1/jobs walk these newest first, keyset-paginated on (created_at, id).
         Index(None, "created_at", "id"),
         Index(None, "status", "created_at", "id"),
         Index(None, "model_name", "created_at", "id"),
+        # What pruning looks for: ended, not yet pruned, oldest first. Partial, so it holds only the jobs still to
+        # prune: a pass never walks again over the ones it pruned before.
+        Index(None, "finished_at", sqlite_where=text(UNPRUNED), postgresql_where=text(UNPRUNED)),
     )
 
 

@@ -92,6 +92,10 @@ class JobSummary(BaseModel):
     error: str | None = Field(description="Why the job failed, for people to read; null unless it failed.")
     url: str
     results_url: str | None = Field(None, description="A CSV job's results file, once it has ended.")
+    pruned_at: datetime | None = Field(
+        None, description="When retention (APOT_RESULT_TTL_DAYS) deleted the job's inputs and result; null if not."
+    )
+    pruned: str | None = Field(None, description="Why inputs and result are missing, for people; null if not pruned.")
 
 
 class JobOut(JobSummary):

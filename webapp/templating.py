@@ -14,6 +14,7 @@ from jinja2_fragments.fastapi import Jinja2Blocks
 
 from webapp.models import JobStatus, utcnow
 from webapp.security import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, csrf_token
+from webapp.services.retention import pruned_message
 
 ROOT = Path(__file__).resolve().parent.parent
 STATIC_DIR = ROOT / "static"
@@ -117,3 +118,4 @@ templates.env.globals["progress"] = progress
 templates.env.filters["timestamp"] = timestamp
 templates.env.globals["elapsed"] = elapsed
 templates.env.globals["JobStatus"] = JobStatus
+templates.env.globals["pruned_message"] = pruned_message

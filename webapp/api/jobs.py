@@ -16,6 +16,7 @@ from webapp.models import Job, JobKind, JobStatus
 from webapp.schemas import ErrorOut, JobCreate, JobCreated, JobOut, JobPage, JobSummary
 from webapp.services.jobs import JobAlreadyEnded, JobRequest, Unavailable
 from webapp.services.pagination import BadCursor
+from webapp.services.retention import pruned_message
 
 router = APIRouter(tags=["jobs"])
 MAX_WAIT_SECONDS = 30
@@ -38,6 +39,8 @@ def _summary_fields(job: Job, request: Request) -> dict[str, object]:
         "error": job.error,
         "url": str(request.url_for("api_get_job", job_id=job.id)),
         "results_url": str(request.url_for("api_job_results", job_id=job.id)) if job.kind == JobKind.CSV else None,
+        "pruned_at": job.pruned_at,
+        "pruned": pruned_message(job),
     }
 
 

@@ -65,8 +65,8 @@ class ComparisonService:
         assert new.compare_to is not None
         old = self.jobs.get(new.compare_to)
         comparison = Comparison(old, new)
-        if new.status != JobStatus.SUCCEEDED or old.status != JobStatus.SUCCEEDED:
-            return comparison
+        if new.status != JobStatus.SUCCEEDED or old.status != JobStatus.SUCCEEDED or old.pruned_at or new.pruned_at:
+            return comparison  # nothing to compare (yet, or any more: retention deleted the results)
         pairs = self._csv_pairs(old, new) if new.kind == JobKind.CSV else [(1, _from_result(old), _from_result(new))]
         old_classes, new_classes = _classes(old), _classes(new)
         changes: Counter[tuple[str, str]] = Counter()
