@@ -2,8 +2,9 @@
 in the same run, printed as one markdown table.
 
 Parts: `single` (single-row and 1,000-row JSON jobs on each stack), `csv` (1,000,000-row CSV), `history` (`/jobs`
-with 1,000,000 jobs); all by default (`python -m bench single csv`). The Postgres + Redis parts run when
-APOT_TEST_DATABASE_URL and APOT_TEST_BROKER_URL are set; the others say they were skipped.
+with 1,000,000 jobs), `charts` (`/` and a model's page with 1,000,000 jobs); all by default
+(`python -m bench single csv`). The Postgres + Redis parts run when APOT_TEST_DATABASE_URL and APOT_TEST_BROKER_URL
+are set; the others say they were skipped.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from bench.stacks import RunningStack, postgres_schema, running_stack
 from ml.demo import train_penguins
 from webapp.embedded_broker import EmbeddedRedis
 
-PARTS = ("single", "csv", "history")
+PARTS = ("single", "csv", "history", "charts")
 
 
 def main() -> None:
@@ -71,6 +72,11 @@ def measure_parts(
                 figures += history.measure(database, root / "history")
             else:
                 skipped.append("/jobs with 1,000,000 jobs (needs APOT_TEST_DATABASE_URL)")
+        if "charts" in parts:
+            if database:
+                figures += history.measure_charts(database, root / "charts")
+            else:
+                skipped.append("/ and /models/penguins with 1,000,000 jobs (needs APOT_TEST_DATABASE_URL)")
 
 
 def single_jobs(root: Path, database: str | None, broker: str | None, skipped: list[str]) -> list[Figure]:

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from tests.factories import add_job
 from webapp.db import make_session_factory
+from webapp.models import utcnow
 from webapp.services.stats import LATENCY_EDGES, StatsService, quantile
 
 NOW = datetime(2026, 11, 29, 15, 30, tzinfo=UTC)
@@ -99,3 +100,14 @@ def test_quantiles_of_counted_buckets() -> None:
     assert quantile(counts, 0.5) == pytest.approx(0.0025)
     counts[-1] = 8
     assert quantile(counts, 0.95) == LATENCY_EDGES[-1]
+
+
+def test_a_process_keeps_the_figures_for_a_while(engine: Engine) -> None:
+    kept = StatsService(make_session_factory(engine), cache_seconds=60)
+    fresh = StatsService(make_session_factory(engine))
+    assert kept.activity().jobs == fresh.activity().jobs == 0
+
+    job_at(engine, utcnow() - timedelta(minutes=1), took=20 * MS)
+
+    assert (kept.activity().jobs, fresh.activity().jobs) == (0, 1)
+    assert kept.activity(now=utcnow()).jobs == 1  # asked for a given moment: counted now
