@@ -68,7 +68,10 @@ def web(
 def worker(
     concurrency: Annotated[int, typer.Option(help="Processes; default APOT_WORKER_CONCURRENCY.")] = 0,
     name: Annotated[str, typer.Option(help="Celery node name; must be unique per machine.")] = "apot@%h",
-    beat: Annotated[bool, typer.Option(help="Also run the reconciler (as `apot reconciler` does).")] = False,
+    beat: Annotated[
+        bool,
+        typer.Option(help="Also run the reconciler (lost jobs, publishing, retention), as `apot reconciler` does."),
+    ] = False,
 ) -> None:
     """Score jobs from the broker at APOT_BROKER_URL, one model load per process; a worker that dies is started
     again."""
