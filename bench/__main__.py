@@ -2,9 +2,9 @@
 in the same run, printed as one markdown table.
 
 Parts: `single` (single-row and 1,000-row JSON jobs on each stack), `csv` (1,000,000-row CSV), `history` (`/jobs`
-with 1,000,000 jobs), `metrics` (`/metrics` with as many); all by default (`python -m bench single csv`). The
-Postgres + Redis parts run when APOT_TEST_DATABASE_URL and APOT_TEST_BROKER_URL are set; the others say they were
-skipped.
+with 1,000,000 jobs), `metrics` (`/metrics` with as many), `charts` (`/` and a model's page with as many); all by
+default (`python -m bench single csv`). The Postgres + Redis parts run when APOT_TEST_DATABASE_URL and
+APOT_TEST_BROKER_URL are set; the others say they were skipped.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from bench.stacks import RunningStack, postgres_schema, running_stack
 from ml.demo import train_penguins
 from webapp.embedded_broker import EmbeddedRedis
 
-PARTS = ("single", "csv", "history", "metrics")
+PARTS = ("single", "csv", "history", "metrics", "charts")
 
 
 def main() -> None:
@@ -77,6 +77,11 @@ def measure_parts(
                 figures += metrics.measure(database, root / "metrics")
             else:
                 skipped.append("/metrics with 1,000,000 jobs (needs APOT_TEST_DATABASE_URL)")
+        if "charts" in parts:
+            if database:
+                figures += history.measure_charts(database, root / "charts")
+            else:
+                skipped.append("/ and /models/penguins with 1,000,000 jobs (needs APOT_TEST_DATABASE_URL)")
 
 
 def single_jobs(root: Path, database: str | None, broker: str | None, skipped: list[str]) -> list[Figure]:

@@ -1,13 +1,15 @@
 """Server time of the history page and API with 1,000,000 jobs in Postgres: the first page and pages deep in the past.
+Keyset pagination should make them all the same. Part `charts`: the home page and a model's page, whose charts
+count the jobs of the last day and week, with the same million jobs ending now.
 
-Keyset pagination should make them all the same. In-process (no network), so the figure is the server's own time.
+In-process (no network), so the figure is the server's own time.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -19,6 +21,7 @@ from bench.stacks import postgres_schema
 from webapp.config import Settings
 from webapp.main import create_app
 from webapp.migrate import upgrade_to_head
+from webapp.services.models import ensure_demos, open_registry
 from webapp.services.pagination import encode_cursor
 
 JOBS = 1_000_000
@@ -35,16 +38,16 @@ SELECT md5(i::text)::uuid, 'single', CASE WHEN i % 20 = 0 THEN 'failed' ELSE 'su
        md5(i::text), '{INPUTS}', 1, 1, 0, 1,
        CASE WHEN i % 20 = 0 THEN NULL ELSE '{RESULT}'::json END, CASE WHEN i % 20 = 0 THEN 'boom' END,
        :start + i * interval '1 second', :start + i * interval '1 second',
-       :start + i * interval '1 second' + interval '20 milliseconds'
+       :start + i * interval '1 second' + (5 + i % 400) * interval '1 millisecond'
 FROM generate_series(0, {JOBS - 1}) AS i
 """
 
 
-def fill(url: str) -> dict[int, str]:
+def fill(url: str, start: datetime = START) -> dict[int, str]:
     """Insert JOBS finished jobs; returns, by depth, the cursor of the page that starts that many jobs back."""
     engine = create_engine(url)
     with engine.begin() as connection:
-        connection.execute(text(FILL), {"start": START})
+        connection.execute(text(FILL), {"start": start})
         connection.exec_driver_sql("ANALYZE jobs")
         cursors = {}
         for depth in DEPTHS:
@@ -92,4 +95,28 @@ def measure(database: str, root: Path) -> list[Figure]:
                             "< 50 ms" if depth == DEPTHS[0] else "",
                         )
                     )
+        return figures
+
+
+def measure_charts(database: str, root: Path) -> list[Figure]:
+    """The pages with charts, over a million jobs one second apart up to now: 86,400 in the last day, 604,800 in
+    the last week, all of one model."""
+    with postgres_schema(database) as url:
+        upgrade_to_head(url)
+        fill(url, start=datetime.now(UTC) - timedelta(seconds=JOBS))
+        settings = Settings(database_url=url, models_dir=root / "models", broker_url="", secret_key=SecretStr("bench"))
+        with open_registry(settings) as registry:
+            ensure_demos(registry)
+        figures = []
+        with TestClient(create_app(settings, enqueue=lambda jobs: None)) as client:
+            for path, what in (
+                ("/", "home page (charts of the last 24 h)"),
+                ("/models/penguins", "model page (7 days)"),
+            ):
+                started = time.perf_counter()
+                assert client.get(path).status_code == 200
+                first = time.perf_counter() - started  # counted by the database; later views within 30 s are not
+                cached = p50_seconds(client, path, {})
+                figures.append(Figure(f"`{path}` {what}, {JOBS:,} jobs, first view", ms(first)))
+                figures.append(Figure(f"`{path}` {what}, {JOBS:,} jobs, server time p50", ms(cached)))
         return figures

@@ -74,7 +74,10 @@ def web(
 def worker(
     concurrency: Annotated[int, typer.Option(help="Processes; default APOT_WORKER_CONCURRENCY.")] = 0,
     name: Annotated[str, typer.Option(help="Celery node name; must be unique per machine.")] = "apot@%h",
-    beat: Annotated[bool, typer.Option(help="Also run the reconciler (as `apot reconciler` does).")] = False,
+    beat: Annotated[
+        bool,
+        typer.Option(help="Also run the reconciler (lost jobs, publishing, retention), as `apot reconciler` does."),
+    ] = False,
 ) -> None:
     """Score jobs from the broker at APOT_BROKER_URL, one model load per process; a worker that dies is started
     again."""
@@ -117,19 +120,21 @@ def celery_worker(concurrency: int = 0, name: str = "apot@%h") -> None:
 @cli.command()
 def reconciler() -> None:
     """Every APOT_RECONCILE_SECONDS: take back jobs whose worker vanished, publish what the broker never got or
-    lost. Run one or more anywhere (they never publish a job twice); `apot run` and `apot worker --beat` start one."""
+    lost; every 10 minutes, prune old results (APOT_RESULT_TTL_DAYS). Run one or more anywhere (they never publish
+    a job twice); `apot run` and `apot worker --beat` start one."""
     from tasks.app import create_celery
     from tasks.publish import celery_enqueue
     from webapp.db import make_engine, make_session_factory
     from webapp.services.reconciler import Reconciler, ReconcilerSettings
+    from webapp.services.retention import Pruner
     from webapp.services.webhooks import job_end_announcer
 
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    engine = make_engine(settings.database_url)
+    sessions = make_session_factory(make_engine(settings.database_url))
     enqueue = celery_enqueue(create_celery(settings, publisher=True))
     Reconciler(
-        make_session_factory(engine),
+        sessions,
         enqueue,
         job_end_announcer(settings, enqueue),
         ReconcilerSettings(
@@ -138,6 +143,7 @@ def reconciler() -> None:
             settings.batch_max_rows,
             webhook_attempts=settings.webhook_max_attempts,
         ),
+        pruner=Pruner(sessions, settings.result_ttl_days),
     ).run_forever(settings.reconcile_seconds)
 
 
@@ -147,6 +153,34 @@ def webhook_secret() -> None:
     from webapp.services.webhooks import webhook_secret as secret_of
 
     typer.echo(secret_of(get_settings()).decode())
+
+
+@cli.command()
+def prune(
+    older_than_days: Annotated[
+        int | None, typer.Option(min=1, help="Age in days past which to prune; default APOT_RESULT_TTL_DAYS.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Only count what would be deleted.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="Jobs per transaction.")] = 1000,
+) -> None:
+    """Delete the inputs and results of jobs that ended long ago, keeping the job rows (the reconciler does this
+    every 10 minutes when APOT_RESULT_TTL_DAYS is set)."""
+    from webapp.db import make_engine, make_session_factory
+    from webapp.services.retention import Pruner
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        pruner = Pruner(make_session_factory(engine), settings.result_ttl_days, batch_size=batch_size)
+        report = pruner.prune(older_than_days=older_than_days, dry_run=dry_run)
+    finally:
+        engine.dispose()
+    if report is None:
+        typer.echo(
+            "retention is off (APOT_RESULT_TTL_DAYS=0): nothing pruned; pass --older-than-days N to prune anyway"
+        )
+        return
+    typer.echo(report)
 
 
 @cli.command()

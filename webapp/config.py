@@ -82,6 +82,12 @@ class Settings(BaseSettings):
         description="Port on which `apot worker` serves its processes' metrics (model load times) for Prometheus, "
         "on all interfaces; 0 = off.",
     )
+    result_ttl_days: int = Field(
+        default=0,
+        ge=0,
+        description="Days the inputs and results of an ended job are kept; then the reconciler (or `apot prune`) "
+        "deletes them and keeps the rest of the job. 0 = keep forever.",
+    )
     log_level: str = Field(default="INFO", description="Log level of web server and workers.")
     secret_key: SecretStr | None = Field(
         default=None,

@@ -15,6 +15,7 @@ from webapp.services.comparison import ComparisonService
 from webapp.services.csv_jobs import CsvJobService
 from webapp.services.jobs import JobNotFound, JobService
 from webapp.services.models import ModelRegistry
+from webapp.services.stats import StatsService
 
 
 def get_job_service(request: Request) -> JobService:
@@ -53,6 +54,13 @@ def get_accounts(request: Request) -> AccountService:
 
 
 AccountsDep = Annotated[AccountService, Depends(get_accounts)]
+
+
+def get_stats(request: Request) -> StatsService:
+    return request.app.state.stats
+
+
+StatsDep = Annotated[StatsService, Depends(get_stats)]
 
 
 def get_job_or_404(job_id: uuid.UUID, jobs: JobsDep, user: CurrentUser) -> Job:

@@ -32,6 +32,7 @@ from webapp.services.events import choose_wakeups
 from webapp.services.intake import JobIntake
 from webapp.services.jobs import JobService
 from webapp.services.models import REGISTRY_CACHE_SECONDS, ModelRegistry
+from webapp.services.stats import STATS_CACHE_SECONDS, StatsService
 from webapp.services.webhooks import job_end_announcer
 from webapp.templating import STATIC_DIR
 
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
         app.state.submission_limits = SubmissionLimits(settings.rate_limit_per_user, settings.rate_limit_per_key)
         app.state.comparisons = ComparisonService(app.state.jobs, app.state.csv_jobs)
         app.state.metrics = MetricsService.for_app(engine, settings)
+        app.state.stats = StatsService(sessions, cache_seconds=STATS_CACHE_SECONDS)
         intake.start()
         listener = asyncio.create_task(wakeups.listen(), name="apot-wakeups")
         try:

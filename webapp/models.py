@@ -21,6 +21,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -86,6 +87,9 @@ class ChunkStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+UNPRUNED = "finished_at IS NOT NULL AND pruned_at IS NULL"
+
+
 class Job(Base):
     """One request for predictions, from creation to its result.
 
@@ -134,6 +138,8 @@ class Job(Base):
     # pushed forward while an attempt runs or waits for its retry, cleared once delivered or given up.
     webhook_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     webhook_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # When retention (APOT_RESULT_TTL_DAYS) deleted its inputs and results; the rest of the row is kept.
+    pruned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     __table_args__ = (
         # The reconciler looks for webhooks long overdue (never published, or lost with a worker).
@@ -148,6 +154,11 @@ class Job(Base):
         UniqueConstraint("owner_id", "idempotency_key"),
         # /metrics reads only the jobs that ended since its last scrape (webapp/metrics/jobs.py).
         Index(None, "finished_at"),
+        # What pruning looks for: ended, not yet pruned, oldest first. Partial, so it holds only the jobs still to
+        # prune: a pass never walks again over the ones it pruned before.
+        Index(
+            "ix_jobs_unpruned_finished_at", "finished_at", sqlite_where=text(UNPRUNED), postgresql_where=text(UNPRUNED)
+        ),
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from webapp.models import Job, JobKind
+from webapp.services.retention import pruned_message
 
 LinkFor = Callable[[str, uuid.UUID], str]
 """The absolute URL of a named route for a job id: request.url_for in a request, the public URL in a worker."""
@@ -102,6 +103,10 @@ class JobSummary(BaseModel):
     error: str | None = Field(description="Why the job failed, for people to read; null unless it failed.")
     url: str
     results_url: str | None = Field(None, description="A CSV job's results file, once it has ended.")
+    pruned_at: datetime | None = Field(
+        None, description="When retention (APOT_RESULT_TTL_DAYS) deleted the job's inputs and result; null if not."
+    )
+    pruned: str | None = Field(None, description="Why inputs and result are missing, for people; null if not pruned.")
 
 
 class JobOut(JobSummary):
@@ -126,6 +131,8 @@ def summary_fields(job: Job, link: LinkFor) -> dict[str, object]:
         "error": job.error,
         "url": link("api_get_job", job.id),
         "results_url": link("api_job_results", job.id) if job.kind == JobKind.CSV else None,
+        "pruned_at": job.pruned_at,
+        "pruned": pruned_message(job),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ from jinja2_fragments.fastapi import Jinja2Blocks
 
 from webapp.models import JobStatus, utcnow
 from webapp.security import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, csrf_token
+from webapp.services.retention import pruned_message
 
 ROOT = Path(__file__).resolve().parent.parent
 STATIC_DIR = ROOT / "static"
@@ -100,8 +102,27 @@ def progress(job: Any) -> dict[str, Any]:
     return {"percent": percent, "rate": int(rate), "left": left}
 
 
+def nice_ceiling(value: float) -> float:
+    """The top of a chart's scale: the smallest 1, 2 or 5 times a power of ten at or above `value` (1 for none)."""
+    if value <= 0:
+        return 1
+    power = 10 ** math.floor(math.log10(value))
+    return next(step * power for step in (1, 2, 5, 10) if step * power >= value * (1 - 1e-9))
+
+
+def short_seconds(value: float) -> str:
+    """A latency on a chart's axis: 5 ms, 250 ms, 2.5 s, 1 min."""
+    if value < 1:
+        return f"{value * 1000:g} ms"
+    return f"{value / 60:g} min" if value >= 60 else f"{value:g} s"
+
+
 templates.env.filters["seconds"] = seconds
+templates.env.filters["short_seconds"] = short_seconds
+templates.env.globals["short_seconds"] = short_seconds
+templates.env.globals["nice_ceiling"] = nice_ceiling
 templates.env.globals["progress"] = progress
 templates.env.filters["timestamp"] = timestamp
 templates.env.globals["elapsed"] = elapsed
 templates.env.globals["JobStatus"] = JobStatus
+templates.env.globals["pruned_message"] = pruned_message

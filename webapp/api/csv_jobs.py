@@ -18,6 +18,7 @@ from webapp.forms import FormErrors, create_csv_job
 from webapp.models import Job, JobKind, JobStatus
 from webapp.ratelimit import limit_submissions
 from webapp.schemas import ErrorOut, JobCreated
+from webapp.services.retention import pruned_message
 
 router = APIRouter(tags=["jobs"])
 
@@ -95,12 +96,15 @@ async def submit_csv(
         200: {"content": {"text/csv": {}}, "description": "The input columns, then predictions and an error column"},
         404: {"model": ErrorOut},
         409: {"model": ErrorOut, "description": "The job has not succeeded or been cancelled (yet)"},
+        410: {"model": ErrorOut, "description": "The results were deleted by retention (APOT_RESULT_TTL_DAYS)"},
     },
 )
 def download_results(job: JobDep, csv_jobs: CsvJobsDep) -> StreamingResponse:
     """The scored file, streamed in the input's row order; cells that could run as formulas are neutralised."""
     if job.kind != JobKind.CSV:
         raise HTTPException(404, "only CSV jobs have a results file; read this job's result from its JSON")
+    if (pruned := pruned_message(job)) is not None:
+        raise HTTPException(410, pruned)
     if job.status not in (JobStatus.SUCCEEDED, JobStatus.CANCELLED):
         raise HTTPException(409, f"the results are ready once the job has ended; it is {job.status}")
     return StreamingResponse(

@@ -1,10 +1,10 @@
-"""The home page: the models that can be used and the latest jobs."""
+"""The home page: the models that can be used, the latest jobs, and the last day's activity in charts."""
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from webapp.auth import CurrentUser
-from webapp.deps import JobsDep, ModelsDep, SettingsDep
+from webapp.deps import JobsDep, ModelsDep, SettingsDep, StatsDep
 from webapp.templating import render
 
 router = APIRouter()
@@ -12,9 +12,15 @@ LATEST_JOBS = 10
 
 
 @router.get("/", name="home")
-def home(request: Request, models: ModelsDep, jobs: JobsDep, settings: SettingsDep, user: CurrentUser) -> Response:
-    """Models and the user's latest jobs (an admin's: everyone's)."""
+def home(
+    request: Request, models: ModelsDep, jobs: JobsDep, stats: StatsDep, settings: SettingsDep, user: CurrentUser
+) -> Response:
+    """Models, the user's latest jobs (an admin's: everyone's), jobs per hour and their latency over the last day."""
     latest, _ = jobs.page(owner=user.owner_scope, limit=LATEST_JOBS)
-    uploads_allowed = settings.allow_model_uploads and user.is_admin
-    context = {"models": models.all_models(), "jobs": latest, "uploads_allowed": uploads_allowed}
+    context = {
+        "models": models.all_models(),
+        "jobs": latest,
+        "activity": stats.activity(owner_id=user.owner_scope),
+        "uploads_allowed": settings.allow_model_uploads and user.is_admin,
+    }
     return render(request, "home.html", context)

@@ -16,11 +16,12 @@ from webapp.auth import CurrentUser
 from webapp.csvio import UploadError
 from webapp.deps import AccountsDep, ComparisonsDep, JobDep, JobsDep, ModelsDep, owner_filter
 from webapp.limits import read_form
-from webapp.models import JobStatus
+from webapp.models import Job, JobStatus
 from webapp.ratelimit import limit_submissions
 from webapp.security import require_csrf
 from webapp.services.jobs import JobAlreadyEnded, JobNotFound, Unavailable
 from webapp.services.pagination import BadCursor
+from webapp.services.retention import pruned_message
 from webapp.services.webhooks import delivery_attempts
 from webapp.templating import is_htmx, redirect, render
 
@@ -91,6 +92,12 @@ def _find_job(request: Request, jobs: JobsDep, text: str) -> Response | str:
     return RedirectResponse(request.url_for("job_page", job_id=job.id), status_code=303)
 
 
+def refuse_if_pruned(job: Job) -> None:
+    """410 Gone: the inputs or results this needs were deleted by retention."""
+    if (pruned := pruned_message(job)) is not None:
+        raise HTTPException(410, pruned)
+
+
 @router.get("/jobs/{job_id}", name="job_page")
 def job_page(request: Request, job: JobDep, jobs: JobsDep, models: ModelsDep) -> Response:
     """One job: inputs, result, timings, webhook deliveries, and ways to run it again or on another version."""
@@ -118,6 +125,7 @@ def job_row(request: Request, job: JobDep) -> Response:
 @router.post("/jobs/{job_id}/rerun", name="rerun_job", dependencies=[Depends(require_csrf), Depends(limit_submissions)])
 def rerun_job(request: Request, old: JobDep, jobs: JobsDep, user: CurrentUser) -> Response:
     """Submit the same inputs to the same model version again, as the user's job, and open it."""
+    refuse_if_pruned(old)
     try:
         job = jobs.rerun(old, user)
     except (ModelNotFound, InvalidInputs) as exc:
@@ -148,6 +156,7 @@ def cancel_job(request: Request, job: JobDep, jobs: JobsDep, user: CurrentUser) 
 )
 async def start_comparison(request: Request, old: JobDep, comparisons: ComparisonsDep, user: CurrentUser) -> Response:
     """Re-run this job's inputs on the chosen version, and open the comparison."""
+    refuse_if_pruned(old)
     version = str((await read_form(request)).get("version") or "")
     try:
         new = await run_in_threadpool(comparisons.start, old, version, user)
@@ -167,4 +176,6 @@ def comparison_page(request: Request, job: JobDep, comparisons: ComparisonsDep) 
         comparison = comparisons.compare(job)
     except JobNotFound as exc:
         raise HTTPException(404, "the job this one was compared with no longer exists") from exc
+    refuse_if_pruned(comparison.old)
+    refuse_if_pruned(comparison.new)
     return render(request, "jobs/compare.html", {"c": comparison}, block="live")

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from ml.store import ModelInfo, ModelNotFound
 from ml.validation import InvalidInputs
 from webapp.auth import CurrentUser
-from webapp.deps import JobsDep, ModelsDep, SettingsDep
+from webapp.deps import JobsDep, ModelsDep, SettingsDep, StatsDep
 from webapp.forms import field_errors, form_values, row_from_form
 from webapp.limits import read_form
 from webapp.ratelimit import limit_submissions
@@ -37,17 +37,18 @@ ModelDep = Annotated[ModelInfo, Depends(get_model_or_404)]
 
 @router.get("/models/{name}", name="model_page")
 def model_page(
-    request: Request, model: ModelDep, models: ModelsDep, settings: SettingsDep, user: CurrentUser
+    request: Request, model: ModelDep, models: ModelsDep, stats: StatsDep, settings: SettingsDep, user: CurrentUser
 ) -> Response:
     """The form for one prediction with this model, and what is known of it: schema, versions, how it served."""
     uploads_allowed = settings.allow_model_uploads and user.is_admin
     context = {"model": model, "values": {}, "errors": {}, "uploads_allowed": uploads_allowed}
-    return render(request, "models/predict.html", {**context, **_about(models, model)})
+    return render(request, "models/predict.html", {**context, **_about(models, stats, model)})
 
 
-def _about(models: ModelsDep, model: ModelInfo) -> dict[str, Any]:
+def _about(models: ModelsDep, stats: StatsDep, model: ModelInfo) -> dict[str, Any]:
     served, p50 = models.served(model.name)
     return {
+        "latency": stats.model_latency(model.name),
         "versions": models.versions(model.name),
         "served": served,
         "p50": None if p50 is None else timedelta(seconds=p50),
@@ -59,7 +60,7 @@ def _about(models: ModelsDep, model: ModelInfo) -> dict[str, Any]:
     "/models/{name}/jobs", name="submit_form", dependencies=[Depends(require_csrf), Depends(limit_submissions)]
 )
 async def submit_form(
-    request: Request, model: ModelDep, models: ModelsDep, jobs: JobsDep, user: CurrentUser
+    request: Request, model: ModelDep, models: ModelsDep, stats: StatsDep, jobs: JobsDep, user: CurrentUser
 ) -> Response:
     """Create a job from the form: the live status card for htmx, a redirect to the job page without JavaScript."""
     form = await read_form(request)
@@ -69,7 +70,8 @@ async def submit_form(
         job = await run_in_threadpool(jobs.create, request_)  # database and broker calls block
     except (InvalidInputs, Unavailable) as exc:
         errors = field_errors(exc) if isinstance(exc, InvalidInputs) else {"": str(exc)}
-        context = {"model": model, "values": form_values(model.schema, form), "errors": errors, **_about(models, model)}
+        context = {"model": model, "values": form_values(model.schema, form), "errors": errors}
+        context.update(_about(models, stats, model))
         # htmx sent the form to the status area; the answer replaces the form itself.
         headers = {"HX-Retarget": "#predict-form", "HX-Reswap": "outerHTML"} if is_htmx(request) else None
         status = 422 if isinstance(exc, InvalidInputs) else 503

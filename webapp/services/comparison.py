@@ -67,8 +67,8 @@ class ComparisonService:
         # Whoever may see the comparison may see what it compares with: they started it from that job's page.
         old = self.jobs.get(new.compare_to, owner=None)
         comparison = Comparison(old, new)
-        if new.status != JobStatus.SUCCEEDED or old.status != JobStatus.SUCCEEDED:
-            return comparison
+        if new.status != JobStatus.SUCCEEDED or old.status != JobStatus.SUCCEEDED or old.pruned_at or new.pruned_at:
+            return comparison  # nothing to compare (yet, or any more: retention deleted the results)
         pairs = self._csv_pairs(old, new) if new.kind == JobKind.CSV else [(1, _from_result(old), _from_result(new))]
         old_classes, new_classes = _classes(old), _classes(new)
         changes: Counter[tuple[str, str]] = Counter()

@@ -25,6 +25,7 @@ from webapp.db import transaction
 from webapp.models import ChunkStatus, Job, JobChunk, JobKind, JobStatus, utcnow
 from webapp.services.dispatch import SCORE_CHUNK, SCORE_JOBS, Dispatch, Enqueue
 from webapp.services.events import Announcer
+from webapp.services.retention import Pruner
 from webapp.services.webhooks import delivery_dispatch
 
 log = logging.getLogger(__name__)
@@ -66,11 +67,16 @@ class Reconciler:
         enqueue: Enqueue,
         announcer: Announcer,
         settings: ReconcilerSettings,
+        *,
+        pruner: Pruner | None = None,
     ) -> None:
         self.sessions = sessions
         self.enqueue = enqueue
         self.announcer = announcer
         self.settings = settings
+        # Retention rides on this loop rather than on Celery beat: every deployment already runs a reconciler
+        # (`apot run`, `apot worker --beat`), several may run at once safely, and pruning is database work.
+        self.pruner = pruner
 
     def run_once(self, now: datetime | None = None) -> PassReport:
         now = now or utcnow()
@@ -89,6 +95,8 @@ class Reconciler:
             started = time.monotonic()
             try:
                 report = self.run_once()
+                if self.pruner is not None:
+                    self.pruner.prune_if_due()
             except Exception:
                 log.warning("reconciler pass failed; trying again in %.0f s", every_seconds, exc_info=True)
             else:
