@@ -27,6 +27,7 @@ from webapp.services.events import choose_announcer, choose_wakeups
 from webapp.services.intake import JobIntake
 from webapp.services.jobs import JobService
 from webapp.services.models import REGISTRY_CACHE_SECONDS, ModelRegistry
+from webapp.services.readiness import Readiness
 from webapp.templating import STATIC_DIR
 
 # Routes that take a file (CSV or model): their bodies stream, counted against APOT_MAX_UPLOAD_MB, not buffered.
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
         )
         app.state.csv_jobs = CsvJobService(app.state.jobs, chunk_rows=settings.csv_chunk_rows)
         app.state.comparisons = ComparisonService(app.state.jobs, app.state.csv_jobs)
+        app.state.readiness = Readiness(engine, settings.broker_url)
         intake.start()
         listener = asyncio.create_task(wakeups.listen(), name="apot-wakeups")
         try:
