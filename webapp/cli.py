@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -21,8 +20,10 @@ cli.add_typer(models_cli, name="models")
 @cli.command()
 def migrate() -> None:
     """Create or upgrade the database schema (Alembic) to the newest revision."""
+    from webapp.logs import setup_logging
     from webapp.migrate import upgrade_to_head
 
+    setup_logging(get_settings())
     upgrade_to_head(get_settings().database_url)
     typer.echo("database is at the newest schema")
 
@@ -48,6 +49,8 @@ def web(
     """Serve the pages and the JSON API on APOT_HOST:APOT_PORT."""
     import uvicorn
 
+    from webapp.logs import log_config
+
     settings = get_settings()
     uvicorn.run(
         "webapp.main:create_app",
@@ -61,6 +64,7 @@ def web(
         http="httptools",
         access_log=access_log,
         log_level=settings.log_level.lower(),
+        log_config=log_config(settings),  # applied again in each worker process uvicorn starts
     )
 
 
@@ -72,8 +76,10 @@ def worker(
 ) -> None:
     """Score jobs from the broker at APOT_BROKER_URL, one model load per process; a worker that dies is started
     again."""
+    from webapp.logs import setup_logging
     from webapp.supervisor import keep_running
 
+    setup_logging(get_settings())
     env = dict(os.environ)
     # Processes of their own, not threads: Celery forks its pool from the process it runs in.
     command = [sys.executable, "-m", "webapp.cli", "celery-worker", f"--concurrency={concurrency}", f"--name={name}"]
@@ -90,9 +96,12 @@ def worker(
 def celery_worker(concurrency: int = 0, name: str = "apot@%h") -> None:
     """The Celery worker itself, as `apot worker` runs (and restarts) it."""
     from tasks.app import create_celery
+    from webapp.logs import choose_format
 
     settings = get_settings()
     processes = concurrency or settings.worker_concurrency or os.cpu_count() or 1
+    # Celery's start-up banner is plain text on stdout: left out where every line must be JSON.
+    quiet = ["--quiet"] if choose_format(settings.log_format, sys.stderr) == "json" else []
     create_celery(settings).worker_main(
         [
             "worker",
@@ -102,6 +111,7 @@ def celery_worker(concurrency: int = 0, name: str = "apot@%h") -> None:
             f"--hostname={name}",
             # Mingle asks every other worker for its revoked ids at start-up; we revoke nothing and it adds seconds.
             "--without-mingle",
+            *quiet,
         ]
     )
 
@@ -113,11 +123,12 @@ def reconciler() -> None:
     from tasks.app import create_celery
     from tasks.publish import celery_enqueue
     from webapp.db import make_engine, make_session_factory
+    from webapp.logs import setup_logging
     from webapp.services.events import choose_announcer
     from webapp.services.reconciler import Reconciler, ReconcilerSettings
 
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(settings)
     engine = make_engine(settings.database_url)
     Reconciler(
         make_session_factory(engine),
@@ -131,11 +142,12 @@ def reconciler() -> None:
 def run() -> None:
     """Everything on this machine: migrate, train the demo if missing, start broker, worker and web server."""
     from webapp.embedded_broker import EmbeddedRedis
+    from webapp.logs import setup_logging
     from webapp.migrate import upgrade_to_head
     from webapp.supervisor import Supervisor
 
-    logging.basicConfig(level=logging.WARNING)
     settings = get_settings()
+    setup_logging(settings, level="WARNING")  # this process's own lines; its children log at APOT_LOG_LEVEL
     upgrade_to_head(settings.database_url)
     from webapp.services.models import ensure_demos, open_registry
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -71,6 +72,10 @@ class Settings(BaseSettings):
         "again (a broker restart or flush may have lost it).",
     )
     log_level: str = Field(default="INFO", description="Log level of web server and workers.")
+    log_format: Literal["json", "text"] | None = Field(
+        default=None,
+        description="Log lines as JSON objects or as text. Unset: text when stderr is a terminal, JSON otherwise.",
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description="Signs CSRF tokens. Unset: made once, kept in var/secret_key; set it for several web machines.",

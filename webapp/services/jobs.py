@@ -178,6 +178,7 @@ class JobService:
         job = self.get(job_id)
         if not cancelled:
             raise JobAlreadyEnded(f"the job has already {job.status}")
+        log.info("job cancelled", extra={"job_id": str(job.id), "task_id": job.task_id})
         return job
 
     def get(self, job_id: uuid.UUID) -> Job:
