@@ -49,7 +49,10 @@ def create_celery(settings: Settings, *, publisher: bool = False) -> Celery:
         broker_connection_timeout=PUBLISH_TIMEOUT_SECONDS if publisher else 4,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        worker_send_task_events=False,
+        # Task events (sent, received, started, succeeded...) for `celery flower` or `celery events` on the same
+        # broker; nobody listening costs a small fan-out message per task.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
     )
     return app
 

@@ -96,14 +96,16 @@ def worker(
 def celery_worker(concurrency: int = 0, name: str = "apot@%h") -> None:
     """The Celery worker itself, as `apot worker` runs (and restarts) it."""
     from tasks.app import create_celery
-    from webapp.logs import choose_format
+    from webapp.logs import choose_format, setup_logging
 
     settings = get_settings()
+    setup_logging(settings)  # now, for what Celery says before its setup_logging signal (which applies it again)
     processes = concurrency or settings.worker_concurrency or os.cpu_count() or 1
     # Celery's start-up banner is plain text on stdout: left out where every line must be JSON.
     quiet = ["--quiet"] if choose_format(settings.log_format, sys.stderr) == "json" else []
     create_celery(settings).worker_main(
         [
+            *quiet,  # an option of `celery`, not of `celery worker`
             "worker",
             f"--loglevel={settings.log_level}",
             f"--concurrency={processes}",
@@ -111,7 +113,6 @@ def celery_worker(concurrency: int = 0, name: str = "apot@%h") -> None:
             f"--hostname={name}",
             # Mingle asks every other worker for its revoked ids at start-up; we revoke nothing and it adds seconds.
             "--without-mingle",
-            *quiet,
         ]
     )
 

@@ -42,13 +42,18 @@ def log_config(settings: Settings, *, level: str | None = None, stream: TextIO |
         },
         "root": {"handlers": ["apot"], "level": (level or settings.log_level).upper()},
         # Their own handlers off: each line goes once, through ours.
-        "loggers": {name: {"handlers": [], "propagate": True} for name in LOGGERS_OF_OTHERS},
+        "loggers": {
+            **{name: {"handlers": [], "propagate": True} for name in LOGGERS_OF_OTHERS},
+            # Alembic names each of its plugins at INFO whenever the migration scripts are read.
+            "alembic.runtime.plugins": {"level": "WARNING"},
+        },
     }
 
 
 def setup_logging(settings: Settings, *, level: str | None = None, stream: TextIO | None = None) -> None:
     """Send every logger of this process to stderr (or `stream`) in the format APOT_LOG_FORMAT chooses."""
     logging.config.dictConfig(log_config(settings, level=level, stream=stream))
+    logging.captureWarnings(True)  # a library's warning is a line in the same format, not raw text on stderr
 
 
 def make_formatter(renderer: str) -> structlog.stdlib.ProcessorFormatter:
