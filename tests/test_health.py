@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,6 +67,17 @@ def test_not_ready_when_nothing_listens_at_the_broker_url(database_url: str, mod
     assert checks["broker"]["detail"].startswith("unreachable (")
     assert "127.0.0.1" not in checks["broker"]["detail"], "connection details stay in the log"
     assert checks["database"]["ok"] and checks["migrations"]["ok"], "only the broker is named"
+
+
+def test_a_broker_that_accepts_connections_but_never_answers_is_not_ready(database_url: str, models_dir: Path) -> None:
+    with socket.socket() as hung:  # the kernel completes connections to it; nothing ever reads or replies
+        hung.bind(("127.0.0.1", 0))
+        hung.listen()
+        with app_client(database_url, f"redis://127.0.0.1:{hung.getsockname()[1]}/0", models_dir) as client:
+            response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["broker"]["ok"] is False
 
 
 def test_not_ready_while_the_database_is_behind_the_code_and_ready_once_migrated(
