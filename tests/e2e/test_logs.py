@@ -7,9 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx2
-
 from ml.demo import write_sample_csv
+from tests.e2e.test_csv import upload
 from tests.e2e.test_pipeline import GENTOO, submit, wait
 from tests.stacks import Stack
 
@@ -44,16 +43,7 @@ def test_a_jobs_lines_from_web_and_worker_are_json_and_name_the_job_and_its_task
 
 
 def test_a_csv_jobs_worker_lines_name_the_job_and_the_chunks_task(stack: Stack, tmp_path: Path) -> None:
-    sample = write_sample_csv(tmp_path / "penguins.csv", 10, seed=3)
-    with sample.open("rb") as f:
-        response = httpx2.post(
-            f"{stack.base_url}/api/v1/jobs/csv",
-            files={"file": (sample.name, f, "text/csv")},
-            data={"model": "penguins"},
-            timeout=30,
-        )
-    assert response.status_code == 202, response.text
-    job = wait(stack, response.json())
+    job = wait(stack, upload(stack, write_sample_csv(tmp_path / "penguins.csv", 10, seed=3)))
     assert job["status"] == "succeeded", job["error"]
 
     lines = lines_about(stack, job["id"], {"webapp.services.csv_jobs", "webapp.services.chunk_scoring"})
