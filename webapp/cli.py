@@ -13,6 +13,9 @@ import typer
 from webapp.cli_models import models_cli
 from webapp.config import VAR_DIR, get_settings
 
+# How long `apot web --workers N` gives each server process to start before counting it as hung.
+WEB_WORKER_START_SECONDS = 60
+
 cli = typer.Typer(help="apot: a dashboard and JSON API for scikit-learn predictions.", no_args_is_help=True)
 cli.add_typer(models_cli, name="models")
 
@@ -65,6 +68,9 @@ def web(
         access_log=access_log,
         log_level=settings.log_level.lower(),
         log_config=log_config(settings),  # applied again in each worker process uvicorn starts
+        # uvicorn kills a worker process not serving within this (5 s by default): importing pandas, scikit-learn
+        # and Celery takes longer than that on a busy or small machine, and the processes were restarted forever.
+        timeout_worker_healthcheck=WEB_WORKER_START_SECONDS,
     )
 
 
