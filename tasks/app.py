@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Queue
 
-from webapp.config import HARD_LIMIT_MARGIN_SECONDS, Settings
+from webapp.config import HARD_LIMIT_MARGIN_SECONDS, Settings, get_settings
+from webapp.logs import setup_logging
 
 # How long one attempt to hand a message to the broker may take before it counts as failed.
 PUBLISH_TIMEOUT_SECONDS = 2.0
@@ -48,6 +49,15 @@ def create_celery(settings: Settings, *, publisher: bool = False) -> Celery:
         broker_connection_timeout=PUBLISH_TIMEOUT_SECONDS if publisher else 4,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        worker_send_task_events=False,
+        # Task events (sent, received, started, succeeded...) for `celery flower` or `celery events` on the same
+        # broker; nobody listening costs a small fan-out message per task.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
     )
     return app
+
+
+@signals.setup_logging.connect
+def _log_as_apot(**_options: object) -> None:
+    """A worker's logging is apot's (the format APOT_LOG_FORMAT chooses): Celery configures none of its own."""
+    setup_logging(get_settings())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -16,6 +15,9 @@ from webapp.cli_models import models_cli
 from webapp.cli_predict import predict
 from webapp.config import VAR_DIR, get_settings
 
+# How long `apot web --workers N` gives each server process to start before counting it as hung.
+WEB_WORKER_START_SECONDS = 60
+
 cli = typer.Typer(help="apot: a dashboard and JSON API for scikit-learn predictions.", no_args_is_help=True)
 cli.add_typer(models_cli, name="models")
 cli.add_typer(users_cli, name="users")
@@ -26,8 +28,10 @@ cli.command()(predict)
 @cli.command()
 def migrate() -> None:
     """Create or upgrade the database schema (Alembic) to the newest revision."""
+    from webapp.logs import setup_logging
     from webapp.migrate import upgrade_to_head
 
+    setup_logging(get_settings())
     upgrade_to_head(get_settings().database_url)
     typer.echo("database is at the newest schema")
 
@@ -53,6 +57,8 @@ def web(
     """Serve the pages and the JSON API on APOT_HOST:APOT_PORT."""
     import uvicorn
 
+    from webapp.logs import log_config
+
     settings = get_settings()
     announce_first_admin(f"http://{settings.host}:{settings.port}")
     uvicorn.run(
@@ -67,6 +73,10 @@ def web(
         http="httptools",
         access_log=access_log,
         log_level=settings.log_level.lower(),
+        log_config=log_config(settings),  # applied again in each worker process uvicorn starts
+        # uvicorn kills a worker process not serving within this (5 s by default): importing pandas, scikit-learn
+        # and Celery takes longer than that on a busy or small machine, and the processes were restarted forever.
+        timeout_worker_healthcheck=WEB_WORKER_START_SECONDS,
     )
 
 
@@ -81,9 +91,11 @@ def worker(
 ) -> None:
     """Score jobs from the broker at APOT_BROKER_URL, one model load per process; a worker that dies is started
     again."""
+    from webapp.logs import setup_logging
     from webapp.metrics.worker import exporting
     from webapp.supervisor import keep_running
 
+    setup_logging(get_settings())
     env = dict(os.environ)
     # Processes of their own, not threads: Celery forks its pool from the process it runs in.
     command = [sys.executable, "-m", "webapp.cli", "celery-worker", f"--concurrency={concurrency}", f"--name={name}"]
@@ -101,11 +113,16 @@ def worker(
 def celery_worker(concurrency: int = 0, name: str = "apot@%h") -> None:
     """The Celery worker itself, as `apot worker` runs (and restarts) it."""
     from tasks.app import create_celery
+    from webapp.logs import choose_format, setup_logging
 
     settings = get_settings()
+    setup_logging(settings)  # now, for what Celery says before its setup_logging signal (which applies it again)
     processes = concurrency or settings.worker_concurrency or os.cpu_count() or 1
+    # Celery's start-up banner is plain text on stdout: left out where every line must be JSON.
+    quiet = ["--quiet"] if choose_format(settings.log_format, sys.stderr) == "json" else []
     create_celery(settings).worker_main(
         [
+            *quiet,  # an option of `celery`, not of `celery worker`
             "worker",
             f"--loglevel={settings.log_level}",
             f"--concurrency={processes}",
@@ -125,12 +142,13 @@ def reconciler() -> None:
     from tasks.app import create_celery
     from tasks.publish import celery_enqueue
     from webapp.db import make_engine, make_session_factory
+    from webapp.logs import setup_logging
     from webapp.services.reconciler import Reconciler, ReconcilerSettings
     from webapp.services.retention import Pruner
     from webapp.services.webhooks import job_end_announcer
 
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(settings)
     sessions = make_session_factory(make_engine(settings.database_url))
     enqueue = celery_enqueue(create_celery(settings, publisher=True))
     Reconciler(
@@ -187,11 +205,12 @@ def prune(
 def run() -> None:
     """Everything on this machine: migrate, train the demo if missing, start broker, worker and web server."""
     from webapp.embedded_broker import EmbeddedRedis
+    from webapp.logs import setup_logging
     from webapp.migrate import upgrade_to_head
     from webapp.supervisor import Supervisor
 
-    logging.basicConfig(level=logging.WARNING)
     settings = get_settings()
+    setup_logging(settings, level="WARNING")  # this process's own lines; its children log at APOT_LOG_LEVEL
     upgrade_to_head(settings.database_url)
     from webapp.services.models import ensure_demos, open_registry
 

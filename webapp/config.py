@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -89,6 +90,10 @@ class Settings(BaseSettings):
         "deletes them and keeps the rest of the job. 0 = keep forever.",
     )
     log_level: str = Field(default="INFO", description="Log level of web server and workers.")
+    log_format: Literal["json", "text"] | None = Field(
+        default=None,
+        description="Log lines as JSON objects or as text. Unset: text when stderr is a terminal, JSON otherwise.",
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description="Signs sessions and CSRF tokens. Unset: made once, kept in var/secret_key; set it (the same) "

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Sequence
@@ -15,6 +15,9 @@ from typing import IO
 STOP_TIMEOUT_SECONDS = 20
 RESPAWN_FIRST_PAUSE_SECONDS = 1.0
 READY_TIMEOUT_SECONDS = 60
+
+# Logged, not printed: in a container each of these is one more JSON line (APOT_LOG_FORMAT).
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -66,7 +69,7 @@ class Supervisor:
         while not self.stopping:
             dead = self.dead_child()
             if dead is not None:
-                print(f"apot: {dead.name} exited with code {dead.process.returncode}; stopping", file=sys.stderr)
+                log.error("%s exited with code %s; stopping", dead.name, dead.process.returncode)
                 return 1
             time.sleep(0.2)
         return 0
@@ -79,7 +82,7 @@ class Supervisor:
                 try:
                     child.process.wait(STOP_TIMEOUT_SECONDS)
                 except subprocess.TimeoutExpired:
-                    print(f"apot: {child.name} did not stop in time; killing it", file=sys.stderr)
+                    log.warning("%s did not stop in time; killing it", child.name)
                     os.killpg(child.process.pid, signal.SIGKILL)
                     child.process.wait()
 
@@ -105,9 +108,7 @@ def keep_running(name: str, argv: Sequence[str], env: dict[str, str]) -> int:
                 break
             # A child that ran a good while gets a quick restart; one that keeps dying at once, a slower one.
             pause = RESPAWN_FIRST_PAUSE_SECONDS if time.monotonic() - started > 60 else min(pause * 2, 30.0)
-            print(
-                f"apot: {name} exited with code {child.returncode}; starting it again in {pause:.0f} s", file=sys.stderr
-            )
+            log.warning("%s exited with code %s; starting it again in %.0f s", name, child.returncode, pause)
             time.sleep(pause)
     finally:
         if child is not None and child.poll() is None:

@@ -14,6 +14,7 @@ from ml.store import ModelIntegrityError, ModelNotFound
 from ml.table import ScoredTable, score_table
 from webapp.csvio import unpack_frame
 from webapp.db import transaction
+from webapp.logs import job_context
 from webapp.models import ChunkStatus, Job, JobChunk, JobStatus, utcnow
 from webapp.services.scoring import MAX_ERROR_LENGTH, ScoringContext
 
@@ -36,7 +37,12 @@ def score_chunk(ctx: ScoringContext, chunk_id: str) -> None:
     if claimed is None:
         log.info("chunk %s is not waiting any more; message ignored", chunk_id)
         return
-    job, upload = claimed.job, claimed.job.upload or {}
+    with job_context(job_id=claimed.job.id):
+        _score_claimed(ctx, claimed)
+
+
+def _score_claimed(ctx: ScoringContext, claimed: ClaimedChunk) -> None:
+    chunk_id, job, upload = claimed.id, claimed.job, claimed.job.upload or {}
     try:
         info = ctx.models.get(job.model_name, job.model_version)
         cells = unpack_frame(claimed.packed, upload["columns"], upload["delimiter"])
@@ -124,6 +130,8 @@ def _store(ctx: ScoringContext, claimed: ClaimedChunk, scored: ScoredTable, fail
             .returning(Job.id)
         ).all()
         ctx.announcer.announce(session, ended)
+    if ended:
+        log.info("job succeeded", extra={"rows": claimed.job.rows_total})
 
 
 def _fail_job(ctx: ScoringContext, job_id: uuid.UUID, error: str) -> None:
@@ -140,4 +148,4 @@ def _fail_job(ctx: ScoringContext, job_id: uuid.UUID, error: str) -> None:
             .where(JobChunk.job_id == job_id, JobChunk.status.in_([ChunkStatus.QUEUED, ChunkStatus.RUNNING]))
             .values(status=ChunkStatus.CANCELLED)
         )
-    log.info("job %s failed: %s", job_id, error)
+    log.info("job failed", extra={"job_id": str(job_id), "error": error})

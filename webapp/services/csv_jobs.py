@@ -82,7 +82,7 @@ class CsvJobService:
             if earlier is None:
                 raise
             return earlier  # the same submission, stored by a concurrent request
-        self._publish(job.id, dispatches)
+        self._publish(job, dispatches)
         return job
 
     def _add_chunks(self, session: Session, job: Job, chunks: Iterator[Any], dispatches: list[Dispatch]) -> None:
@@ -106,15 +106,18 @@ class CsvJobService:
         if job.rows_total == 0:
             raise UploadError("The file has a header but no rows.")
 
-    def _publish(self, job_id: uuid.UUID, dispatches: list[Dispatch]) -> None:
+    def _publish(self, job: Job, dispatches: list[Dispatch]) -> None:
         """After the commit, so a worker always finds the chunks; if the broker cannot be reached, the chunks are
         left for the reconciler to publish."""
+        # task_id names the job's group of chunk tasks; the worker's lines carry each chunk's own task id.
+        fields = {"job_id": str(job.id), "task_id": job.task_id}
+        log.info("job queued", extra={**fields, "model": job.model_name, "chunks": len(dispatches)})
         try:
             self.jobs.enqueue(dispatches)
         except Exception:
-            log.warning("could not publish the chunks of job %s; the reconciler will", job_id, exc_info=True)
+            log.warning("could not publish the chunks of the job; the reconciler will", exc_info=True, extra=fields)
             with transaction(self.jobs.sessions) as session:
-                session.execute(update(JobChunk).where(JobChunk.job_id == job_id).values(published_at=None))
+                session.execute(update(JobChunk).where(JobChunk.job_id == job.id).values(published_at=None))
 
     def rerun(self, job: Job, version: str, by: Principal, *, compare: bool = False) -> Job:
         """The same file, on another version of its model, as a job of `by`: the chunks are copied, not uploaded
@@ -152,7 +155,7 @@ class CsvJobService:
                 session.expunge(chunk)
                 session.expunge(old)
                 dispatches.append(Dispatch(SCORE_CHUNK, (str(chunk.id),), chunk.task_id))
-        self._publish(new.id, dispatches)
+        self._publish(new, dispatches)
         return new
 
     def result_lines(self, job: Job) -> Iterator[str]:

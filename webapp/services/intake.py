@@ -152,12 +152,15 @@ class JobIntake:
                 inserted = insert_new(session, [pending.job for pending in group])
                 earlier = _stored_earlier(session, [p.job for p in group if p.job.id not in inserted])
         except Exception as exc:
-            log.exception("could not store %d new jobs", len(group))
+            log.exception("could not store %d new jobs", len(group), extra={"job_ids": [str(p.job.id) for p in group]})
             for pending in group:
                 pending.stored.set_exception(exc)
                 pending.published.set_result(False)
             return
         new = [pending for pending in group if pending.job.id in inserted]
+        for pending in new:  # on this thread, off the requests' path
+            job = pending.job
+            log.info("job queued", extra={"job_id": str(job.id), "task_id": task_id, "model": job.model_name})
         for pending in group:
             if pending.job.id in inserted:
                 pending.stored.set_result(pending.job)
@@ -203,7 +206,12 @@ class JobIntake:
             self.enqueue(dispatches)
         except Exception:
             job_ids = [p.job.id for group in groups for p in group.pending]
-            log.warning("could not publish the tasks of %d jobs; the reconciler will", len(job_ids), exc_info=True)
+            log.warning(
+                "could not publish the tasks of %d jobs; the reconciler will",
+                len(job_ids),
+                exc_info=True,
+                extra={"job_ids": [str(i) for i in job_ids], "task_ids": [group.task_id for group in groups]},
+            )
             mark_unpublished(self.sessions, job_ids)
             published = False
         else:

@@ -212,6 +212,7 @@ class JobService:
         job = self.get(job_id, owner=owner)
         if not cancelled:
             raise JobAlreadyEnded(f"the job has already {job.status}")
+        log.info("job cancelled", extra={"job_id": str(job.id), "task_id": job.task_id})
         return job
 
     def get(self, job_id: uuid.UUID, *, owner: uuid.UUID | None) -> Job:

@@ -78,8 +78,12 @@ def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> None:
         with session.begin():
             _finish(session, ctx, outcomes)
     for outcome in outcomes:
-        if outcome.status != JobStatus.SUCCEEDED:
-            log.info("job %s %s: %s", outcome.job_id, outcome.status.value, outcome.error)
+        # A line per job, scored alone or with others: a search for its id finds how it ended.
+        log.info(
+            "job %s",
+            outcome.status.value,
+            extra={"job_id": str(outcome.job_id), "rows": outcome.rows_done, "error": outcome.error},
+        )
 
 
 def claim_jobs(session: Session, ctx: ScoringContext, job_ids: list[uuid.UUID]) -> list[ClaimedJob]:
@@ -138,7 +142,7 @@ def _score_alone(estimator: Any, features: Any, job: ClaimedJob) -> Outcome:
         raise
     except Exception as exc:
         # The message is for the user; the traceback stays in the worker's log.
-        log.exception("job %s failed while scoring", job.id)
+        log.exception("job failed while scoring", extra={"job_id": str(job.id)})
         return Outcome(job.id, JobStatus.FAILED, error=f"prediction failed: {type(exc).__name__}: {exc}")
 
 
