@@ -109,9 +109,9 @@ def single_jobs(root: Path, database: str | None, broker: str | None, skipped: l
         with apot_stack(database_url, broker_url, root / name) as stack:
             base = stack.base_url
             pids = {c.name: c.process.pid for c in stack.supervisor.children if c.name in ("web", "worker")}
-            apot = asyncio.run(sweep(base, apot_prefer_wait(base), pids))
-            get_wait = asyncio.run(one_client_p50(base, apot_get_wait(base)))
-            batch = asyncio.run(batch_p50(base))
+            apot = asyncio.run(sweep(base, apot_prefer_wait(base, stack.auth), pids))
+            get_wait = asyncio.run(one_client_p50(base, apot_get_wait(base, stack.auth)))
+            batch = asyncio.run(batch_p50(base, stack.auth))
         figures += compare_sweeps(name, apot, blog)
         figures.append(
             Figure(

@@ -79,17 +79,18 @@ def through_apot(stack: RunningStack, sample: Path, out: Path) -> dict[str, floa
             f"{stack.base_url}/api/v1/jobs/csv",
             files={"file": (sample.name, f, "text/csv")},
             data={"model": "penguins"},
+            headers=stack.auth,
             timeout=600,
         )
     response.raise_for_status()
     accepted = time.perf_counter()
-    url = response.json()["url"]
-    while (job := httpx2.get(url, params={"wait": 30}, timeout=40).json())["status"] in ("queued", "running"):
-        pass
+    job = response.json()
+    while job["status"] in ("queued", "running"):
+        job = httpx2.get(job["url"], params={"wait": 30}, headers=stack.auth, timeout=40).json()
     ready = time.perf_counter()
     if job["status"] != "succeeded":
         raise RuntimeError(f"the job ended {job['status']}: {job['error']}")
-    with httpx2.stream("GET", job["results_url"], timeout=600) as download, out.open("wb") as f:
+    with httpx2.stream("GET", job["results_url"], headers=stack.auth, timeout=600) as download, out.open("wb") as f:
         for block in download.iter_bytes():
             f.write(block)
     downloaded = time.perf_counter()

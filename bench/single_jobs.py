@@ -59,10 +59,12 @@ def baseline(base_url: str) -> Request:
     return lambda session: baseline_request(session, base_url, PENGUIN)
 
 
-def apot_prefer_wait(base_url: str, inputs: object = PENGUIN) -> Request:
+def apot_prefer_wait(base_url: str, auth: dict[str, str], inputs: object = PENGUIN) -> Request:
+    headers = {"Prefer": "wait=30", **auth}
+
     async def request(session: aiohttp.ClientSession) -> None:
         body = {"model": "penguins", "inputs": inputs}
-        async with session.post(f"{base_url}/api/v1/jobs", json=body, headers={"Prefer": "wait=30"}) as response:
+        async with session.post(f"{base_url}/api/v1/jobs", json=body, headers=headers) as response:
             job = await response.json()
             if response.status != 200 or job["status"] != "succeeded":
                 raise RuntimeError(f"{response.status}: {job}")
@@ -70,12 +72,12 @@ def apot_prefer_wait(base_url: str, inputs: object = PENGUIN) -> Request:
     return request
 
 
-def apot_get_wait(base_url: str) -> Request:
+def apot_get_wait(base_url: str, auth: dict[str, str]) -> Request:
     async def request(session: aiohttp.ClientSession) -> None:
         body = {"model": "penguins", "inputs": PENGUIN}
-        async with session.post(f"{base_url}/api/v1/jobs", json=body) as response:
+        async with session.post(f"{base_url}/api/v1/jobs", json=body, headers=auth) as response:
             url = (await response.json())["url"]
-        async with session.get(url, params={"wait": "30"}) as response:
+        async with session.get(url, params={"wait": "30"}, headers=auth) as response:
             job = await response.json()
             if job["status"] != "succeeded":
                 raise RuntimeError(f"{job}")
@@ -93,9 +95,9 @@ async def one_client_p50(base_url: str, request: Request) -> float:
     return load.p50
 
 
-async def batch_p50(base_url: str) -> float:
+async def batch_p50(base_url: str, auth: dict[str, str]) -> float:
     rows = [PENGUIN] * BATCH_ROWS
-    request = apot_prefer_wait(base_url, rows)
+    request = apot_prefer_wait(base_url, auth, rows)
     async with await make_session(1) as session:
         await request(session)
         latencies = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import sys
 import uuid
@@ -12,19 +13,43 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.orm import Session, sessionmaker
 
 from ml.store import ModelFiles
 from webapp.db import make_engine, make_session_factory
 from webapp.embedded_broker import EmbeddedRedis
 from webapp.migrate import upgrade_to_head
+from webapp.models import Role
+from webapp.services.accounts import AccountService, Principal
 from webapp.services.models import ModelRegistry, ensure_demos
 from webapp.supervisor import Supervisor
+
+
+@dataclass(frozen=True)
+class BenchAccount:
+    """The admin the benchmarks act as, with an API key."""
+
+    principal: Principal
+    key: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """Headers that authenticate an API request."""
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+def add_bench_account(sessions: sessionmaker[Session]) -> BenchAccount:
+    """An admin named bench and a key of its own (its random password is never used)."""
+    accounts = AccountService(sessions)
+    principal = accounts.create_user("bench", secrets.token_urlsafe(16), Role.ADMIN)
+    return BenchAccount(principal, accounts.create_key(principal.user_id, "bench").secret)
 
 
 @dataclass(frozen=True)
 class RunningStack:
     base_url: str
     supervisor: Supervisor
+    auth: dict[str, str]  # headers for the API as the bench admin
 
 
 @contextmanager
@@ -47,7 +72,9 @@ def running_stack(database_url: str, broker_url: str | None, root: Path, **setti
     models = root / "models"
     upgrade_to_head(database_url)
     engine = make_engine(database_url)
-    ensure_demos(ModelRegistry(make_session_factory(engine), ModelFiles(models)))
+    sessions = make_session_factory(engine)
+    ensure_demos(ModelRegistry(sessions, ModelFiles(models)))
+    account = add_bench_account(sessions)
     engine.dispose()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -66,6 +93,10 @@ def running_stack(database_url: str, broker_url: str | None, root: Path, **setti
             APOT_PORT=str(port),
             APOT_QUEUE=f"apot-bench-{uuid.uuid4().hex[:8]}",
             APOT_LOG_LEVEL="WARNING",
+            APOT_SECRET_KEY=secrets.token_hex(32),  # not var/secret_key of the folder the bench runs in
+            # The bench offers load far beyond the default limits, on purpose.
+            APOT_RATE_LIMIT_PER_USER="",
+            APOT_RATE_LIMIT_PER_KEY="",
         )
         env.update({f"APOT_{k.upper()}": v for k, v in settings.items()})
         # The figures on screen, the banners and logs in a file.
@@ -75,6 +106,6 @@ def running_stack(database_url: str, broker_url: str | None, root: Path, **setti
         base = f"http://127.0.0.1:{port}"
         if not supervisor.wait_until_ready(f"{base}/healthz"):
             raise RuntimeError(f"the stack did not start; see {root / 'stack.log'}")
-        yield RunningStack(base, supervisor)
+        yield RunningStack(base, supervisor, account.auth)
     finally:
         supervisor.stop_all()

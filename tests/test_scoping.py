@@ -109,7 +109,7 @@ def test_an_admin_sees_every_job_and_can_narrow_to_one_user(
     assert admin_client.get(f"/api/v1/jobs/{mias_jobs['single']}").status_code == 200
     assert admin_client.get(f"/api/v1/jobs/{mias_jobs['csv']}/results.csv").status_code == 200
     page = parse(admin_client.get("/jobs", params={"user": "bob"}).text)
-    assert [a["href"].rsplit("/", 1)[-1] for a in page.select("table.jobs tbody a[href*='/jobs/']")] == [bobs]
+    assert [str(a["href"]).rsplit("/", 1)[-1] for a in page.select("table.jobs tbody a[href*='/jobs/']")] == [bobs]
 
 
 def test_a_job_records_who_made_it_and_with_which_key(client: TestClient, member: Account, engine: Engine) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -15,6 +17,8 @@ from tests.stacks import Stack, running_stack
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
+# Chromium logs every refusal under the policy with this phrase (a refused eval also throws an error saying so).
+CSP = "Content Security Policy"
 
 
 @pytest.fixture(scope="module")
@@ -36,19 +40,44 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh page; whatever the test does on it must not break the Content-Security-Policy (htmx included)."""
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
+@contextmanager
+def open_page(browser: Browser, stack: Stack | None, refusals: list[str], **options: Any) -> Iterator[Page]:
+    """A page in a context of its own, signed in as the stack's admin (None: anonymous); what the browser refuses
+    under the Content-Security-Policy is appended to `refusals`."""
+    context = browser.new_context(**options)
+    if stack is not None:
+        cookie = stack.session_cookie()
+        context.add_cookies([{"name": cookie["name"], "value": cookie["value"], "url": cookie["url"]}])
     page = context.new_page()
     page.set_default_timeout(15_000)
-    refused: list[str] = []
-    page.on(
-        "console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None
-    )
-    yield page
-    context.close()
-    assert refused == [], "the page broke its Content-Security-Policy"
+    page.on("console", lambda message: refusals.append(message.text) if CSP in message.text else None)
+    page.on("pageerror", lambda error: refusals.append(str(error)) if CSP in str(error) else None)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def csp_refusals() -> list[str]:
+    """What this test's pages refused under the Content-Security-Policy; a test may assert on it as it goes."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Browser, stack: Stack, csp_refusals: list[str]) -> Iterator[Page]:
+    """A fresh page, signed in; whatever the test does on it must not break the Content-Security-Policy."""
+    with open_page(browser, stack, csp_refusals, viewport={"width": 1200, "height": 900}) as page:
+        yield page
+    assert csp_refusals == [], "the page broke its Content-Security-Policy"
+
+
+@pytest.fixture
+def anonymous_page(browser: Browser, csp_refusals: list[str]) -> Iterator[Page]:
+    """A fresh page of a browser that has not signed in."""
+    with open_page(browser, None, csp_refusals, viewport={"width": 1200, "height": 900}) as page:
+        yield page
+    assert csp_refusals == [], "the page broke its Content-Security-Policy"
 
 
 def screenshot(page: Page, name: str) -> Path:

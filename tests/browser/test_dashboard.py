@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import open_page, screenshot
 from tests.stacks import Stack
 
 
@@ -15,15 +15,22 @@ def fill_gentoo(page: Page, bill_length: str = "48.6") -> None:
     page.select_option("#f-sex", "male")
 
 
-def test_submitting_the_form_shows_the_result_without_a_reload(page: Page, stack: Stack) -> None:
+def test_submitting_the_form_shows_the_result_without_a_reload(
+    page: Page, stack: Stack, csp_refusals: list[str]
+) -> None:
+    """htmx posts the form and then polls the status card, all under the Content-Security-Policy."""
     page.goto(f"{stack.base_url}/models/penguins")
     page.evaluate("window.notReloaded = true")
     fill_gentoo(page)
+    polls: list[str] = []
+    page.on("request", lambda request: polls.append(request.url) if request.url.endswith("/status") else None)
 
-    page.click("button[type=submit]")
+    page.click("#predict-form button[type=submit]")
 
     card = page.locator("#job-status article.status-card")
     expect(card).to_have_class("card status-card status-succeeded", timeout=20_000)
+    assert polls, "the card reached its end by htmx polling it"
+    assert csp_refusals == [], "htmx must work without anything the Content-Security-Policy refuses"
     expect(card.locator(".prediction strong")).to_have_text("Gentoo")
     expect(card.locator(".probabilities meter")).to_have_count(3)
     expect(card.locator(".steps li.current")).to_have_text("Done")
@@ -37,7 +44,7 @@ def test_an_invalid_value_is_explained_next_to_its_field(page: Page, stack: Stac
     page.evaluate("window.notReloaded = true")
     fill_gentoo(page, bill_length="500")
 
-    page.click("button[type=submit]")
+    page.click("#predict-form button[type=submit]")
 
     error = page.locator("#f-bill_length_mm-error")
     expect(error).to_contain_text("less than or equal to 59.6")
@@ -48,14 +55,14 @@ def test_an_invalid_value_is_explained_next_to_its_field(page: Page, stack: Stac
     screenshot(page, "predict-invalid")
 
     page.fill("#f-bill_length_mm", "48.6")  # fixing it and submitting again works from the swapped-in form
-    page.click("button[type=submit]")
+    page.click("#predict-form button[type=submit]")
     expect(page.locator("#job-status .badge")).to_have_text("succeeded", timeout=20_000)
 
 
 def test_the_new_job_is_in_the_history_and_has_its_page(page: Page, stack: Stack) -> None:
     page.goto(f"{stack.base_url}/models/penguins")
     fill_gentoo(page)
-    page.click("button[type=submit]")
+    page.click("#predict-form button[type=submit]")
     link = page.locator("#job-status article header a")
     expect(link).to_be_visible()
     job_path = link.get_attribute("href") or ""
@@ -86,26 +93,18 @@ def test_the_form_works_by_keyboard_alone(page: Page, stack: Stack) -> None:
 
 
 def test_without_javascript_the_form_posts_and_lands_on_the_job_page(browser: Browser, stack: Stack) -> None:
-    context = browser.new_context(java_script_enabled=False)
-    page = context.new_page()
-    try:
+    with open_page(browser, stack, [], java_script_enabled=False) as page:
         page.goto(f"{stack.base_url}/models/penguins")
         fill_gentoo(page)
-        page.click("button[type=submit]")
+        page.click("#predict-form button[type=submit]")
         page.wait_for_url("**/jobs/*")
         # The page refreshes itself (no script needed) until the job has ended.
         expect(page.locator("article.status-card .badge")).to_have_text("succeeded", timeout=20_000)
-    finally:
-        context.close()
 
 
 def test_pages_are_readable_on_a_phone(browser: Browser, stack: Stack) -> None:
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
-    page = context.new_page()
-    try:
+    with open_page(browser, stack, [], viewport={"width": 390, "height": 844}, is_mobile=True) as page:
         page.goto(f"{stack.base_url}/models/penguins")
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"the predict page scrolls sideways on a phone ({width}px)"
         screenshot(page, "predict-phone")
-    finally:
-        context.close()

@@ -18,7 +18,7 @@ def test_an_upload_shows_a_progress_bar_that_reaches_100_percent(page: Page, sta
     expect(page.locator("#upload-model")).to_have_value("penguins")
     page.set_input_files("#upload-file", str(sample))
 
-    page.click("button[type=submit]")
+    page.click("#upload-form button[type=submit]")
 
     page.wait_for_url("**/jobs/*")
     bar = page.locator("article.status-card progress")
@@ -41,7 +41,7 @@ def test_a_file_without_the_models_columns_is_explained_on_the_form(page: Page, 
     wrong.write_text("species,island\nAdelie,Dream\n")
     page.goto(f"{stack.base_url}/upload?model=penguins")
     page.set_input_files("#upload-file", str(wrong))
-    page.click("button[type=submit]")
+    page.click("#upload-form button[type=submit]")
     expect(page.locator("#upload-file-error")).to_contain_text("bill_length_mm, flipper_length_mm")
     assert "/upload" in page.url
     screenshot(page, "upload-invalid")

@@ -14,7 +14,7 @@ def submit_sizes(page: Page, stack: Stack, version: str = "") -> None:
     page.goto(f"{stack.base_url}/models/sizes" + (f"?version={version}" if version else ""))
     page.fill("#f-size", "2")
     page.select_option("#f-colour", "red")
-    page.click("button[type=submit]")
+    page.click("#predict-form button[type=submit]")
     expect(page.locator("#job-status .badge")).to_have_text("succeeded", timeout=20_000)
     page.click("#job-status article header a")
 

@@ -29,18 +29,24 @@ def upload(stack: Stack, path: Path) -> dict[str, Any]:
             f"{stack.base_url}/api/v1/jobs/csv",
             files={"file": (path.name, f, "text/csv")},
             data={"model": "penguins"},
+            headers=stack.auth,
             timeout=120,
         )
     assert response.status_code == 202, response.text
     return dict(response.json())
 
 
+def current(stack: Stack, job: dict[str, Any]) -> dict[str, Any]:
+    """The job as the API shows it now."""
+    return dict(httpx2.get(job["url"], headers=stack.auth, timeout=10).json())
+
+
 def test_a_50k_row_file_is_scored_in_order_with_every_count_right(stack: Stack, sample: Path) -> None:
     created = upload(stack, sample)
-    job = httpx2.get(created["url"], params={"wait": 30}, timeout=40).json()
+    job = httpx2.get(created["url"], params={"wait": 30}, headers=stack.auth, timeout=40).json()
     assert job["status"] == "succeeded", f"{job}\n{stack.logs.read_text()[-3000:]}"
 
-    response = httpx2.get(job["results_url"], timeout=60)
+    response = httpx2.get(job["results_url"], headers=stack.auth, timeout=60)
     result = pd.read_csv(io.StringIO(response.text), keep_default_na=False, dtype=str)
     original = pd.read_csv(sample, keep_default_na=False, dtype=str)
     assert len(result) == ROWS == job["rows_total"] == job["rows_done"]
@@ -55,18 +61,18 @@ def test_a_50k_row_file_is_scored_in_order_with_every_count_right(stack: Stack, 
 def test_cancelling_midway_stops_the_rest_and_keeps_what_was_scored(stack: Stack, sample: Path) -> None:
     created = upload(stack, sample)
     deadline = time.monotonic() + 30
-    while (job := httpx2.get(created["url"], timeout=10).json())["rows_done"] == 0 and time.monotonic() < deadline:
+    while current(stack, created)["rows_done"] == 0 and time.monotonic() < deadline:
         time.sleep(0.005)
 
-    response = httpx2.post(f"{created['url']}/cancel", timeout=10)
+    response = httpx2.post(f"{created['url']}/cancel", headers=stack.auth, timeout=10)
 
     assert response.status_code == 200, f"cancel came too late (25 chunks, one worker process): {response.text}"
     assert response.json()["status"] == "cancelled"
     time.sleep(1.0)  # chunks already running finish; no new one starts
-    job = httpx2.get(created["url"], timeout=10).json()
+    job = current(stack, created)
     assert job["status"] == "cancelled"
     assert 0 < job["rows_done"] < ROWS
-    rows = list(csv.DictReader(io.StringIO(httpx2.get(job["results_url"], timeout=60).text)))
+    rows = list(csv.DictReader(io.StringIO(httpx2.get(job["results_url"], headers=stack.auth, timeout=60).text)))
     assert len(rows) == ROWS
     scored = [r for r in rows if r["prediction"]]
     assert len(scored) == job["rows_done"] - job["rows_failed"]

@@ -17,13 +17,15 @@ CHINSTRAP = {"island": "Dream", "bill_length_mm": 50.0, "flipper_length_mm": 196
 
 
 def submit(stack: Stack, inputs: Any, model: str = "penguins") -> dict[str, Any]:
-    response = httpx2.post(f"{stack.base_url}/api/v1/jobs", json={"model": model, "inputs": inputs}, timeout=10)
+    response = httpx2.post(
+        f"{stack.base_url}/api/v1/jobs", json={"model": model, "inputs": inputs}, headers=stack.auth, timeout=10
+    )
     assert response.status_code == 202, response.text
     return dict(response.json())
 
 
 def wait(stack: Stack, job: dict[str, Any]) -> dict[str, Any]:
-    response = httpx2.get(job["url"], params={"wait": 30}, timeout=40)
+    response = httpx2.get(job["url"], params={"wait": 30}, headers=stack.auth, timeout=40)
     assert response.status_code == 200
     ended = dict(response.json())
     assert ended["status"] not in ("queued", "running"), (
@@ -67,7 +69,7 @@ def test_prefer_wait_answers_with_the_finished_job_in_one_round_trip(stack: Stac
     response = httpx2.post(
         f"{stack.base_url}/api/v1/jobs",
         json={"model": "penguins", "inputs": [ADELIE, GENTOO]},
-        headers={"Prefer": "wait=20"},
+        headers={"Prefer": "wait=20", **stack.auth},
         timeout=30,
     )
 
@@ -84,7 +86,7 @@ def test_jobs_submitted_together_are_scored_together_and_each_ends_once(stack: S
         response = httpx2.post(
             f"{stack.base_url}/api/v1/jobs",
             json={"model": "penguins", "inputs": inputs},
-            headers={"Prefer": "wait=20"},
+            headers={"Prefer": "wait=20", **stack.auth},
             timeout=30,
         )
         assert response.status_code == 200, response.text

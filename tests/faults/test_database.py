@@ -72,7 +72,7 @@ def test_sqlite_takes_many_parallel_submissions_without_database_is_locked(
             return httpx2.post(
                 f"{stack.base_url}/api/v1/jobs",
                 json={"model": "penguins", "inputs": [GENTOO] * 5},
-                headers={"Prefer": "wait=30"},
+                headers={"Prefer": "wait=30", **stack.auth},
                 timeout=60,
             )
 

@@ -37,6 +37,7 @@ def test_a_worker_killed_mid_csv_leaves_its_chunk_to_another_and_every_row_is_sc
         f"{stack.base_url}/api/v1/jobs/csv",
         files={"file": ("late.csv", body.encode(), "text/csv")},
         data={"model": "sleepy"},
+        headers=stack.auth,
         timeout=30,
     ).json()
     until(lambda: stack.job(created["id"]).rows_done >= 20, "the first chunk to be scored")
@@ -47,8 +48,8 @@ def test_a_worker_killed_mid_csv_leaves_its_chunk_to_another_and_every_row_is_sc
     until(lambda: stack.job(created["id"]).status not in ("queued", "running"), "the CSV job to end")
     job = stack.job(created["id"])
     assert (job.status, job.attempts, job.rows_done) == ("succeeded", 2, rows), job.error
-    results_url = httpx2.get(created["url"], timeout=10).json()["results_url"]
-    results = list(csv.DictReader(io.StringIO(httpx2.get(results_url, timeout=30).text)))
+    results_url = httpx2.get(created["url"], headers=stack.auth, timeout=10).json()["results_url"]
+    results = list(csv.DictReader(io.StringIO(httpx2.get(results_url, headers=stack.auth, timeout=30).text)))
     assert [int(r["n"]) for r in results] == list(range(rows)), "each row once, in order"
     assert {(r["prediction"], r["error"]) for r in results} == {("late", "")}
 
