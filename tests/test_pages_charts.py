@@ -26,14 +26,14 @@ def job(engine: Engine, created: datetime, status: str = "succeeded", took_ms: i
     add_job(engine, status=status, created_at=created, finished_at=finished, **values)
 
 
-def test_the_home_page_charts_the_last_day(client: TestClient, engine: Engine) -> None:
+def test_the_home_page_charts_the_last_day(admin_client: TestClient, engine: Engine) -> None:
     job(engine, hours_ago(2))
     job(engine, hours_ago(2), took_ms=40)
     job(engine, hours_ago(2), "failed", took_ms=3000)
     job(engine, hours_ago(5), "cancelled")
     job(engine, hours_ago(30))  # more than a day ago
 
-    page = parse(client.get("/").text)
+    page = parse(admin_client.get("/").text)
 
     per_hour = one(page, "figure#jobs-per-hour")
     svg = one(per_hour, "svg[role=img]")
@@ -48,43 +48,43 @@ def test_the_home_page_charts_the_last_day(client: TestClient, engine: Engine) -
     assert [one(bar, "title").text for bar in bars] == ["≤ 50 ms: 2 jobs", "≤ 5 s: 1 jobs"]
 
 
-def test_stacked_segments_are_as_tall_as_their_share(client: TestClient, engine: Engine) -> None:
+def test_stacked_segments_are_as_tall_as_their_share(admin_client: TestClient, engine: Engine) -> None:
     for _ in range(3):
         job(engine, hours_ago(1))
     job(engine, hours_ago(1), "failed")
 
-    svg = one(parse(client.get("/").text), "figure#jobs-per-hour svg")
+    svg = one(parse(admin_client.get("/").text), "figure#jobs-per-hour svg")
 
     heights = {rect["class"][1]: float(str(rect["height"])) for rect in svg.select("rect.bar")}
     assert heights["bar-succeeded"] == pytest.approx(3 * heights["bar-failed"], abs=0.1)
 
 
-def test_a_quiet_day_says_so(client: TestClient, engine: Engine) -> None:
+def test_a_quiet_day_says_so(admin_client: TestClient, engine: Engine) -> None:
     job(engine, hours_ago(30))
 
-    page = parse(client.get("/").text)
+    page = parse(admin_client.get("/").text)
 
     assert page.select("figure.chart") == []
     assert one(page, "section.activity p.empty").text == "No jobs in the last 24 hours."
 
 
-def test_the_model_page_charts_its_latency_per_hour(client: TestClient, engine: Engine) -> None:
+def test_the_model_page_charts_its_latency_per_hour(admin_client: TestClient, engine: Engine) -> None:
     for hours in (3, 3, 27, 100):
         job(engine, hours_ago(hours), model_name="penguins")
     job(engine, hours_ago(3), model_name="sizes")
     job(engine, hours_ago(8 * 24), model_name="penguins")  # more than 7 days ago
 
-    figure = one(parse(client.get("/models/penguins").text), "figure#model-latency")
+    figure = one(parse(admin_client.get("/models/penguins").text), "figure#model-latency")
 
     assert len(figure.select("g.bar-group")) == 3
     assert len(figure.select("rect.bar-p50")) == len(figure.select("rect.bar-p95")) == 3
     assert len(one(figure, "table.visually-hidden").select("tbody tr")) == 3
 
 
-def test_a_model_without_recent_jobs_has_no_chart(client: TestClient, engine: Engine) -> None:
+def test_a_model_without_recent_jobs_has_no_chart(admin_client: TestClient, engine: Engine) -> None:
     job(engine, hours_ago(3), model_name="sizes")
 
-    page = parse(client.get("/models/penguins").text)
+    page = parse(admin_client.get("/models/penguins").text)
 
     assert page.select("figure.chart") == []
     assert "No finished jobs of this model in the last 7 days." in [p.text for p in page.select("p.empty")]

@@ -34,10 +34,10 @@ def pruned_job(engine: Engine, kind: str = "single") -> uuid.UUID:
     return job_id
 
 
-def test_the_job_page_says_the_inputs_were_deleted(client: TestClient, engine: Engine) -> None:
+def test_the_job_page_says_the_inputs_were_deleted(admin_client: TestClient, engine: Engine) -> None:
     job_id = pruned_job(engine)
 
-    response = client.get(f"/jobs/{job_id}")
+    response = admin_client.get(f"/jobs/{job_id}")
 
     assert response.status_code == 200
     page = parse(response.text)
@@ -46,34 +46,34 @@ def test_the_job_page_says_the_inputs_were_deleted(client: TestClient, engine: E
     assert one(page, ".status-card .badge").text == "succeeded"
 
 
-def test_the_api_says_why_inputs_and_result_are_missing(client: TestClient, engine: Engine) -> None:
+def test_the_api_says_why_inputs_and_result_are_missing(admin_client: TestClient, engine: Engine) -> None:
     job_id = pruned_job(engine)
 
-    body = client.get(f"/api/v1/jobs/{job_id}").json()
+    body = admin_client.get(f"/api/v1/jobs/{job_id}").json()
 
     assert body["result"] is None and body["status"] == "succeeded"
     assert body["pruned"] == MESSAGE and body["pruned_at"] is not None
-    listed = client.get("/api/v1/jobs").json()["items"]
+    listed = admin_client.get("/api/v1/jobs").json()["items"]
     assert [item["pruned"] for item in listed] == [MESSAGE]
 
 
-def test_a_pruned_csv_jobs_download_is_gone(client: TestClient, engine: Engine) -> None:
+def test_a_pruned_csv_jobs_download_is_gone(admin_client: TestClient, engine: Engine) -> None:
     job_id = pruned_job(engine, kind="csv")
 
-    response = client.get(f"/api/v1/jobs/{job_id}/results.csv")
+    response = admin_client.get(f"/api/v1/jobs/{job_id}/results.csv")
 
     assert response.status_code == 410
     assert response.json() == {"detail": MESSAGE}
-    page = parse(client.get(f"/jobs/{job_id}").text)
+    page = parse(admin_client.get(f"/jobs/{job_id}").text)
     assert page.select("a[download]") == []
     assert [p.text for p in page.select("p.pruned")] == [MESSAGE]
 
 
-def test_a_job_that_was_not_pruned_says_nothing_of_it(client: TestClient, engine: Engine) -> None:
+def test_a_job_that_was_not_pruned_says_nothing_of_it(admin_client: TestClient, engine: Engine) -> None:
     job_id = uuid.uuid4()
     add_job(engine, id=job_id, model_name="penguins", inputs=[{"island": "Biscoe"}], result={"predictions": []})
 
-    body = client.get(f"/api/v1/jobs/{job_id}").json()
+    body = admin_client.get(f"/api/v1/jobs/{job_id}").json()
 
     assert body["pruned"] is None and body["pruned_at"] is None
-    assert parse(client.get(f"/jobs/{job_id}").text).select("p.pruned") == []
+    assert parse(admin_client.get(f"/jobs/{job_id}").text).select("p.pruned") == []
