@@ -15,6 +15,7 @@ from tests.html import parse
 from tests.models import Trained
 from tests.receiver import Receiver, readme_verify, running_receiver
 from tests.stacks import STACKS, Stack, running_stack
+from webapp.auth import SESSION_COOKIE
 
 SECRET = "e2e webhook secret"
 GENTOO = {"island": "Biscoe", "bill_length_mm": 48.6, "flipper_length_mm": 230, "sex": "male"}
@@ -42,6 +43,7 @@ def test_a_worker_posts_the_ended_job_and_retries_a_failed_delivery(stack: Stack
     response = httpx2.post(
         f"{stack.base_url}/api/v1/jobs",
         json={"model": "penguins", "inputs": GENTOO, "callback_url": f"{receiver.url}/apot"},
+        headers=stack.auth,
         timeout=10,
     )
     assert response.status_code == 202, response.text
@@ -50,7 +52,7 @@ def test_a_worker_posts_the_ended_job_and_retries_a_failed_delivery(stack: Stack
     requests = receiver.wait_for(2)
     assert len(requests) == 2, f"worker log:\n{stack.logs.read_text()[-3000:]}"
     first, second = requests
-    job = httpx2.get(job_url, timeout=10).json()
+    job = httpx2.get(job_url, headers=stack.auth, timeout=10).json()
     assert job["status"] == "succeeded", stack.logs.read_text()[-3000:]
     verify = readme_verify()
     for request in (first, second):
@@ -66,7 +68,8 @@ def answers_shown(stack: Stack, job_id: str, count: int) -> list[str]:
     just after the receiver answered it), or as it is after 30 s."""
     deadline = time.monotonic() + 30
     while True:
-        page = parse(httpx2.get(f"{stack.base_url}/jobs/{job_id}", timeout=10).text)
+        signed_in = {SESSION_COOKIE: stack.session_cookie()["value"]}
+        page = parse(httpx2.get(f"{stack.base_url}/jobs/{job_id}", cookies=signed_in, timeout=10).text)
         rows = page.select("table.webhook-deliveries tbody tr")
         if len(rows) >= count or time.monotonic() > deadline:
             return [row.select("td")[2].get_text(strip=True) for row in rows]
