@@ -115,3 +115,11 @@ def test_an_admin_adds_a_user_who_can_then_sign_in(admin_client: TestClient, ano
 def test_an_admin_cannot_disable_themselves(admin_client: TestClient, admin: Account) -> None:
     token = csrf_token(admin_client, "/admin/users")
     assert admin_client.post(f"/admin/users/{admin.name}/disable", data={"csrf_token": token}).status_code == 409
+
+
+def test_guessing_passwords_is_slowed_down(anonymous: TestClient, member: Account) -> None:
+    codes = [sign_in_with_form(anonymous, member.name, f"guess {i}").status_code for i in range(11)]  # type: ignore[attr-defined]
+    assert codes == [422] * 10 + [429]
+    refused = sign_in_with_form(anonymous, member.name, PASSWORD)
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1  # type: ignore[attr-defined]
+    assert "Too many attempts" in one(parse(refused.text), ".field-error").text  # type: ignore[attr-defined]

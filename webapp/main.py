@@ -22,7 +22,7 @@ from webapp.headers import SecurityHeaders
 from webapp.limits import BodySizeLimit
 from webapp.metrics import route as metrics_route
 from webapp.metrics.exposition import MetricsService
-from webapp.ratelimit import SubmissionLimits
+from webapp.ratelimit import SignInLimits, SubmissionLimits
 from webapp.security import server_secret
 from webapp.services.accounts import AccountService
 from webapp.services.comparison import ComparisonService
@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
         app.state.csv_jobs = CsvJobService(app.state.jobs, chunk_rows=settings.csv_chunk_rows, limits=csv_limits)
         app.state.accounts = AccountService(sessions)
         app.state.submission_limits = SubmissionLimits(settings.rate_limit_per_user, settings.rate_limit_per_key)
+        app.state.sign_in_limits = SignInLimits()
         app.state.comparisons = ComparisonService(app.state.jobs, app.state.csv_jobs)
         app.state.metrics = MetricsService.for_app(engine, settings)
         app.state.stats = StatsService(sessions, cache_seconds=STATS_CACHE_SECONDS)

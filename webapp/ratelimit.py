@@ -46,6 +46,23 @@ class SubmissionLimits:
         )
 
 
+class SignInLimits:
+    """Sign-in attempts per account name and per client address: guessing passwords takes years, not hours."""
+
+    def __init__(self, per_name: str = "10/minute", per_address: str = "30/minute") -> None:
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.per_name = parse(per_name)
+        self.per_address = parse(per_address)
+
+    def retry_after(self, name: str, address: str) -> int | None:
+        """Count one attempt; the seconds to wait when there were too many, else None."""
+        for item, kind, identity in ((self.per_name, "name", name.lower()), (self.per_address, "address", address)):
+            if not self.limiter.hit(item, kind, identity):
+                reset = self.limiter.get_window_stats(item, kind, identity).reset_time
+                return max(1, math.ceil(reset - time.time()))
+        return None
+
+
 def limit_submissions(request: Request) -> None:
     """Dependency of every route that creates jobs (after the route's authentication)."""
     request.app.state.submission_limits.check(request.state.principal)

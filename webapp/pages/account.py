@@ -35,6 +35,10 @@ async def login(request: Request, accounts: AccountsDep) -> Response:
     form = await read_form(request)
     name, password = str(form.get("name") or "").strip(), str(form.get("password") or "")
     target = safe_next(str(form.get("next") or ""))
+    wait = request.app.state.sign_in_limits.retry_after(name, request.client.host if request.client else "")
+    if wait is not None:
+        context = {"next": target, "name": name, "error": f"Too many attempts: try again in {wait} s."}
+        return render(request, "account/login.html", context, status_code=429, headers={"Retry-After": str(wait)})
     principal = await run_in_threadpool(accounts.authenticate, name, password) if name and password else None
     if principal is None:
         # One message for a wrong name and a wrong password: which of the two is not told.
