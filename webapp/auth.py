@@ -103,8 +103,9 @@ PageUser = Annotated[Principal, Depends(page_user)]
 ApiPrincipal = Annotated[Principal, Depends(api_principal)]
 
 
-def current_principal(request: Request) -> Principal:
-    """The principal the router-level dependency already found (pages or API alike)."""
+async def current_principal(request: Request) -> Principal:
+    """The principal the router-level dependency already found (pages or API alike); async so that it costs no
+    thread hop."""
     principal = getattr(request.state, "principal", None)
     if principal is None:
         raise LoginRequired
@@ -114,7 +115,7 @@ def current_principal(request: Request) -> Principal:
 CurrentUser = Annotated[Principal, Depends(current_principal)]
 
 
-def require_admin(user: CurrentUser) -> Principal:
+async def require_admin(user: CurrentUser) -> Principal:
     """Dependency of what only admins may do: manage models and users."""
     if not user.is_admin:
         raise HTTPException(403, "Only an admin can do this.")

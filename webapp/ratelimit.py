@@ -63,6 +63,7 @@ class SignInLimits:
         return None
 
 
-def limit_submissions(request: Request) -> None:
-    """Dependency of every route that creates jobs (after the route's authentication)."""
+async def limit_submissions(request: Request) -> None:
+    """Dependency of every route that creates jobs (after the route's authentication). Async because it does no
+    I/O: FastAPI runs a plain function in a worker thread, and the hop cost more than the check."""
     request.app.state.submission_limits.check(request.state.principal)
