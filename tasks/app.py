@@ -50,9 +50,9 @@ def create_celery(settings: Settings, *, publisher: bool = False) -> Celery:
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         # Task events (sent, received, started, succeeded...) for `celery flower` or `celery events` on the same
-        # broker; nobody listening costs a small fan-out message per task.
-        worker_send_task_events=True,
-        task_send_sent_event=True,
+        # broker: four messages per task whether anyone listens or not, which make bench shows (APOT_TASK_EVENTS).
+        worker_send_task_events=settings.task_events,
+        task_send_sent_event=settings.task_events,
     )
     return app
 

@@ -90,6 +90,11 @@ class Settings(BaseSettings):
         "deletes them and keeps the rest of the job. 0 = keep forever.",
     )
     log_level: str = Field(default="INFO", description="Log level of web server and workers.")
+    task_events: bool = Field(
+        default=True,
+        description="Celery task events (for Flower); off saves four broker messages per task. Flower switches "
+        "them on in running workers when it starts.",
+    )
     log_format: Literal["json", "text"] | None = Field(
         default=None,
         description="Log lines as JSON objects or as text. Unset: text when stderr is a terminal, JSON otherwise.",
