@@ -99,10 +99,6 @@ async def api_principal(request: Request) -> Principal:
     return principal
 
 
-PageUser = Annotated[Principal, Depends(page_user)]
-ApiPrincipal = Annotated[Principal, Depends(api_principal)]
-
-
 async def current_principal(request: Request) -> Principal:
     """The principal the router-level dependency already found (pages or API alike); async so that it costs no
     thread hop."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -67,7 +68,7 @@ def reset_password(request: Request, name: str, accounts: AccountsDep) -> Respon
     return _page(request, accounts, shown={"name": name, "password": password})
 
 
-def _change(request: Request, change: Any) -> Response:
+def _change(request: Request, change: Callable[[], None]) -> Response:
     try:
         change()
     except AccountError as exc:

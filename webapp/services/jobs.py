@@ -194,10 +194,9 @@ class JobService:
 
     def cancel(self, job_id: uuid.UUID, *, owner: uuid.UUID | None) -> Job:
         """Stop a queued or running job: chunks not yet started are never scored, what was scored is kept."""
-        self.get(job_id, owner=owner)  # JobNotFound for another owner's job
         with transaction(self.sessions) as session:
             cancelled = session.execute(
-                update(Job)
+                owned_by(update(Job), owner)
                 .where(Job.id == job_id, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
                 .values(status=JobStatus.CANCELLED, finished_at=utcnow())
                 .returning(Job.id)
@@ -209,7 +208,7 @@ class JobService:
                     .where(JobChunk.job_id == job_id, JobChunk.status == ChunkStatus.QUEUED)
                     .values(status=ChunkStatus.CANCELLED)
                 )
-        job = self.get(job_id, owner=owner)
+        job = self.get(job_id, owner=owner)  # JobNotFound for another owner's job, which nothing above touched
         if not cancelled:
             raise JobAlreadyEnded(f"the job has already {job.status}")
         log.info("job cancelled", extra={"job_id": str(job.id), "task_id": job.task_id})
