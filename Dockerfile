@@ -12,7 +12,7 @@ WORKDIR /app
 
 # Dependencies in a layer of their own, so a change to the code does not reinstall them.
 COPY pyproject.toml README.md ./
-RUN mkdir webapp tasks ml && touch webapp/__init__.py tasks/__init__.py ml/__init__.py \
+RUN mkdir apot webapp tasks ml && touch apot/__init__.py webapp/__init__.py tasks/__init__.py ml/__init__.py \
     && pip install . && pip uninstall --yes apot
 
 # Editable: apot finds its templates, static files and migrations beside its code, in /app.

@@ -25,7 +25,7 @@ test: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy webapp tasks ml tests bench
+	$(BIN)/mypy apot webapp tasks ml tests bench
 
 # Figures for the closing notes, as one table; Postgres/Redis parts run when APOT_TEST_DATABASE_URL /
 # APOT_TEST_BROKER_URL are set. `make bench PARTS="single"` runs one part (single, csv, history).

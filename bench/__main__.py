@@ -33,7 +33,7 @@ from bench.single_jobs import (
 )
 from bench.stacks import RunningStack, postgres_schema, running_stack
 from ml.demo import train_penguins
-from webapp.embedded_broker import EmbeddedRedis
+from webapp.cli.embedded_broker import EmbeddedRedis
 
 PARTS = ("single", "csv", "history", "metrics", "charts")
 

@@ -19,9 +19,9 @@ from sqlalchemy import create_engine, text
 
 from bench.figures import Figure, ms, times
 from bench.stacks import add_bench_account, postgres_schema
-from webapp.auth import SESSION_COOKIE, session_cookie
 from webapp.config import Settings
 from webapp.db import make_engine, make_session_factory
+from webapp.http.auth import SESSION_COOKIE, session_cookie
 from webapp.main import create_app
 from webapp.migrate import upgrade_to_head
 from webapp.services.models import ensure_demos, open_registry

@@ -16,13 +16,13 @@ from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from ml.store import ModelFiles
+from webapp.cli.embedded_broker import EmbeddedRedis
+from webapp.cli.supervisor import Supervisor
 from webapp.db import make_engine, make_session_factory
-from webapp.embedded_broker import EmbeddedRedis
 from webapp.migrate import upgrade_to_head
 from webapp.models import Role
 from webapp.services.accounts import AccountService, Principal
 from webapp.services.models import ModelRegistry, ensure_demos
-from webapp.supervisor import Supervisor
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from functools import cache
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from webapp.auth import SESSION_COOKIE, session_cookie
 from webapp.db import transaction
+from webapp.http.auth import SESSION_COOKIE, session_cookie
 from webapp.models import Role, User
 from webapp.services.accounts import PASSWORDS, AccountService, Principal
 

@@ -19,9 +19,9 @@ from tests.accounts import Account, add_account
 from tests.models import Trained, register_all
 from tests.processes import apot_env, free_port, start_apot, stop, wait_for_http
 from tests.services import POSTGRES, RABBITMQ, REDIS, postgres_schema, required_url
-from webapp.auth import SESSION_COOKIE, session_cookie
+from webapp.cli.embedded_broker import EmbeddedRedis
 from webapp.db import make_engine, make_session_factory
-from webapp.embedded_broker import EmbeddedRedis
+from webapp.http.auth import SESSION_COOKIE, session_cookie
 from webapp.migrate import upgrade_to_head
 from webapp.models import Role
 from webapp.services.models import ModelRegistry

@@ -18,9 +18,9 @@ import httpx2
 import pytest
 from rich.console import Console
 
+from apot.client import ApotError, Client, Progress, field_name
 from tests.processes import apot_env, free_port
-from webapp.cli_predict import RowsBar
-from webapp.client import ApotError, Client, Progress, field_name
+from webapp.cli.predict import RowsBar
 
 
 def error_for(status: int, headers: dict[str, str] | None = None, **body: object) -> ApotError:
@@ -160,7 +160,7 @@ def test_the_command_wants_a_file_or_json_but_not_both() -> None:
 
 def test_the_client_imports_no_server_code() -> None:
     heavy = ["fastapi", "starlette", "sqlalchemy", "celery", "pydantic", "pandas", "sklearn"]
-    probe = f"import sys, webapp.client; print([m for m in {heavy!r} if m in sys.modules])"
+    probe = f"import sys, apot.client; print([m for m in {heavy!r} if m in sys.modules])"
 
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
 

@@ -35,7 +35,7 @@ def failing(
 def test_an_api_error_is_a_500_with_an_id_and_nothing_else(
     failing: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.ERROR, logger="webapp.errors"):
+    with caplog.at_level(logging.ERROR, logger="webapp.http.errors"):
         response = failing.get("/api/v1/jobs")
 
     assert response.status_code == 500

@@ -13,8 +13,8 @@ from pydantic import SecretStr
 
 from tests.conftest import RecordingEnqueue
 from tests.processes import free_port, stop
+from webapp.cli.embedded_broker import EmbeddedRedis
 from webapp.config import Settings
-from webapp.embedded_broker import EmbeddedRedis
 from webapp.main import create_app
 from webapp.migrate import alembic_config, head_revisions, upgrade_to_head
 

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from tests.accounts import PASSWORD, Account
 from tests.html import csrf_token, one, parse
-from webapp.auth import SESSION_COOKIE
+from webapp.http.auth import SESSION_COOKIE
 
 
 def sign_in_with_form(client: TestClient, name: str, password: str, next: str = "") -> object:

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from tests.conftest import RecordingEnqueue
 from tests.html import csrf_token, one, parse
+from webapp.http.security import CSRF_COOKIE
 from webapp.models import Job
-from webapp.security import CSRF_COOKIE
 
 FORM = {"island": "Biscoe", "bill_length_mm": "48.6", "flipper_length_mm": "230", "sex": "male", "body_mass_g": ""}
 HTMX = {"HX-Request": "true"}

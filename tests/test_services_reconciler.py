@@ -13,11 +13,11 @@ from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.orm import Session
 
 from tests.conftest import RecordingEnqueue, worker_context
+from webapp.background.reconciler import PUBLISH_GRACE_SECONDS, Reconciler, ReconcilerSettings
 from webapp.models import ChunkStatus, Job, JobChunk, JobStatus, jobs_table, utcnow
 from webapp.services.dispatch import SCORE_CHUNK, SCORE_JOBS
 from webapp.services.events import SilentAnnouncer
 from webapp.services.models import ModelRegistry
-from webapp.services.reconciler import PUBLISH_GRACE_SECONDS, Reconciler, ReconcilerSettings
 from webapp.services.scoring import score_jobs
 
 GENTOO = {"island": "Biscoe", "bill_length_mm": 48.6, "flipper_length_mm": 230, "sex": "male"}

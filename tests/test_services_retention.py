@@ -14,12 +14,12 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from tests.factories import add_job
+from webapp.background import retention
+from webapp.background.retention import Pruner
 from webapp.cli import cli
 from webapp.config import get_settings
 from webapp.db import make_session_factory
 from webapp.models import Job, JobChunk, utcnow
-from webapp.services import retention
-from webapp.services.retention import Pruner
 
 DAY = timedelta(days=1)
 INPUTS = [{"a": 1.0, "b": 2.0}]

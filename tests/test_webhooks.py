@@ -20,6 +20,7 @@ from tests.conftest import RecordingEnqueue
 from tests.html import one, parse
 from tests.receiver import Receiver, readme_verify, running_receiver
 from webapp.api import api_links
+from webapp.background.reconciler import Reconciler, ReconcilerSettings
 from webapp.config import Settings
 from webapp.db import transaction
 from webapp.models import Job, WebhookDelivery, utcnow
@@ -27,7 +28,6 @@ from webapp.services.chunk_scoring import score_chunk
 from webapp.services.dispatch import DELIVER_WEBHOOK, SCORE_CHUNK
 from webapp.services.events import SilentAnnouncer
 from webapp.services.models import ModelRegistry
-from webapp.services.reconciler import Reconciler, ReconcilerSettings
 from webapp.services.scoring import ScoringContext, score_jobs
 from webapp.services.webhook_delivery import WebhookContext, deliver_webhook
 from webapp.services.webhooks import WebhookAnnouncer, WebhookSettings, signature, webhook_secret

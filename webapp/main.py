@@ -13,17 +13,19 @@ from fastapi.staticfiles import StaticFiles
 from ml.store import ModelFiles
 from tasks.app import create_celery
 from tasks.publish import celery_enqueue
-from webapp import api, health, pages
+from webapp import api, pages
+from webapp.api import health
 from webapp.config import Settings, get_settings
 from webapp.csvio import CsvLimits
 from webapp.db import make_engine, make_session_factory
-from webapp.errors import install_error_pages
-from webapp.headers import SecurityHeaders
-from webapp.limits import BodySizeLimit
+from webapp.http.errors import install_error_pages
+from webapp.http.limits import BodySizeLimit
+from webapp.http.ratelimit import SignInLimits, SubmissionLimits
+from webapp.http.security import server_secret
+from webapp.http.security_headers import SecurityHeaders
+from webapp.http.templating import STATIC_DIR
 from webapp.metrics import route as metrics_route
 from webapp.metrics.exposition import MetricsService
-from webapp.ratelimit import SignInLimits, SubmissionLimits
-from webapp.security import server_secret
 from webapp.services.accounts import AccountService
 from webapp.services.comparison import ComparisonService
 from webapp.services.csv_jobs import CsvJobService
@@ -35,7 +37,6 @@ from webapp.services.models import REGISTRY_CACHE_SECONDS, ModelRegistry
 from webapp.services.readiness import Readiness
 from webapp.services.stats import STATS_CACHE_SECONDS, StatsService
 from webapp.services.webhooks import job_end_announcer
-from webapp.templating import STATIC_DIR
 
 # Routes that take a file (CSV or model): their bodies stream, counted against APOT_MAX_UPLOAD_MB, not buffered.
 UPLOAD_PATHS = ("/api/v1/jobs/csv", "/upload", "/upload-model")

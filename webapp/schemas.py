@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from webapp.background.retention import pruned_message
 from webapp.models import Job, JobKind
-from webapp.services.retention import pruned_message
 
 LinkFor = Callable[[str, uuid.UUID], str]
 """The absolute URL of a named route for a job id: request.url_for in a request, the public URL in a worker."""

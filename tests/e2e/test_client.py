@@ -13,11 +13,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from apot.client import ApotError, Client, Progress
 from ml.demo import write_sample_csv
 from tests.models import Trained
 from tests.processes import apot_env
 from tests.stacks import Stack, running_stack
-from webapp.client import ApotError, Client, Progress
 
 pytestmark = pytest.mark.e2e
 

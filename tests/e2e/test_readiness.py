@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx2
 
 from tests.processes import apot_env, free_port, start_apot, stop, wait_for_http
-from webapp.embedded_broker import EmbeddedRedis
+from webapp.cli.embedded_broker import EmbeddedRedis
 from webapp.migrate import upgrade_to_head
 
 

@@ -15,7 +15,7 @@ from tests.html import parse
 from tests.models import Trained
 from tests.receiver import Receiver, readme_verify, running_receiver
 from tests.stacks import STACKS, Stack, running_stack
-from webapp.auth import SESSION_COOKIE
+from webapp.http.auth import SESSION_COOKIE
 
 SECRET = "e2e webhook secret"
 GENTOO = {"island": "Biscoe", "bill_length_mm": 48.6, "flipper_length_mm": 230, "sex": "male"}

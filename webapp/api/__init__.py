@@ -5,7 +5,7 @@ import uuid
 from fastapi import APIRouter, Depends
 
 from webapp.api import csv_jobs, jobs, models
-from webapp.auth import api_principal
+from webapp.http.auth import api_principal
 from webapp.schemas import ErrorOut, LinkFor
 
 # Every route needs a key (or, to read, a signed-in browser); the 401 is the same whatever was wrong with it.

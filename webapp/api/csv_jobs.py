@@ -12,13 +12,13 @@ from fastapi.responses import StreamingResponse
 from ml.store import ModelNotFound
 from webapp.api.headers import IdempotencyKey
 from webapp.api.jobs import RATE_LIMITED
+from webapp.background.retention import pruned_message
 from webapp.csvio import UploadError
-from webapp.deps import CsvJobsDep, JobDep
-from webapp.forms import FormErrors, create_csv_job
+from webapp.http.deps import CsvJobsDep, JobDep
+from webapp.http.forms import FormErrors, create_csv_job
+from webapp.http.ratelimit import limit_submissions
 from webapp.models import Job, JobKind, JobStatus
-from webapp.ratelimit import limit_submissions
 from webapp.schemas import ErrorOut, JobCreated
-from webapp.services.retention import pruned_message
 
 router = APIRouter(tags=["jobs"])
 

@@ -12,10 +12,10 @@ from ml.store import ModelNotFound
 from ml.validation import InvalidInputs
 from webapp.api.headers import IdempotencyKey
 from webapp.api.prefer import preferred_wait
-from webapp.auth import CurrentUser
-from webapp.deps import AccountsDep, JobDep, JobsDep, owner_filter
+from webapp.http.auth import CurrentUser
+from webapp.http.deps import AccountsDep, JobDep, JobsDep, owner_filter
+from webapp.http.ratelimit import limit_submissions
 from webapp.models import Job, JobStatus
-from webapp.ratelimit import limit_submissions
 from webapp.schemas import (
     ErrorOut,
     JobCreate,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 
 from ml.store import ModelInfo, ModelNotFound
-from webapp.deps import ModelsDep
+from webapp.http.deps import ModelsDep
 from webapp.schemas import ErrorOut, ModelOut
 
 router = APIRouter(tags=["models"])

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, Depends
 
-from webapp.auth import page_user
+from webapp.http.auth import page_user
 from webapp.pages import account, home, jobs, model_uploads, models, uploads, users
 
 signed_in = APIRouter(dependencies=[Depends(page_user)])

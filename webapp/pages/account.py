@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from webapp.auth import CurrentUser, end_session, safe_next, start_session
-from webapp.deps import AccountsDep
-from webapp.limits import read_form
-from webapp.security import require_csrf
+from webapp.http.auth import CurrentUser, end_session, safe_next, start_session
+from webapp.http.deps import AccountsDep
+from webapp.http.limits import read_form
+from webapp.http.security import require_csrf
+from webapp.http.templating import render
 from webapp.services.accounts import AccountError
-from webapp.templating import render
 
 # Open to everyone: the way in.
 public = APIRouter()

@@ -3,9 +3,9 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from webapp.auth import CurrentUser
-from webapp.deps import JobsDep, ModelsDep, SettingsDep, StatsDep
-from webapp.templating import render
+from webapp.http.auth import CurrentUser
+from webapp.http.deps import JobsDep, ModelsDep, SettingsDep, StatsDep
+from webapp.http.templating import render
 
 router = APIRouter()
 LATEST_JOBS = 10

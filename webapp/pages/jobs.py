@@ -12,18 +12,18 @@ from starlette.concurrency import run_in_threadpool
 
 from ml.store import ModelNotFound
 from ml.validation import InvalidInputs
-from webapp.auth import CurrentUser
+from webapp.background.retention import pruned_message
 from webapp.csvio import UploadError
-from webapp.deps import AccountsDep, ComparisonsDep, JobDep, JobsDep, ModelsDep, owner_filter
-from webapp.limits import read_form
+from webapp.http.auth import CurrentUser
+from webapp.http.deps import AccountsDep, ComparisonsDep, JobDep, JobsDep, ModelsDep, owner_filter
+from webapp.http.limits import read_form
+from webapp.http.ratelimit import limit_submissions
+from webapp.http.security import require_csrf
+from webapp.http.templating import is_htmx, redirect, render
 from webapp.models import Job, JobStatus
-from webapp.ratelimit import limit_submissions
-from webapp.security import require_csrf
 from webapp.services.jobs import JobAlreadyEnded, JobNotFound, Unavailable
 from webapp.services.pagination import BadCursor
-from webapp.services.retention import pruned_message
 from webapp.services.webhooks import delivery_attempts
-from webapp.templating import is_htmx, redirect, render
 
 router = APIRouter()
 PAGE_SIZE = 50

@@ -9,11 +9,11 @@ from starlette.datastructures import UploadFile
 
 from ml.schema import SchemaError
 from ml.store import UntrustedModelFile
-from webapp.auth import AdminUser
-from webapp.deps import ModelsDep, SettingsDep
-from webapp.limits import read_form
-from webapp.security import require_csrf
-from webapp.templating import redirect, render
+from webapp.http.auth import AdminUser
+from webapp.http.deps import ModelsDep, SettingsDep
+from webapp.http.limits import read_form
+from webapp.http.security import require_csrf
+from webapp.http.templating import redirect, render
 
 router = APIRouter()
 PATH = "/upload-model"

@@ -12,14 +12,14 @@ from starlette.concurrency import run_in_threadpool
 
 from ml.store import ModelInfo, ModelNotFound
 from ml.validation import InvalidInputs
-from webapp.auth import CurrentUser
-from webapp.deps import JobsDep, ModelsDep, SettingsDep, StatsDep
-from webapp.forms import field_errors, form_values, row_from_form
-from webapp.limits import read_form
-from webapp.ratelimit import limit_submissions
-from webapp.security import require_csrf
+from webapp.http.auth import CurrentUser
+from webapp.http.deps import JobsDep, ModelsDep, SettingsDep, StatsDep
+from webapp.http.forms import field_errors, form_values, row_from_form
+from webapp.http.limits import read_form
+from webapp.http.ratelimit import limit_submissions
+from webapp.http.security import require_csrf
+from webapp.http.templating import is_htmx, render
 from webapp.services.jobs import JobRequest, Unavailable
-from webapp.templating import is_htmx, render
 
 router = APIRouter()
 

@@ -9,12 +9,12 @@ from fastapi.responses import Response
 
 from ml.store import ModelNotFound
 from webapp.csvio import UploadError
-from webapp.deps import CsvJobsDep, ModelsDep
-from webapp.forms import FormErrors, create_csv_job
-from webapp.limits import read_form
-from webapp.ratelimit import limit_submissions
-from webapp.security import require_csrf
-from webapp.templating import redirect, render
+from webapp.http.deps import CsvJobsDep, ModelsDep
+from webapp.http.forms import FormErrors, create_csv_job
+from webapp.http.limits import read_form
+from webapp.http.ratelimit import limit_submissions
+from webapp.http.security import require_csrf
+from webapp.http.templating import redirect, render
 
 router = APIRouter()
 

@@ -8,14 +8,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
-from webapp.auth import AdminUser, require_admin
-from webapp.deps import AccountsDep
-from webapp.limits import read_form
+from webapp.http.auth import AdminUser, require_admin
+from webapp.http.deps import AccountsDep
+from webapp.http.limits import read_form
+from webapp.http.security import require_csrf
+from webapp.http.templating import render
 from webapp.models import Role
 from webapp.pages.account import NO_STORE
-from webapp.security import require_csrf
 from webapp.services.accounts import AccountError, new_password
-from webapp.templating import render
 
 router = APIRouter(prefix="/admin/users", dependencies=[Depends(require_admin)])
 

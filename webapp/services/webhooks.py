@@ -20,8 +20,8 @@ from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from webapp.config import Settings
+from webapp.http.security import server_secret
 from webapp.models import Job, JobStatus, WebhookDelivery, utcnow
-from webapp.security import server_secret
 from webapp.services.dispatch import DELIVER_WEBHOOK, Dispatch, Enqueue
 from webapp.services.events import Announcer, choose_announcer
 

@@ -21,11 +21,11 @@ from typing import Any
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from webapp.background.retention import Pruner
 from webapp.db import transaction
 from webapp.models import ChunkStatus, Job, JobChunk, JobKind, JobStatus, utcnow
 from webapp.services.dispatch import SCORE_CHUNK, SCORE_JOBS, Dispatch, Enqueue
 from webapp.services.events import Announcer
-from webapp.services.retention import Pruner
 from webapp.services.webhooks import delivery_dispatch
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, Task, T
 from rich.progress import Progress as Bar
 from rich.text import Text
 
-from webapp.client import DEFAULT_URL, ApotError, Client, Progress
+from apot.client import DEFAULT_URL, ApotError, Client, Progress
 
 
 class OnError(StrEnum):

@@ -10,8 +10,8 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
-from webapp.auth import CurrentUser
 from webapp.config import Settings
+from webapp.http.auth import CurrentUser
 from webapp.models import Job
 from webapp.services.accounts import AccountError, AccountService
 from webapp.services.comparison import ComparisonService

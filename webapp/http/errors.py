@@ -12,9 +12,9 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
-from webapp.auth import LoginRequired
+from webapp.http.auth import LoginRequired
+from webapp.http.templating import render
 from webapp.services.jobs import Unavailable
-from webapp.templating import render
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,11 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from jinja2_fragments.fastapi import Jinja2Blocks
 
+from webapp.background.retention import pruned_message
+from webapp.http.security import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, csrf_token
 from webapp.models import JobStatus, utcnow
-from webapp.security import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, csrf_token
-from webapp.services.retention import pruned_message
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STATIC_DIR = ROOT / "static"
 HTMX = "vendor/htmx-2.0.11.min.js"
 

@@ -13,7 +13,7 @@ from starlette.datastructures import FormData, UploadFile
 from ml.schema import Feature, InputSchema
 from ml.table import FALSE_WORDS, TRUE_WORDS
 from ml.validation import InvalidInputs
-from webapp.limits import read_form
+from webapp.http.limits import read_form
 from webapp.models import Job
 from webapp.services.callback_urls import CallbackRefused
 from webapp.services.csv_jobs import CsvJobService

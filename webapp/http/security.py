@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from fastapi import HTTPException, Request
 
 from webapp.config import VAR_DIR, Settings
-from webapp.limits import read_form
+from webapp.http.limits import read_form
 
 CSRF_COOKIE = "apot_csrf"
 CSRF_FIELD = "csrf_token"

@@ -10,9 +10,9 @@ from typing import Annotated
 
 import typer
 
-from webapp.cli_accounts import announce_first_admin, keys_cli, users_cli
-from webapp.cli_models import models_cli
-from webapp.cli_predict import predict
+from webapp.cli.accounts import announce_first_admin, keys_cli, users_cli
+from webapp.cli.models import models_cli
+from webapp.cli.predict import predict
 from webapp.config import VAR_DIR, get_settings
 
 # How long `apot web --workers N` gives each server process to start before counting it as hung.
@@ -91,9 +91,9 @@ def worker(
 ) -> None:
     """Score jobs from the broker at APOT_BROKER_URL, one model load per process; a worker that dies is started
     again."""
+    from webapp.cli.supervisor import keep_running
     from webapp.logs import setup_logging
     from webapp.metrics.worker import exporting
-    from webapp.supervisor import keep_running
 
     setup_logging(get_settings())
     env = dict(os.environ)
@@ -141,10 +141,10 @@ def reconciler() -> None:
     a job twice); `apot run` and `apot worker --beat` start one."""
     from tasks.app import create_celery
     from tasks.publish import celery_enqueue
+    from webapp.background.reconciler import Reconciler, ReconcilerSettings
+    from webapp.background.retention import Pruner
     from webapp.db import make_engine, make_session_factory
     from webapp.logs import setup_logging
-    from webapp.services.reconciler import Reconciler, ReconcilerSettings
-    from webapp.services.retention import Pruner
     from webapp.services.webhooks import job_end_announcer
 
     settings = get_settings()
@@ -183,8 +183,8 @@ def prune(
 ) -> None:
     """Delete the inputs and results of jobs that ended long ago, keeping the job rows (the reconciler does this
     every 10 minutes when APOT_RESULT_TTL_DAYS is set)."""
+    from webapp.background.retention import Pruner
     from webapp.db import make_engine, make_session_factory
-    from webapp.services.retention import Pruner
 
     settings = get_settings()
     engine = make_engine(settings.database_url)
@@ -204,10 +204,10 @@ def prune(
 @cli.command()
 def run() -> None:
     """Everything on this machine: migrate, train the demo if missing, start broker, worker and web server."""
-    from webapp.embedded_broker import EmbeddedRedis
+    from webapp.cli.embedded_broker import EmbeddedRedis
+    from webapp.cli.supervisor import Supervisor
     from webapp.logs import setup_logging
     from webapp.migrate import upgrade_to_head
-    from webapp.supervisor import Supervisor
 
     settings = get_settings()
     setup_logging(settings, level="WARNING")  # this process's own lines; its children log at APOT_LOG_LEVEL
@@ -243,7 +243,3 @@ def run() -> None:
 
 def main() -> None:
     cli()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,1 @@
+"""HTTP plumbing the routes depend on: who is asking, limits, CSRF, security headers, forms, errors, templates."""
