@@ -158,6 +158,13 @@ class Gate:
         return self.function(*args, **kwargs)
 
 
+def started_intake(registry: ModelRegistry, enqueue: Callable[..., Any], **options: Any) -> JobIntake:
+    """An intake that closes each group at once (no window to wait for)."""
+    intake = JobIntake(registry.sessions, enqueue, max_rows=256, wait_seconds=0, **options)
+    intake.start()
+    return intake
+
+
 def give_up_waiting(future: Future[Any]) -> None:
     """What a request's deadline does to the future it awaits: asyncio cancels the wrapper and the future."""
 
@@ -173,17 +180,15 @@ def test_a_request_that_gives_up_on_a_slow_publish_leaves_the_publish_thread_wor
     registry: ModelRegistry, enqueue: RecordingEnqueue
 ) -> None:
     slow = Gate(enqueue)
-    intake = JobIntake(registry.sessions, slow, max_rows=256, wait_seconds=0)
-    intake.start()
-    jobs = service(registry, intake, enqueue)
+    intake = started_intake(registry, slow)
     try:
-        first = intake.submit(jobs.prepare(JobRequest("penguins", None, GENTOO)))
+        first = intake.submit(service(registry, intake, enqueue).prepare(JobRequest("penguins", None, GENTOO)))
         assert slow.entered.wait(10)
         give_up_waiting(first.published)
         slow.opened.set()
         assert first.published.result(timeout=10) is True
 
-        later = intake.submit(jobs.prepare(JobRequest("penguins", None, GENTOO)))
+        later = intake.submit(service(registry, intake, enqueue).prepare(JobRequest("penguins", None, GENTOO)))
         assert later.published.result(timeout=10) is True
         assert intake.problem() is None
     finally:
@@ -197,8 +202,7 @@ def test_a_request_that_gives_up_on_a_slow_store_gets_a_true_answer_and_the_stor
 ) -> None:
     slow = Gate(intake_module.insert_new)
     monkeypatch.setattr(intake_module, "insert_new", slow)
-    intake = JobIntake(registry.sessions, enqueue, max_rows=256, wait_seconds=0)
-    intake.start()
+    intake = started_intake(registry, enqueue)
     jobs = service(registry, intake, enqueue)
     try:
         taken = intake.submit(jobs.prepare(JobRequest("penguins", None, GENTOO)))
@@ -222,14 +226,18 @@ def test_a_request_that_gives_up_on_a_slow_store_gets_a_true_answer_and_the_stor
     assert intake.problem() is not None, "stopped"
 
 
+def fail_the_next_insert(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
+    def failing(*_args: Any) -> set[Any]:
+        monkeypatch.undo()
+        raise error
+
+    monkeypatch.setattr(intake_module, "insert_new", failing)
+
+
 def test_an_error_in_one_group_fails_that_group_only(
     registry: ModelRegistry, intake: JobIntake, enqueue: RecordingEnqueue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(*_args: Any) -> set[Any]:
-        monkeypatch.undo()
-        raise RuntimeError("a bug in the insert")
-
-    monkeypatch.setattr(intake_module, "insert_new", broken)
+    fail_the_next_insert(monkeypatch, RuntimeError("a bug in the insert"))
     jobs = service(registry, intake, enqueue)
     first = intake.submit(jobs.prepare(JobRequest("penguins", None, GENTOO)))
     with pytest.raises(RuntimeError):
@@ -242,11 +250,7 @@ def test_an_error_in_one_group_fails_that_group_only(
 def test_an_intake_thread_that_ends_is_started_again(
     registry: ModelRegistry, intake: JobIntake, enqueue: RecordingEnqueue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def fatal(*_args: Any) -> set[Any]:
-        monkeypatch.undo()
-        raise SystemExit("ends the thread, as nothing in the intake catches it")
-
-    monkeypatch.setattr(intake_module, "insert_new", fatal)
+    fail_the_next_insert(monkeypatch, SystemExit("ends the thread, as nothing in the intake catches it"))
     jobs = service(registry, intake, enqueue)
     intake.submit(jobs.prepare(JobRequest("penguins", None, GENTOO)))
     until(lambda: intake.problem() is not None, "the store thread to end")
@@ -261,8 +265,7 @@ def test_a_stuck_intake_is_reported_and_handed_to_on_stuck(
     monkeypatch.setattr(intake_module, "STUCK_AFTER_SECONDS", 0.5)
     stuck = Gate(enqueue)
     reported: list[str] = []
-    intake = JobIntake(registry.sessions, stuck, max_rows=256, wait_seconds=0, on_stuck=reported.append)
-    intake.start()
+    intake = started_intake(registry, stuck, on_stuck=reported.append)
     try:
         intake.submit(service(registry, intake, enqueue).prepare(JobRequest("penguins", None, GENTOO)))
         until(lambda: bool(reported), "the watcher to report the stuck publish")

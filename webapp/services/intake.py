@@ -5,14 +5,11 @@ lets a worker score many jobs with one call (see services/scoring.py). A group c
 `max_rows` rows, when no other submission is on its way, or `wait_seconds` after its first job — so a lone
 request never waits, and a crowd of them travels together.
 
-Storing and publishing run on two threads: a broker that is down or hangs holds up publishing only, never the
-commits, and a request waits for its publish no longer than PUBLISH_WAIT_SECONDS. A job's `published_at` is written
-only once its task reached the broker: until then the reconciler counts it as never published and publishes it
-itself a couple of seconds later (services/reconciler.py), whatever happened to this process meanwhile.
-
-A request that stops waiting never harms the threads: a job it withdrew before the store thread took it is never
-stored, and once taken a job's futures can no longer be cancelled, only resolved. Each thread outlives any error in
-one group; a watcher starts a thread again if it ends anyway, and reports one that stays busy too long (`/readyz`).
+Storing and publishing run on two watched threads (services/watched_threads.py): a broker that is down or hangs
+holds up publishing only, and a request waits for its publish no longer than PUBLISH_WAIT_SECONDS. `published_at`
+is written once the task reached the broker; until then the reconciler publishes the job itself after a couple of
+seconds, whatever happened to this process. A request that stops waiting never harms the threads: a job withdrawn
+before the store thread took it is never stored, a taken one's futures can only be resolved, not cancelled.
 """
 
 from __future__ import annotations
@@ -34,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from webapp.db import transaction
 from webapp.models import Job, jobs_table, utcnow
 from webapp.services.dispatch import SCORE_JOBS, Dispatch, Enqueue
+from webapp.services.watched_threads import WatchedThreads
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +39,8 @@ log = logging.getLogger(__name__)
 PUBLISH_WAIT_SECONDS = 1.5
 # How long the next group is held back while the previous one is being published.
 STORE_WAITS_FOR_PUBLISH_SECONDS = 0.2
-# A thread busy with one group longer than this is stuck: every wait inside has a shorter deadline (the database's
-# statement and connect timeouts, the broker's publish timeout), so something is wrong that only a restart mends.
+# A thread busy with one group longer than this is stuck: every wait in it has a shorter deadline (database, broker).
 STUCK_AFTER_SECONDS = 60.0
-# How often the watcher looks at the threads.
-WATCH_EVERY_SECONDS = 1.0
 
 
 @dataclass
@@ -58,13 +53,11 @@ class Pending:
     """Whether its task reached the broker; False leaves it to the reconciler."""
 
     def __post_init__(self) -> None:
-        # Running from the start: a waiter that gives up (asyncio cancels a wrapped future) cannot cancel it,
-        # so the publish thread can always resolve it.
+        # Running from the start: a waiter that gives up (asyncio cancels a wrapped future) cannot cancel it.
         self.published.set_running_or_notify_cancel()
 
     def withdraw(self) -> bool:
-        """The request stops waiting: True if the job will never be stored, False if it may have been (the store
-        thread had taken it already) or was (`stored` is done)."""
+        """The request stops waiting: True if the job will never be stored, False if it may have been or was."""
         return self.stored.cancel()
 
 
@@ -96,62 +89,23 @@ class JobIntake:
         self._lock = threading.Lock()
         self._publisher_idle = threading.Event()
         self._publisher_idle.set()
-        self.on_stuck = on_stuck
-        self._loops: dict[str, Callable[[], None]] = {
-            "apot-intake-store": self._store_groups,
-            "apot-intake-publish": self._publish_groups,
-        }
-        self._threads: dict[str, threading.Thread] = {}
-        self._busy_since: dict[str, float] = {}
-        self._stopping = threading.Event()
+        self.threads = WatchedThreads(
+            {"apot-intake-store": self._store_groups, "apot-intake-publish": self._publish_groups},
+            stuck_after=STUCK_AFTER_SECONDS,
+            on_stuck=on_stuck,
+        )
 
     def start(self) -> None:
-        for name in self._loops:
-            self._start(name)
-        threading.Thread(target=self._watch, name="apot-intake-watch", daemon=True).start()
-
-    def _start(self, name: str) -> None:
-        self._busy_since.pop(name, None)
-        self._threads[name] = threading.Thread(target=self._loops[name], name=name, daemon=True)
-        self._threads[name].start()
+        self.threads.start()
 
     def stop(self, timeout: float | None = None) -> None:
         """Store and publish what was handed in, then end the threads (waiting at most `timeout` for each)."""
-        self._stopping.set()
         self._pending.put(None)
-        for thread in self._threads.values():
-            thread.join(timeout)
+        self.threads.join(timeout)
 
     def problem(self) -> str | None:
         """Why the intake cannot take jobs now (a thread ended or stuck), or None."""
-        for name, thread in self._threads.items():
-            if not thread.is_alive():
-                return f"{name} has ended"
-            busy = time.monotonic() - self._busy_since.get(name, time.monotonic())
-            if busy > STUCK_AFTER_SECONDS:
-                return f"{name} has been busy with one group for {busy:.0f} s"
-        return None
-
-    def _watch(self) -> None:
-        """Start a thread that ended again; a stuck one cannot be stopped, so `on_stuck` (ends the process)."""
-        while not self._stopping.wait(WATCH_EVERY_SECONDS):
-            for name, thread in list(self._threads.items()):
-                if not thread.is_alive() and not self._stopping.is_set():
-                    log.error("the intake thread %s ended; starting it again", name)
-                    self._start(name)
-            problem = self.problem()
-            if problem is not None and self.on_stuck is not None:
-                log.critical("the job intake is stuck (%s)", problem)
-                self.on_stuck(problem)
-                return
-
-    @contextmanager
-    def _busy(self, name: str) -> Iterator[None]:
-        self._busy_since[name] = time.monotonic()
-        try:
-            yield
-        finally:
-            self._busy_since.pop(name, None)
+        return self.threads.problem()
 
     @contextmanager
     def arriving(self) -> Iterator[None]:
@@ -178,7 +132,7 @@ class JobIntake:
             group, stopping = self._gather()
             group = [pending for pending in group if pending.stored.set_running_or_notify_cancel()]
             if group:
-                with self._busy("apot-intake-store"):
+                with self.threads.busy("apot-intake-store"):
                     try:
                         self._store(group)
                     except Exception as exc:  # a bug: this group's requests get an error, the next group is served
@@ -264,7 +218,7 @@ class JobIntake:
     def _publish(self, groups: list[StoredGroup]) -> None:
         self._publisher_idle.clear()
         try:
-            with self._busy("apot-intake-publish"):
+            with self.threads.busy("apot-intake-publish"):
                 self._send(groups)
         except Exception:  # a bug: the reconciler publishes these jobs; the next groups are served
             log.exception("the intake failed to publish %d groups", len(groups))
@@ -337,8 +291,7 @@ def _stored_earlier(session: Session, retried: list[Job]) -> dict[tuple[uuid.UUI
 
 
 def mark_published(sessions: sessionmaker[Session], job_ids: list[uuid.UUID]) -> None:
-    """These jobs' task reached the broker: the reconciler leaves them alone for APOT_REPUBLISH_AFTER_SECONDS. If
-    this write fails, it publishes them again after its short grace; a second message for a job is harmless."""
+    """Their task reached the broker (if this write fails, the reconciler sends a second, harmless message)."""
     try:
         with transaction(sessions) as session:
             session.execute(update(Job).where(Job.id.in_(job_ids)).values(published_at=utcnow()))
