@@ -1,4 +1,12 @@
-"""Engines and sessions. Built by whoever owns the process (the web lifespan, a worker process), never at import."""
+"""Engines and sessions. Built by whoever owns the process (the web lifespan, a worker process), never at import.
+
+Every wait on the database has a deadline, so a database that hangs (a stopped server, a network that drops
+packets silently) fails a request, a store or a reconciler pass within seconds, as one that is down does, and the
+next attempt finds a fresh connection: connecting (`connect_timeout`), a pooled connection coming free
+(`pool_timeout`), a statement the server works on too long (`statement_timeout`), a peer gone from the network
+(TCP keepalives, `tcp_user_timeout`), and, for a server that takes the bytes but never answers, a deadline on every
+wait for its answer (DeadlineConnection).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +16,27 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
+from psycopg import errors
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# The longest a statement may run; a web request, a worker's write and a reconciler pass all take far less.
+STATEMENT_TIMEOUT_SECONDS = 5.0
+# How long the client waits for any answer before it gives the connection up: past the server's own statement
+# timeout, so that a slow statement is cancelled cleanly by the server and only a hung server is cut off here.
+ANSWER_TIMEOUT_SECONDS = STATEMENT_TIMEOUT_SECONDS + 2
+CONNECT_TIMEOUT_SECONDS = 5
+POOL_TIMEOUT_SECONDS = 5.0
+# libpq's TCP settings: a peer that stops acknowledging is dropped after ~10 s, an idle one probed after 10 s.
+TCP_SETTINGS = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 3,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
 
 
 def _json_dumps(value: Any) -> str:
@@ -22,17 +47,48 @@ def _json_dumps(value: Any) -> str:
 JSON_CODEC: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
 
 
-def make_engine(url: str) -> Engine:
-    """An engine with the connection settings each backend needs to serve many processes at once."""
+def make_engine(url: str, *, deadlines: bool = True) -> Engine:
+    """An engine with the connection settings each backend needs to serve many processes at once. Without
+    `deadlines` (migrations, which may rewrite large tables) statements may run as long as they need."""
+    pool = {"pool_timeout": POOL_TIMEOUT_SECONDS}
     if url.startswith("sqlite"):
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False}, **JSON_CODEC)
+        # A local file does not hang; its one wait, for another writer's lock, is bounded by the busy timeout.
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **pool, **JSON_CODEC)
         event.listen(engine, "connect", _tune_sqlite)
         return engine
+    given = make_url(url).query  # settings in the URL win
+    defaults: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **TCP_SETTINGS}
+    connect_args = {key: value for key, value in defaults.items() if key not in given}
+    if deadlines and "options" not in given:
+        connect_args["options"] = f"-c statement_timeout={int(STATEMENT_TIMEOUT_SECONDS * 1000)}"
     # pre-ping: a database restart costs one failed checkout, not a 500 on every pooled connection
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **JSON_CODEC)
+    engine = create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args, **pool, **JSON_CODEC
+    )
+    if deadlines and make_url(url).get_driver_name() == "psycopg":
+
+        @event.listens_for(engine, "do_connect")
+        def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> psycopg.Connection[Any]:
+            return DeadlineConnection.connect(*cargs, **cparams)
+
+    return engine
+
+
+class DeadlineConnection(psycopg.Connection[Any]):
+    """A psycopg connection that waits for the server at most ANSWER_TIMEOUT_SECONDS per operation, then closes:
+    a server that is stopped or black-holed never answers, and its statement timeout cannot fire."""
+
+    def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+        try:
+            return super().wait(gen, interval, ANSWER_TIMEOUT_SECONDS if timeout is None else timeout)
+        except errors._WaitTimeout as exc:
+            self.close()  # mid-protocol, it cannot be used again; closed, SQLAlchemy drops it from the pool
+            raise psycopg.OperationalError(
+                f"the database did not answer within {ANSWER_TIMEOUT_SECONDS:g} s; connection closed"
+            ) from exc
 
 
 def _tune_sqlite(connection: Any, _record: Any) -> None:
