@@ -53,10 +53,13 @@ def make_engine(url: str, *, deadlines: bool = True) -> Engine:
     pool = {"pool_timeout": POOL_TIMEOUT_SECONDS}
     if url.startswith("sqlite"):
         database = make_url(url).database
-        if database and database != ":memory:":
+        in_memory = not database or database == ":memory:"  # one connection per thread, no pool to wait for
+        if database and not in_memory:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         # A local file does not hang; its one wait, for another writer's lock, is bounded by the busy timeout.
-        engine = create_engine(url, connect_args={"check_same_thread": False}, **pool, **JSON_CODEC)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False}, **({} if in_memory else pool), **JSON_CODEC
+        )
         event.listen(engine, "connect", _tune_sqlite)
         return engine
     given = make_url(url).query  # settings in the URL win
