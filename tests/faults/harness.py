@@ -157,10 +157,12 @@ class FaultStack:
         until(lambda: not ({JobStatus.QUEUED, JobStatus.RUNNING} & set(self.statuses())), "every job to end", timeout)
         return self.statuses()
 
-    def audit(self, accepted: set[str], unanswered: frozenset[str] = frozenset()) -> None:
+    def audit(
+        self, accepted: set[str], unanswered: frozenset[str] = frozenset(), timeout: float = SETTLE_SECONDS
+    ) -> None:
         """Every accepted job ended, once and in one row; no job exists that was neither accepted nor left
         unanswered (a 503 that said "may have been created", a request cut off)."""
-        self.wait_until_all_ended()
+        self.wait_until_all_ended(timeout)
         with self.engine.connect() as connection:
             rows = connection.execute(select(Job.id, Job.status, Job.attempts)).all()
         stored = {str(job_id): (status, attempts) for job_id, status, attempts in rows}

@@ -99,7 +99,7 @@ def test_a_model_that_ignores_the_time_limit_fails_its_own_job_once_with_that_re
         others = [pool.submit(stack.submit, GENTOO) for _ in range(3)]
     ids = [stubborn.result().json()["id"], *(other.result().json()["id"] for other in others)]
 
-    stack.audit(set(ids))
+    stack.audit(set(ids), timeout=90)  # the hard limit, then a new pool process, then the others
     ended = [stack.job(job_id) for job_id in ids]
     # Killed at the hard limit, failed then by the worker: not retried as if the worker had vanished.
     assert (ended[0].status, ended[0].error, ended[0].attempts) == ("failed", OVER_TIME, 1)
