@@ -22,11 +22,14 @@ from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-# The longest a statement may run; a web request, a worker's write and a reconciler pass all take far less.
+# The longest a statement may run: for a request someone waits on, and for the background (a worker's writes, a
+# reconciler pass over a thousand rows), which nobody waits on and which a busy database may make slow.
 STATEMENT_TIMEOUT_SECONDS = 5.0
-# How long the client waits for any answer before it gives the connection up: past the server's own statement
-# timeout, so that a slow statement is cancelled cleanly by the server and only a hung server is cut off here.
-ANSWER_TIMEOUT_SECONDS = STATEMENT_TIMEOUT_SECONDS + 2
+BACKGROUND_STATEMENT_TIMEOUT_SECONDS = 30.0
+# How much longer the client waits for any answer before it gives the connection up: a slow statement is cancelled
+# cleanly by the server's statement timeout (a COMMIT's flush may take a moment more); only a hung server is cut
+# off here.
+ANSWER_MARGIN_SECONDS = 5.0
 CONNECT_TIMEOUT_SECONDS = 5
 POOL_TIMEOUT_SECONDS = 5.0
 # libpq's TCP settings: a peer that stops acknowledging is dropped after ~10 s, an idle one probed after 10 s.
@@ -47,9 +50,9 @@ def _json_dumps(value: Any) -> str:
 JSON_CODEC: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
 
 
-def make_engine(url: str, *, deadlines: bool = True) -> Engine:
-    """An engine with the connection settings each backend needs to serve many processes at once. Without
-    `deadlines` (migrations, which may rewrite large tables) statements may run as long as they need."""
+def make_engine(url: str, *, statement_timeout: float | None = STATEMENT_TIMEOUT_SECONDS) -> Engine:
+    """An engine with the connection settings each backend needs to serve many processes at once. With
+    `statement_timeout` None (migrations, which may rewrite large tables) statements may run as long as they need."""
     pool = {"pool_timeout": POOL_TIMEOUT_SECONDS}
     if url.startswith("sqlite"):
         database = make_url(url).database
@@ -65,32 +68,37 @@ def make_engine(url: str, *, deadlines: bool = True) -> Engine:
     given = make_url(url).query  # settings in the URL win
     defaults: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **TCP_SETTINGS}
     connect_args = {key: value for key, value in defaults.items() if key not in given}
-    if deadlines and "options" not in given:
-        connect_args["options"] = f"-c statement_timeout={int(STATEMENT_TIMEOUT_SECONDS * 1000)}"
+    if statement_timeout is not None and "options" not in given:
+        connect_args["options"] = f"-c statement_timeout={int(statement_timeout * 1000)}"
     # pre-ping: a database restart costs one failed checkout, not a 500 on every pooled connection
     engine = create_engine(
         url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args, **pool, **JSON_CODEC
     )
-    if deadlines and make_url(url).get_driver_name() == "psycopg":
+    if statement_timeout is not None and make_url(url).get_driver_name() == "psycopg":
+        answer_timeout = statement_timeout + ANSWER_MARGIN_SECONDS
 
         @event.listens_for(engine, "do_connect")
         def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> psycopg.Connection[Any]:
-            return DeadlineConnection.connect(*cargs, **cparams)
+            connection = DeadlineConnection.connect(*cargs, **cparams)
+            connection.answer_timeout = answer_timeout
+            return connection
 
     return engine
 
 
 class DeadlineConnection(psycopg.Connection[Any]):
-    """A psycopg connection that waits for the server at most ANSWER_TIMEOUT_SECONDS per operation, then closes:
+    """A psycopg connection that waits for the server at most `answer_timeout` seconds per operation, then closes:
     a server that is stopped or black-holed never answers, and its statement timeout cannot fire."""
+
+    answer_timeout = STATEMENT_TIMEOUT_SECONDS + ANSWER_MARGIN_SECONDS
 
     def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
         try:
-            return super().wait(gen, interval, ANSWER_TIMEOUT_SECONDS if timeout is None else timeout)
+            return super().wait(gen, interval, self.answer_timeout if timeout is None else timeout)
         except errors._WaitTimeout as exc:
             self.close()  # mid-protocol, it cannot be used again; closed, SQLAlchemy drops it from the pool
             raise psycopg.OperationalError(
-                f"the database did not answer within {ANSWER_TIMEOUT_SECONDS:g} s; connection closed"
+                f"the database did not answer within {self.answer_timeout:g} s; connection closed"
             ) from exc
 
 
