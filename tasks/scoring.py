@@ -14,7 +14,7 @@ from ml.store import ModelFiles
 from tasks.context import worker_context
 from tasks.publish import celery_enqueue
 from webapp.config import get_settings
-from webapp.db import make_engine, make_session_factory
+from webapp.db import BACKGROUND_STATEMENT_TIMEOUT_SECONDS, make_engine, make_session_factory
 from webapp.logs import job_context
 from webapp.services.chunk_scoring import fail_chunk_over_time
 from webapp.services.chunk_scoring import score_chunk as run_chunk_scoring
@@ -43,7 +43,7 @@ class TimeLimited(Task):
 def _main_process_context() -> Iterator[ScoringContext]:
     # Not worker_context(): the main process forks new pool processes, which must not inherit its connections.
     settings = get_settings()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, statement_timeout=BACKGROUND_STATEMENT_TIMEOUT_SECONDS)
     sessions = make_session_factory(engine)
     try:
         announcer = job_end_announcer(settings, celery_enqueue(current_app))
