@@ -20,6 +20,7 @@ from webapp.services.scoring import MAX_ERROR_LENGTH, ScoringContext
 
 log = logging.getLogger(__name__)
 ERRORS_IN_SUMMARY = 3
+CHUNK_OVER_TIME = "scoring a chunk took longer than the task time limit"
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def _score_claimed(ctx: ScoringContext, claimed: ClaimedChunk) -> None:
         known = [claimed.problems.get(str(row), "") for row in range(len(cells))]
         scored = score_table(ctx.models.files.load(info), info.schema, cells, known)
     except SoftTimeLimitExceeded:
-        _fail_job(ctx, job.id, "scoring a chunk took longer than the task time limit")
+        _fail_job(ctx, job.id, CHUNK_OVER_TIME)
         return
     except (ModelNotFound, ModelIntegrityError) as exc:
         _fail_job(ctx, job.id, str(exc))
@@ -132,6 +133,16 @@ def _store(ctx: ScoringContext, claimed: ClaimedChunk, scored: ScoredTable, fail
         ctx.announcer.announce(session, ended)
     if ended:
         log.info("job succeeded", extra={"rows": claimed.job.rows_total})
+
+
+def fail_chunk_over_time(ctx: ScoringContext, chunk_id: str) -> None:
+    """The task scoring this chunk was killed at its hard time limit: its job fails now, with the real reason."""
+    with ctx.sessions() as session:
+        job_id = session.scalar(
+            select(JobChunk.job_id).where(JobChunk.id == uuid.UUID(chunk_id), JobChunk.status == ChunkStatus.RUNNING)
+        )
+    if job_id is not None:
+        _fail_job(ctx, job_id, CHUNK_OVER_TIME)
 
 
 def _fail_job(ctx: ScoringContext, job_id: uuid.UUID, error: str) -> None:

@@ -26,7 +26,7 @@ from webapp.csvio import (
     unpack_frame,
 )
 from webapp.db import transaction
-from webapp.models import Job, JobChunk, JobKind, JobStatus
+from webapp.models import Job, JobChunk, JobKind, JobStatus, utcnow
 from webapp.services.accounts import Principal
 from webapp.services.dispatch import SCORE_CHUNK, Dispatch
 from webapp.services.jobs import JobService
@@ -96,7 +96,6 @@ class CsvJobService:
                 rows=packed.rows,
                 input=packed.data,
                 problems={str(k): v for k, v in packed.problems.items()} or None,
-                published_at=job.created_at,
             )
             session.add(chunk)
             session.flush()
@@ -107,8 +106,8 @@ class CsvJobService:
             raise UploadError("The file has a header but no rows.")
 
     def _publish(self, job: Job, dispatches: list[Dispatch]) -> None:
-        """After the commit, so a worker always finds the chunks; if the broker cannot be reached, the chunks are
-        left for the reconciler to publish."""
+        """After the commit, so a worker always finds the chunks; if the broker cannot be reached (or this process
+        dies first), the chunks stay unpublished and the reconciler publishes them a couple of seconds later."""
         # task_id names the job's group of chunk tasks; the worker's lines carry each chunk's own task id.
         fields = {"job_id": str(job.id), "task_id": job.task_id}
         log.info("job queued", extra={**fields, "model": job.model_name, "chunks": len(dispatches)})
@@ -116,8 +115,12 @@ class CsvJobService:
             self.jobs.enqueue(dispatches)
         except Exception:
             log.warning("could not publish the chunks of the job; the reconciler will", exc_info=True, extra=fields)
+            return
+        try:  # if this fails, the reconciler publishes the chunks a second time: harmless
             with transaction(self.jobs.sessions) as session:
-                session.execute(update(JobChunk).where(JobChunk.job_id == job.id).values(published_at=None))
+                session.execute(update(JobChunk).where(JobChunk.job_id == job.id).values(published_at=utcnow()))
+        except Exception:
+            log.warning("could not mark the chunks of the job as published", exc_info=True, extra=fields)
 
     def rerun(self, job: Job, version: str, by: Principal, *, compare: bool = False) -> Job:
         """The same file, on another version of its model, as a job of `by`: the chunks are copied, not uploaded
@@ -148,7 +151,6 @@ class CsvJobService:
                     rows=old.rows,
                     input=old.input,
                     problems=old.problems,
-                    published_at=new.created_at,
                 )
                 session.add(chunk)
                 session.flush()

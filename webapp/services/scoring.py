@@ -28,6 +28,7 @@ from webapp.services.models import ModelRegistry
 
 log = logging.getLogger(__name__)
 MAX_ERROR_LENGTH = 1000
+OVER_TIME = "scoring took longer than the task time limit"
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,7 @@ def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> None:
                 outcomes.extend(_score_group(ctx.models, name, version, list(group)))
         except SoftTimeLimitExceeded:
             done = {outcome.job_id for outcome in outcomes}
-            error = "scoring took longer than the task time limit"
-            outcomes.extend(Outcome(job.id, JobStatus.FAILED, error=error) for job in jobs if job.id not in done)
+            outcomes.extend(Outcome(job.id, JobStatus.FAILED, error=OVER_TIME) for job in jobs if job.id not in done)
         with session.begin():
             _finish(session, ctx, outcomes)
     for outcome in outcomes:
@@ -84,6 +84,28 @@ def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> None:
             outcome.status.value,
             extra={"job_id": str(outcome.job_id), "rows": outcome.rows_done, "error": outcome.error},
         )
+
+
+def fail_over_time(ctx: ScoringContext, job_ids: Sequence[str], limit_seconds: float) -> None:
+    """The task scoring these jobs was killed at its hard time limit (the model ignored the soft one): fail those
+    still running since before the limit, once, with the real reason, instead of leaving them to run out their
+    lease and be tried again as if the worker had vanished."""
+    table, now = jobs_table, utcnow()
+    with pinned_session(ctx.sessions) as session, session.begin():
+        failed = session.connection().execute(
+            update(table)
+            .where(
+                table.c.id.in_([uuid.UUID(job_id) for job_id in job_ids]),
+                table.c.status == JobStatus.RUNNING,
+                table.c.started_at <= now - timedelta(seconds=limit_seconds),
+            )
+            .values(status=JobStatus.FAILED, error=OVER_TIME, finished_at=now, lease_until=None)
+            .returning(table.c.id)
+        )
+        ended = [job_id for (job_id,) in failed]
+        ctx.announcer.announce(session, ended)
+    for job_id in ended:
+        log.info("job failed", extra={"job_id": str(job_id), "error": OVER_TIME})
 
 
 def claim_jobs(session: Session, ctx: ScoringContext, job_ids: list[uuid.UUID]) -> list[ClaimedJob]:
