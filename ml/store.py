@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import joblib
+import sklearn
 import skops.io as sio
 
+from ml.predict import Output
 from ml.schema import InputSchema
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -66,6 +68,22 @@ class ModelInfo:
     is_default: bool
     registered_at: datetime | None
     path: Path
+    targets: list[Output] | None = None  # a multi-output model's targets; None for one target
+
+    @property
+    def outputs(self) -> list[Output]:
+        """What the model predicts, per target: one unnamed output unless it has several targets."""
+        return self.targets or [Output("prediction", self.classes if self.task == "classification" else None)]
+
+    @property
+    def version_warning(self) -> str | None:
+        """Said wherever the model is shown when the scikit-learn it was saved with is not the one serving it."""
+        if self.sklearn_version == sklearn.__version__:
+            return None
+        return (
+            f"saved with scikit-learn {self.sklearn_version}, this server runs {sklearn.__version__}: its "
+            f"predictions may differ from those it gave where it was trained; re-save it with {sklearn.__version__}"
+        )
 
 
 def check_name(value: str, what: str) -> str:

@@ -43,9 +43,9 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     made: list[int] = []
     real = scoring.predict_frame
 
-    def counted(estimator: Any, frame: Any) -> list[dict[str, Any]]:
+    def counted(estimator: Any, frame: Any, outputs: Any) -> list[dict[str, Any]]:
         made.append(len(frame))
-        return real(estimator, frame)
+        return real(estimator, frame, outputs)
 
     monkeypatch.setattr(scoring, "predict_frame", counted)
     return made

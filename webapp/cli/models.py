@@ -57,7 +57,10 @@ def add(
             info = registry.register(path.read_bytes(), file_format, name, version, training=training, metadata=meta)
     except (SchemaError, UntrustedModelFile, ValueError, FileExistsError) as exc:
         raise _fail(str(exc)) from exc
-    typer.echo(f"registered {info.name} {info.version}: {info.task}, {len(info.schema.features)} features")
+    targets = f", {len(info.targets)} targets" if info.targets else ""
+    typer.echo(f"registered {info.name} {info.version}: {info.task}, {len(info.schema.features)} features{targets}")
+    if info.version_warning:
+        typer.echo(f"warning: {info.version_warning}")
     if info.is_default:
         typer.echo("it is the model's default version")
     else:

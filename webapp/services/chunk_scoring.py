@@ -48,7 +48,7 @@ def _score_claimed(ctx: ScoringContext, claimed: ClaimedChunk) -> None:
         info = ctx.models.get(job.model_name, job.model_version)
         cells = unpack_frame(claimed.packed, upload["columns"], upload["delimiter"])
         known = [claimed.problems.get(str(row), "") for row in range(len(cells))]
-        scored = score_table(ctx.models.files.load(info), info.schema, cells, known)
+        scored = score_table(ctx.models.files.load(info), info.schema, cells, known, info.outputs)
     except SoftTimeLimitExceeded:
         _fail_job(ctx, job.id, CHUNK_OVER_TIME)
         return
