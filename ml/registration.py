@@ -5,7 +5,7 @@ Nothing is stored before these checks pass; every refusal is a SchemaError of on
 
 from __future__ import annotations
 
-import pickletools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +20,8 @@ from ml.store import FileFormat, Task, UntrustedModelFile, read_estimator
 # Model libraries apot knows the install line of: the extras in pyproject.toml.
 EXTRAS = {"lightgbm": "apot[lightgbm]", "xgboost": "apot[xgboost]", "catboost": "catboost"}
 SAMPLE_ROWS_PROBED = 100
+# The state of every scikit-learn estimator holds "_sklearn_version": "1.5.2", pickled as a short string.
+VERSION_IN_PICKLE = re.compile(rb"_sklearn_version(?:\x94)?\x8c([\x01-\x20])", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -64,17 +66,13 @@ def _load_failure(data: bytes, exc: BaseException) -> str:
 
 
 def saved_sklearn_version(data: bytes) -> str | None:
-    """The scikit-learn version recorded in a pickle, read without running it (None when not found)."""
-    try:
-        previous = None
-        for opcode, argument, _ in pickletools.genops(data):
-            if previous == "_sklearn_version" and isinstance(argument, str):
-                return argument
-            if "UNICODE" in opcode.name or "STRING" in opcode.name:
-                previous = argument
-    except Exception:  # not a plain pickle (compressed, skops): there is nothing more to say
+    """The scikit-learn version an estimator's pickled state records, found without running the pickle (joblib
+    puts array bytes between its opcodes, so a pickle disassembler cannot read it either): None when not found."""
+    found = VERSION_IN_PICKLE.search(data)
+    if found is None:
         return None
-    return None
+    length = found.group(1)[0]
+    return data[found.end() : found.end() + length].decode("ascii", "replace")
 
 
 def describe_estimator(

@@ -115,9 +115,8 @@ def _fitted_columns(estimator: Any) -> Iterator[tuple[str, tuple[str, list[Any] 
             if isinstance(columns, str) and takes_text(transformer):
                 yield columns, ("text", None)
                 continue
-            if isinstance(columns, str):
-                columns = [columns]
-            if not all(isinstance(c, str) for c in columns):
+            columns = _column_names(estimator, columns)
+            if columns is None:
                 continue
             encoder = _find_encoder(transformer)
             if encoder is not None:
@@ -129,6 +128,34 @@ def _fitted_columns(estimator: Any) -> Iterator[tuple[str, tuple[str, list[Any] 
         if isinstance(native, ColumnTransformer):
             for column, (_, categories) in _fitted_columns(native):
                 yield column, ("category", categories)
+        yield from _lightgbm_categories(estimator)
+
+
+def _lightgbm_categories(estimator: Any) -> Iterator[tuple[str, tuple[str, list[Any] | None]]]:
+    """A LightGBM model fitted on pandas Categoricals records their categories, in the order it coded them."""
+    booster = getattr(estimator, "_Booster", None)
+    categories = getattr(booster, "pandas_categorical", None)
+    names = getattr(estimator, "feature_names_in_", None)
+    if booster is None or not categories or names is None:
+        return
+    positions = booster.params.get("categorical_column") or []
+    for position, choices in zip(positions, categories, strict=False):
+        yield str(names[position]), ("category", list(choices))
+
+
+def _column_names(transformer: ColumnTransformer, columns: Any) -> list[str] | None:
+    """The names a ColumnTransformer's column selection stands for (names, positions or a boolean mask)."""
+    if isinstance(columns, str):
+        return [columns]
+    names = getattr(transformer, "feature_names_in_", None)
+    selected = np.asarray(columns)
+    if selected.dtype == bool and names is not None and len(selected) == len(names):
+        return [str(n) for n in names[selected]]
+    if selected.dtype.kind in "iu" and names is not None:
+        return [str(names[i]) for i in selected]
+    if all(isinstance(c, str) for c in columns):
+        return list(columns)
+    return None
 
 
 def _find_encoder(transformer: Any) -> Any | None:
@@ -148,21 +175,26 @@ def _probe(estimator: Any, features: list[Feature], training: pd.DataFrame | Non
     A model that cannot score its typical row is left as it is: registration refuses it, saying why.
     """
     typical = typical_row(InputSchema(features), training)
-    if not _scores(estimator, typical, features):
+    if not _scores(estimator, [typical], features):
         return features
-    probed = []
-    for feature in features:
-        changes: dict[str, Any] = {"required": not _scores(estimator, {**typical, feature.name: None}, features)}
-        if feature.type == "category":
-            unseen = {**typical, feature.name: UNSEEN}
-            changes["accepts_unknown"] = _scores(estimator, unseen, features) or None
-        probed.append(replace(feature, **changes))
-    return probed
+    # One call per kind of probe when the model scores all of its rows at once (the usual case); one call per
+    # feature only to find out which of them it cannot do without.
+    gaps = {f.name: {**typical, f.name: None} for f in features}
+    unseen = {f.name: {**typical, f.name: UNSEEN} for f in features if f.type == "category"}
+    optional, open_ = _passing(estimator, gaps, features), _passing(estimator, unseen, features)
+    return [replace(f, required=f.name not in optional, accepts_unknown=f.name in open_ or None) for f in features]
 
 
-def _scores(estimator: Any, row: dict[str, Any], features: list[Feature]) -> bool:
+def _passing(estimator: Any, probes: dict[str, dict[str, Any]], features: list[Feature]) -> set[str]:
+    """The names whose probe row the estimator scores."""
+    if not probes or _scores(estimator, list(probes.values()), features):
+        return set(probes)
+    return {name for name, row in probes.items() if _scores(estimator, [row], features)}
+
+
+def _scores(estimator: Any, rows: list[dict[str, Any]], features: list[Feature]) -> bool:
     try:
-        estimator.predict(model_input(estimator, to_frame([row], features)))
+        estimator.predict(model_input(estimator, to_frame(rows, features)))
     except Exception:
         return False
     return True

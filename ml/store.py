@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from typing import Any, Literal
 import joblib
 import sklearn
 import skops.io as sio
+from sklearn.exceptions import InconsistentVersionWarning
 
 from ml.predict import Output
 from ml.schema import InputSchema
@@ -146,7 +148,11 @@ class ModelFiles:
                     f"model file of {info.name} {info.version} has sha256 {digest[:12]}…, "
                     f"registered {info.sha256[:12]}…: refusing to load it"
                 )
-            self._loaded[key] = estimator = read_estimator(data, info.file_format)
+            with warnings.catch_warnings():
+                # A version mismatch was recorded at registration and is shown with the model; said once there,
+                # not in a log line per load.
+                warnings.simplefilter("ignore", InconsistentVersionWarning)
+                self._loaded[key] = estimator = read_estimator(data, info.file_format)
             if self._on_load is not None:
                 self._on_load(info, time.perf_counter() - started)
             while len(self._loaded) > self._cache_size:

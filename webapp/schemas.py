@@ -102,22 +102,28 @@ class InputWarning(BaseModel):
     max: int | float | None = Field(None, description="The largest value seen in training (out_of_range).")
 
 
-class ClassPrediction(BaseModel):
+class ClassAnswer(BaseModel):
     label: Any
     probabilities: dict[str, float]
-    warnings: list[InputWarning] | None = Field(None, description="Only when the row had unseen values.")
 
 
-class ValuePrediction(BaseModel):
+class ValueAnswer(BaseModel):
     value: float
-    warnings: list[InputWarning] | None = Field(None, description="Only when the row had unseen values.")
+
+
+class ClassPrediction(ClassAnswer):
+    warnings: list[InputWarning] | None = Field(None, description="Only when the row had values not seen in training.")
+
+
+class ValuePrediction(ValueAnswer):
+    warnings: list[InputWarning] | None = Field(None, description="Only when the row had values not seen in training.")
 
 
 class TargetsPrediction(BaseModel):
     """A multi-output model's prediction: one answer per target, by the target's name (the model's `targets`)."""
 
-    targets: dict[str, ClassPrediction | ValuePrediction]
-    warnings: list[InputWarning] | None = Field(None, description="Only when the row had unseen values.")
+    targets: dict[str, ClassAnswer | ValueAnswer]
+    warnings: list[InputWarning] | None = Field(None, description="Only when the row had values not seen in training.")
 
 
 class JobResult(BaseModel):
