@@ -91,6 +91,14 @@ class JobCreated(BaseModel):
     url: str = Field(description="Where to read the job: GET it, with ?wait=S to hold until it ends.")
 
 
+# Present only on a row with values not seen in training; absent, not null, on every other.
+ROW_WARNINGS: Any = Field(
+    None,
+    description="The row's values not seen in training; absent when there are none.",
+    exclude_if=lambda v: v is None,
+)
+
+
 class InputWarning(BaseModel):
     """A value the model took although it never saw one like it in training: the prediction extrapolates."""
 
@@ -98,8 +106,12 @@ class InputWarning(BaseModel):
     value: Any
     type: Literal["out_of_range", "unknown_category"]
     message: str
-    min: int | float | None = Field(None, description="The smallest value seen in training (out_of_range).")
-    max: int | float | None = Field(None, description="The largest value seen in training (out_of_range).")
+    min: int | float | None = Field(
+        None, description="The smallest value seen in training (out_of_range).", exclude_if=lambda v: v is None
+    )
+    max: int | float | None = Field(
+        None, description="The largest value seen in training (out_of_range).", exclude_if=lambda v: v is None
+    )
 
 
 class ClassAnswer(BaseModel):
@@ -112,18 +124,18 @@ class ValueAnswer(BaseModel):
 
 
 class ClassPrediction(ClassAnswer):
-    warnings: list[InputWarning] | None = Field(None, description="Only when the row had values not seen in training.")
+    warnings: list[InputWarning] | None = ROW_WARNINGS
 
 
 class ValuePrediction(ValueAnswer):
-    warnings: list[InputWarning] | None = Field(None, description="Only when the row had values not seen in training.")
+    warnings: list[InputWarning] | None = ROW_WARNINGS
 
 
 class TargetsPrediction(BaseModel):
     """A multi-output model's prediction: one answer per target, by the target's name (the model's `targets`)."""
 
     targets: dict[str, ClassAnswer | ValueAnswer]
-    warnings: list[InputWarning] | None = Field(None, description="Only when the row had values not seen in training.")
+    warnings: list[InputWarning] | None = ROW_WARNINGS
 
 
 class JobResult(BaseModel):
