@@ -39,8 +39,8 @@ def estimator_kind(estimator: Any) -> str | None:
                 return kind
         except Exception:  # an object outside scikit-learn's tag system: read the old-style attribute below
             break
-    kind = getattr(estimator, "_estimator_type", None)
-    return kind if kind in ("classifier", "regressor") else None
+    declared = getattr(estimator, "_estimator_type", None)
+    return declared if declared in ("classifier", "regressor") else None
 
 
 def is_classifier(estimator: Any) -> bool:
@@ -70,7 +70,7 @@ def describe_outputs(estimator: Any, probe: pd.DataFrame, names: Sequence[str] |
     if is_classifier(estimator):
         raw = estimator.classes_
         per_target = raw if isinstance(raw, list) else [raw]
-        classes = [[_plain(c) for c in block] for block in per_target]
+        classes: list[list[Any] | None] = [[_plain(c) for c in block] for block in per_target]
     else:
         values = np.asarray(estimator.predict(model_input(estimator, probe)))
         classes = [None] * (values.shape[1] if values.ndim == 2 else 1)
@@ -89,7 +89,7 @@ def predict_blocks(estimator: Any, frame: pd.DataFrame, outputs: Sequence[Output
     if outputs and outputs[0].classes is not None:
         answer = estimator.predict_proba(model_input(estimator, frame))
         blocks = [np.asarray(b, dtype=float) for b in (answer if isinstance(answer, list) else [answer])]
-        expected = [(rows, len(o.classes or [])) for o in outputs]
+        expected: list[tuple[int, ...]] = [(rows, len(o.classes or [])) for o in outputs]
     else:
         values = np.asarray(estimator.predict(model_input(estimator, frame)), dtype=float)
         if values.ndim == 2 and values.shape[0] == rows:

@@ -36,10 +36,10 @@ class Description:
         return self.targets or [Output("prediction", self.classes)]
 
 
-def load_estimator(data: bytes, file_format: FileFormat) -> Any:
+def load_estimator(data: bytes, file_format: FileFormat, trusted: Sequence[str] = ()) -> Any:
     """The estimator in a model file, or a SchemaError saying in one line why it cannot be loaded here."""
     try:
-        return read_estimator(data, file_format)
+        return read_estimator(data, file_format, trusted)
     except UntrustedModelFile:
         raise
     except ModuleNotFoundError as exc:

@@ -230,7 +230,7 @@ def typed_column(feature: Feature, values: np.ndarray) -> Any:
     if feature.type in ("number", "integer"):
         return np.where(missing, np.nan, values).astype(float)
     if feature.dtype == "category":
-        return pd.Categorical(np.where(missing, None, values), categories=feature.choices)
+        return pd.Categorical(pd.Series(values, dtype=object).where(~missing), categories=feature.choices)
     if feature.type == "boolean" and not missing.any():
         return values.astype(bool)
     return pd.Series(np.where(missing, np.nan, values), dtype=object)

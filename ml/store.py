@@ -18,8 +18,8 @@ import threading
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -71,6 +71,8 @@ class ModelInfo:
     registered_at: datetime | None
     path: Path
     targets: list[Output] | None = None  # a multi-output model's targets; None for one target
+    # Types outside skops' default trusted set that an admin trusted for this file (by its sha256) when adding it.
+    trusted_types: list[str] = field(default_factory=list)
 
     @property
     def outputs(self) -> list[Output]:
@@ -152,7 +154,7 @@ class ModelFiles:
                 # A version mismatch was recorded at registration and is shown with the model; said once there,
                 # not in a log line per load.
                 warnings.simplefilter("ignore", InconsistentVersionWarning)
-                self._loaded[key] = estimator = read_estimator(data, info.file_format)
+                self._loaded[key] = estimator = read_estimator(data, info.file_format, info.trusted_types)
             if self._on_load is not None:
                 self._on_load(info, time.perf_counter() - started)
             while len(self._loaded) > self._cache_size:
@@ -165,13 +167,15 @@ class ModelFiles:
             return [(name, version) for name, version, _ in self._loaded]
 
 
-def read_estimator(data: bytes, file_format: FileFormat) -> Any:
-    """Turn a model file's bytes into an estimator. skops files load only if every type in them is trusted."""
+def read_estimator(data: bytes, file_format: FileFormat, trusted: Sequence[str] = ()) -> Any:
+    """Turn a model file's bytes into an estimator. A skops file loads only if every type in it is on skops'
+    default trusted list or in `trusted` (types an admin looked at and trusted for this file)."""
     if file_format == "skops":
-        untrusted = sio.get_untrusted_types(data=data)
-        if untrusted:
-            raise UntrustedModelFile(sorted(untrusted))
-        return sio.loads(data, trusted=None)
+        needed = sio.get_untrusted_types(data=data)
+        refused = sorted(set(needed) - set(trusted))
+        if refused:
+            raise UntrustedModelFile(refused)
+        return sio.loads(data, trusted=needed or None)
     return joblib.load(io.BytesIO(data))
 
 

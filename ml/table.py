@@ -129,24 +129,28 @@ def _convert(
             problems.append((~np.isnan(numbers) & (numbers % 1 != 0), "{value!r} is not a whole number"))
         low = -np.inf if feature.min is None else feature.min
         high = np.inf if feature.max is None else feature.max
-        values = np.where(np.isnan(numbers), None, numbers).astype(object)
-        return values, problems, (numbers < low) | (numbers > high)
+        return _blank(numbers.astype(object), np.isnan(numbers)), problems, (numbers < low) | (numbers > high)
     if feature.type == "boolean":
         lowered = text.str.lower()
         truth = lowered.isin(TRUE_WORDS).to_numpy()
         falsity = lowered.isin(FALSE_WORDS).to_numpy()
-        values = np.where(truth, True, np.where(falsity, False, None)).astype(object)
-        return values, [(~empty & ~truth & ~falsity, "{value!r} is not true or false")], np.zeros(len(text), bool)
+        return _blank(truth.astype(object), ~truth & ~falsity), [(~empty & ~truth & ~falsity, "{value!r} is not true or false")], np.zeros(len(text), bool)
     if feature.type == "text":
         limit = feature.max_length or TEXT_MAX_LENGTH
         long = (text.str.len() > limit).to_numpy()
-        values = np.where(empty, None, text.to_numpy(dtype=object)).astype(object)
-        return values, [(long, f"longer than {limit} characters")], np.zeros(len(text), bool)
+        return _blank(text.to_numpy(dtype=object), empty), [(long, f"longer than {limit} characters")], np.zeros(len(text), bool)
     by_text = {str(choice): choice for choice in feature.choices or []}
     known = text.isin(by_text).to_numpy()
-    values = np.where(known, text.map(by_text).to_numpy(dtype=object), None).astype(object)
-    if feature.accepts_unknown:
-        values = np.where(~known & ~empty, text.to_numpy(dtype=object), values).astype(object)
-        return values, [], ~known
+    if feature.accepts_unknown:  # an unknown category goes to the model as it was written
+        values = np.where(known, text.map(by_text).to_numpy(dtype=object), text.to_numpy(dtype=object))
+        return _blank(values.astype(object), empty), [], ~known
+    values = _blank(text.map(by_text).to_numpy(dtype=object), ~known)
     allowed = ", ".join(by_text)
     return values, [(~empty & ~known, f"{{value!r}} is not one of {allowed}")], ~known
+
+
+def _blank(values: np.ndarray, missing: np.ndarray) -> np.ndarray:
+    """`values` as objects, None where `missing`."""
+    out = values.astype(object)
+    out[missing] = None
+    return out

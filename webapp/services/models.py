@@ -6,7 +6,7 @@ import io
 import statistics
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -92,6 +92,7 @@ class ModelRegistry:
         *,
         training: pd.DataFrame | None = None,
         metadata: Mapping[str, Any] | None = None,
+        trusted: Sequence[str] = (),
     ) -> ModelInfo:
         """Check a model file, describe its inputs, keep the file and record the version.
 
@@ -102,7 +103,7 @@ class ModelRegistry:
         version = check_name(version or self._next_version(name), "version")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", InconsistentVersionWarning)
-            estimator = load_estimator(data, file_format)
+            estimator = load_estimator(data, file_format, trusted)
         saved_with = next(
             (w.message.original_sklearn_version for w in caught if isinstance(w.message, InconsistentVersionWarning)),
             sklearn.__version__,
@@ -118,7 +119,7 @@ class ModelRegistry:
         self.files.remove(name, version)  # a file left by a registration that failed halfway
         self.files.write(name, version, file_format, data)
         try:
-            self._insert(name, version, file_format, data, description, str(saved_with), first)
+            self._insert(name, version, file_format, data, description, str(saved_with), first, trusted)
         except BaseException:
             self.files.remove(name, version)  # nothing is left of a version that was not recorded
             raise
@@ -134,6 +135,7 @@ class ModelRegistry:
         description: Description,
         saved_with: str,
         first: bool,
+        trusted: Sequence[str],
     ) -> None:
         with transaction(self.sessions) as session:
             session.add(
@@ -149,6 +151,7 @@ class ModelRegistry:
                     sklearn_version=saved_with,
                     file_format=file_format,
                     is_default=first,
+                    trusted_types=sorted(set(trusted)) or None,
                 )
             )
 
@@ -220,6 +223,7 @@ class ModelRegistry:
             registered_at=row.registered_at,
             path=self.files.path_for(row.name, row.version, "skops" if row.file_format == "skops" else "joblib"),
             targets=outputs_from_dict(row.targets) if row.targets else None,
+            trusted_types=row.trusted_types or [],
         )
 
 

@@ -1,4 +1,5 @@
-"""models.targets: the named targets of a multi-output model, each with its classes (NULL for one target)
+"""models.targets: the named targets of a multi-output model (NULL for one target); models.trusted_types: the skops
+types an admin trusted for that file
 
 Revision ID: 0011
 Revises: 0010
@@ -19,8 +20,10 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("models") as batch_op:
         batch_op.add_column(sa.Column("targets", sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column("trusted_types", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("models") as batch_op:
+        batch_op.drop_column("trusted_types")
         batch_op.drop_column("targets")
