@@ -134,11 +134,13 @@ def _convert(
         lowered = text.str.lower()
         truth = lowered.isin(TRUE_WORDS).to_numpy()
         falsity = lowered.isin(FALSE_WORDS).to_numpy()
-        return _blank(truth.astype(object), ~truth & ~falsity), [(~empty & ~truth & ~falsity, "{value!r} is not true or false")], np.zeros(len(text), bool)
+        problems = [(~empty & ~truth & ~falsity, "{value!r} is not true or false")]
+        return _blank(truth.astype(object), ~truth & ~falsity), problems, np.zeros(len(text), bool)
     if feature.type == "text":
         limit = feature.max_length or TEXT_MAX_LENGTH
         long = (text.str.len() > limit).to_numpy()
-        return _blank(text.to_numpy(dtype=object), empty), [(long, f"longer than {limit} characters")], np.zeros(len(text), bool)
+        problems = [(long, f"longer than {limit} characters")]
+        return _blank(text.to_numpy(dtype=object), empty), problems, np.zeros(len(text), bool)
     by_text = {str(choice): choice for choice in feature.choices or []}
     known = text.isin(by_text).to_numpy()
     if feature.accepts_unknown:  # an unknown category goes to the model as it was written

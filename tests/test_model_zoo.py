@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -24,15 +25,15 @@ from typer.testing import CliRunner
 from ml.store import ModelFiles
 from tests.accounts import add_account, sign_in
 from tests.conftest import RecordingEnqueue
-from tests.html import csrf_token
-from tests.zoo import REFUSED, SERVED, Exhibit
+from tests.html import csrf_token, one, parse
+from tests.zoo import REFUSED, SERVED, Exhibit, churn_pipeline, served
 from webapp.cli import cli
 from webapp.config import Settings, get_settings
 from webapp.db import make_engine, make_session_factory
 from webapp.main import create_app
 from webapp.migrate import upgrade_to_head
 from webapp.models import RegisteredModel
-from webapp.services.models import ModelRegistry
+from webapp.services.models import ModelRegistry, estimator_bytes
 
 
 @dataclass
@@ -223,3 +224,44 @@ def csv_predictions(client: TestClient, job_id: str, model: dict[str, Any]) -> l
             prefix = "probability" if len(targets) == 1 else f"{target['name']}_probability"
             numbers += [float(row[f"{prefix}_{c}"]) for c in target.get("classes")]
     return numbers
+
+
+def test_unseen_values_are_scored_with_warnings_everywhere_and_impossible_ones_refused(server: Server) -> None:
+    model, frame = churn_pipeline()
+    server.registry.register(estimator_bytes(model), "joblib", "churn-open", training=frame)
+    client, row = server.client, {"plan": "pro", "region": "latam", "tenure": 500, "spend": 40.0, "has_support": True}
+
+    job = submit(client, "churn-open", row)
+    upload = client.post(
+        "/api/v1/jobs/csv",
+        files={"file": ("rows.csv", pd.DataFrame([row]).to_csv(index=False).encode(), "text/csv")},
+        data={"model": "churn-open"},
+    )
+    server.enqueue.deliver(server.registry)
+
+    (prediction,) = client.get(f"/api/v1/jobs/{job}").json()["result"]["predictions"]
+    assert [(w["feature"], w["type"]) for w in prediction["warnings"]] == [
+        ("region", "unknown_category"),
+        ("tenure", "out_of_range"),
+    ]
+    assert same(
+        without_warnings(prediction),
+        in_process(served(model, pd.DataFrame([row])), {"classes": model.classes_.tolist()})[0],
+    )
+    (result,) = csv.DictReader(io.StringIO(client.get(f"/api/v1/jobs/{upload.json()['id']}/results.csv").text))
+    assert result["error"] == "" and result["warnings"] == (
+        "region: latam is not a category seen in training: the model scores it as it scores any unknown value; "
+        "tenure: 500.0 is outside the range seen in training (1 to 59)"
+    )
+    form = parse(client.get("/models/churn-open").text)
+    assert one(form, "input[name=region]")["list"] == "f-region-choices", "a known category, or any other"
+    refused = client.post("/api/v1/jobs", json={"model": "churn-open", "inputs": {**row, "tenure": "long"}})
+    assert refused.status_code == 422
+    assert [e["loc"] for e in refused.json()["detail"]] == [["body", "inputs", "tenure"]]
+
+
+def test_a_text_feature_is_a_text_area_in_the_form(server: Server) -> None:
+    exhibit = SERVED["tfidf-columns"]()
+    server.registry.register(exhibit.data, "joblib", "reviews-form", training=exhibit.sample)
+    form = parse(server.client.get("/models/reviews-form").text)
+    assert one(form, "textarea[name=review]")["maxlength"] == "10000"
