@@ -5,23 +5,17 @@ Nothing is stored before these checks pass; every refusal is a SchemaError of on
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-import sklearn
 
 from ml.predict import Output, PredictionShapeError, describe_outputs, estimator_kind, is_classifier
 from ml.schema import InputSchema, SchemaError, derive_schema, to_frame, typical_row
-from ml.store import FileFormat, Task, UntrustedModelFile, read_estimator
+from ml.store import FileFormat, Task, UntrustedModelFile, read_estimator, why_not_loaded
 
-# Model libraries apot knows the install line of: the extras in pyproject.toml.
-EXTRAS = {"lightgbm": "apot[lightgbm]", "xgboost": "apot[xgboost]", "catboost": "catboost"}
 SAMPLE_ROWS_PROBED = 100
-# The state of every scikit-learn estimator holds "_sklearn_version": "1.5.2", pickled as a short string.
-VERSION_IN_PICKLE = re.compile(rb"_sklearn_version(?:\x94)?\x8c([\x01-\x20])", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -42,37 +36,8 @@ def load_estimator(data: bytes, file_format: FileFormat, trusted: Sequence[str] 
         return read_estimator(data, file_format, trusted)
     except UntrustedModelFile:
         raise
-    except ModuleNotFoundError as exc:
-        package = (exc.name or "").split(".")[0]
-        if package in EXTRAS:
-            raise SchemaError(
-                f"the model needs the package {package} on the server and on every worker: "
-                f"pip install '{EXTRAS[package]}'"
-            ) from exc
-        raise SchemaError(_load_failure(data, exc)) from exc
     except Exception as exc:
-        raise SchemaError(_load_failure(data, exc)) from exc
-
-
-def _load_failure(data: bytes, exc: BaseException) -> str:
-    reason = f"{type(exc).__name__}: {_first_line(exc)}"
-    saved = saved_sklearn_version(data)
-    if saved and saved != sklearn.__version__:
-        return (
-            f"it was saved with scikit-learn {saved}, this server runs {sklearn.__version__}: re-save it with "
-            f"{sklearn.__version__} or install scikit-learn=={saved} ({reason})"
-        )
-    return f"the file cannot be loaded: {reason}"
-
-
-def saved_sklearn_version(data: bytes) -> str | None:
-    """The scikit-learn version an estimator's pickled state records, found without running the pickle (joblib
-    puts array bytes between its opcodes, so a pickle disassembler cannot read it either): None when not found."""
-    found = VERSION_IN_PICKLE.search(data)
-    if found is None:
-        return None
-    length = found.group(1)[0]
-    return data[found.end() : found.end() + length].decode("ascii", "replace")
+        raise SchemaError(why_not_loaded(data, exc)) from exc
 
 
 def describe_estimator(

@@ -33,6 +33,10 @@ from ml.predict import Output
 from ml.schema import InputSchema
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# Model libraries apot knows the install line of: the extras in pyproject.toml.
+EXTRAS = {"lightgbm": "apot[lightgbm]", "xgboost": "apot[xgboost]", "catboost": "catboost"}
+# The state of every scikit-learn estimator holds "_sklearn_version": "1.5.2", pickled as a short string.
+VERSION_IN_PICKLE = re.compile(rb"_sklearn_version(?:\x94)?\x8c([\x01-\x20])", re.DOTALL)
 
 Task = Literal["classification", "regression"]
 FileFormat = Literal["joblib", "skops"]
@@ -44,6 +48,10 @@ class ModelNotFound(LookupError):
 
 class ModelIntegrityError(RuntimeError):
     """The model file on disk is not the one that was registered."""
+
+
+class ModelLoadError(RuntimeError):
+    """This process cannot load the model file (a package missing, another scikit-learn): the message says which."""
 
 
 class UntrustedModelFile(ValueError):
@@ -154,7 +162,11 @@ class ModelFiles:
                 # A version mismatch was recorded at registration and is shown with the model; said once there,
                 # not in a log line per load.
                 warnings.simplefilter("ignore", InconsistentVersionWarning)
-                self._loaded[key] = estimator = read_estimator(data, info.file_format, info.trusted_types)
+                try:
+                    estimator = read_estimator(data, info.file_format, info.trusted_types)
+                except Exception as exc:  # a worker set up unlike the server that registered the model
+                    raise ModelLoadError(f"this worker cannot load the model: {why_not_loaded(data, exc)}") from exc
+            self._loaded[key] = estimator
             if self._on_load is not None:
                 self._on_load(info, time.perf_counter() - started)
             while len(self._loaded) > self._cache_size:
@@ -177,6 +189,34 @@ def read_estimator(data: bytes, file_format: FileFormat, trusted: Sequence[str] 
             raise UntrustedModelFile(refused)
         return sio.loads(data, trusted=needed or None)
     return joblib.load(io.BytesIO(data))
+
+
+def why_not_loaded(data: bytes, exc: BaseException) -> str:
+    """One line on why a model file does not load here: the package to install, or the scikit-learn it needs."""
+    package = (exc.name or "").split(".")[0] if isinstance(exc, ModuleNotFoundError) else ""
+    if package in EXTRAS:
+        return (
+            f"the model needs the package {package} on the server and on every worker: pip install '{EXTRAS[package]}'"
+        )
+    text = str(exc).strip()
+    reason = f"{type(exc).__name__}: {text.splitlines()[0] if text else 'no message'}"
+    saved = saved_sklearn_version(data)
+    if saved and saved != sklearn.__version__:
+        return (
+            f"it was saved with scikit-learn {saved}, this server runs {sklearn.__version__}: re-save it with "
+            f"{sklearn.__version__} or install scikit-learn=={saved} ({reason})"
+        )
+    return f"the file cannot be loaded: {reason}"
+
+
+def saved_sklearn_version(data: bytes) -> str | None:
+    """The scikit-learn version an estimator's pickled state records, found without running the pickle (joblib
+    puts array bytes between its opcodes, so a pickle disassembler cannot read it either): None when not found."""
+    found = VERSION_IN_PICKLE.search(data)
+    if found is None:
+        return None
+    length = found.group(1)[0]
+    return data[found.end() : found.end() + length].decode("ascii", "replace")
 
 
 def sha256_of(data: bytes) -> str:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ml.predict import PredictionShapeError, predict_frame
 from ml.schema import to_frame
-from ml.store import ModelInfo, ModelIntegrityError, ModelNotFound
+from ml.store import ModelInfo, ModelIntegrityError, ModelLoadError, ModelNotFound
 from ml.validation import row_warnings
 from webapp.db import pinned_session
 from webapp.models import JobStatus, jobs_table, utcnow
@@ -138,7 +138,7 @@ def _score_group(models: ModelRegistry, name: str, version: str, jobs: list[Clai
     try:
         info = models.get(name, version)
         estimator = models.files.load(info)
-    except (ModelNotFound, ModelIntegrityError) as exc:
+    except (ModelNotFound, ModelIntegrityError, ModelLoadError) as exc:
         return [Outcome(job.id, JobStatus.FAILED, error=str(exc)) for job in jobs]
     rows = [row for job in jobs for row in job.inputs]
     try:
