@@ -10,7 +10,7 @@ from datetime import timedelta
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import exists, select, update
 
-from ml.store import ModelIntegrityError, ModelNotFound
+from ml.store import ModelIntegrityError, ModelLoadError, ModelNotFound
 from ml.table import ScoredTable, score_table
 from webapp.csvio import unpack_frame
 from webapp.db import transaction
@@ -48,11 +48,11 @@ def _score_claimed(ctx: ScoringContext, claimed: ClaimedChunk) -> None:
         info = ctx.models.get(job.model_name, job.model_version)
         cells = unpack_frame(claimed.packed, upload["columns"], upload["delimiter"])
         known = [claimed.problems.get(str(row), "") for row in range(len(cells))]
-        scored = score_table(ctx.models.files.load(info), info.schema, cells, known)
+        scored = score_table(ctx.models.files.load(info), info.schema, cells, known, info.outputs)
     except SoftTimeLimitExceeded:
         _fail_job(ctx, job.id, CHUNK_OVER_TIME)
         return
-    except (ModelNotFound, ModelIntegrityError) as exc:
+    except (ModelNotFound, ModelIntegrityError, ModelLoadError) as exc:
         _fail_job(ctx, job.id, str(exc))
         return
     except Exception as exc:

@@ -6,7 +6,7 @@ import io
 import statistics
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,9 +18,10 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ml.demo import DEMOS
-from ml.registration import describe_estimator
+from ml.predict import outputs_from_dict
+from ml.registration import Description, describe_estimator, load_estimator
 from ml.schema import InputSchema
-from ml.store import FileFormat, ModelFiles, ModelInfo, ModelNotFound, check_name, read_estimator, sha256_of
+from ml.store import FileFormat, ModelFiles, ModelInfo, ModelNotFound, check_name, sha256_of
 from webapp.config import Settings
 from webapp.db import make_engine, make_session_factory, transaction
 from webapp.models import Job, JobStatus, RegisteredModel
@@ -91,6 +92,7 @@ class ModelRegistry:
         *,
         training: pd.DataFrame | None = None,
         metadata: Mapping[str, Any] | None = None,
+        trusted: Sequence[str] = (),
     ) -> ModelInfo:
         """Check a model file, describe its inputs, keep the file and record the version.
 
@@ -101,7 +103,7 @@ class ModelRegistry:
         version = check_name(version or self._next_version(name), "version")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", InconsistentVersionWarning)
-            estimator = read_estimator(data, file_format)
+            estimator = load_estimator(data, file_format, trusted)
         saved_with = next(
             (w.message.original_sklearn_version for w in caught if isinstance(w.message, InconsistentVersionWarning)),
             sklearn.__version__,
@@ -116,6 +118,25 @@ class ModelRegistry:
             raise FileExistsError(f"{name} {version} is already registered")
         self.files.remove(name, version)  # a file left by a registration that failed halfway
         self.files.write(name, version, file_format, data)
+        try:
+            self._insert(name, version, file_format, data, description, str(saved_with), first, trusted)
+        except BaseException:
+            self.files.remove(name, version)  # nothing is left of a version that was not recorded
+            raise
+        self._cache.clear()
+        return self.get(name, version)
+
+    def _insert(
+        self,
+        name: str,
+        version: str,
+        file_format: FileFormat,
+        data: bytes,
+        description: Description,
+        saved_with: str,
+        first: bool,
+        trusted: Sequence[str],
+    ) -> None:
         with transaction(self.sessions) as session:
             session.add(
                 RegisteredModel(
@@ -124,15 +145,15 @@ class ModelRegistry:
                     task=description.task,
                     features=description.schema.to_dict(),
                     classes=description.classes,
+                    targets=[t.to_dict() for t in description.targets] if description.targets else None,
                     sha256=sha256_of(data),
                     size_bytes=len(data),
-                    sklearn_version=str(saved_with),
+                    sklearn_version=saved_with,
                     file_format=file_format,
                     is_default=first,
+                    trusted_types=sorted(set(trusted)) or None,
                 )
             )
-        self._cache.clear()
-        return self.get(name, version)
 
     def set_default(self, name: str, version: str) -> ModelInfo:
         """Make `version` the one used when a request names no version."""
@@ -201,6 +222,8 @@ class ModelRegistry:
             is_default=row.is_default,
             registered_at=row.registered_at,
             path=self.files.path_for(row.name, row.version, "skops" if row.file_format == "skops" else "joblib"),
+            targets=outputs_from_dict(row.targets) if row.targets else None,
+            trusted_types=row.trusted_types or [],
         )
 
 

@@ -18,9 +18,10 @@ from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from ml.predict import predict_frame
+from ml.predict import PredictionShapeError, predict_frame
 from ml.schema import to_frame
-from ml.store import ModelIntegrityError, ModelNotFound
+from ml.store import ModelInfo, ModelIntegrityError, ModelLoadError, ModelNotFound
+from ml.validation import row_warnings
 from webapp.db import pinned_session
 from webapp.models import JobStatus, jobs_table, utcnow
 from webapp.services.events import Announcer
@@ -133,22 +134,26 @@ def _model_of(job: ClaimedJob) -> tuple[str, str]:
 
 def _score_group(models: ModelRegistry, name: str, version: str, jobs: list[ClaimedJob]) -> list[Outcome]:
     """One call for all the jobs on one model version; if it fails, each job alone, so that one job's bad row
-    fails that job and no other."""
+    fails that job and no other. An answer of the wrong shape fails the whole group: it is never split by position."""
     try:
         info = models.get(name, version)
         estimator = models.files.load(info)
-    except (ModelNotFound, ModelIntegrityError) as exc:
+    except (ModelNotFound, ModelIntegrityError, ModelLoadError) as exc:
         return [Outcome(job.id, JobStatus.FAILED, error=str(exc)) for job in jobs]
-    features = info.schema.features
+    rows = [row for job in jobs for row in job.inputs]
     try:
-        predictions = predict_frame(estimator, to_frame([row for job in jobs for row in job.inputs], features))
+        predictions = _predict(estimator, info, rows)
     except SoftTimeLimitExceeded:
         raise
+    except PredictionShapeError as exc:
+        log.error("model %s %s answered %d jobs with the wrong shape: %s", name, version, len(jobs), exc)
+        error = f"prediction failed: {exc}; no result was kept"
+        return [Outcome(job.id, JobStatus.FAILED, error=error) for job in jobs]
     except Exception:
         if len(jobs) == 1:
-            return [_score_alone(estimator, features, jobs[0])]
+            return [_score_alone(estimator, info, jobs[0])]
         log.warning("scoring %d jobs together failed; scoring them one by one", len(jobs), exc_info=True)
-        return [_score_alone(estimator, features, job) for job in jobs]
+        return [_score_alone(estimator, info, job) for job in jobs]
     outcomes, start = [], 0
     for job in jobs:
         end = start + len(job.inputs)
@@ -157,15 +162,27 @@ def _score_group(models: ModelRegistry, name: str, version: str, jobs: list[Clai
     return outcomes
 
 
-def _score_alone(estimator: Any, features: Any, job: ClaimedJob) -> Outcome:
+def _score_alone(estimator: Any, info: ModelInfo, job: ClaimedJob) -> Outcome:
     try:
-        return _succeeded(job, predict_frame(estimator, to_frame(job.inputs, features)))
+        return _succeeded(job, _predict(estimator, info, job.inputs))
     except SoftTimeLimitExceeded:
         raise
     except Exception as exc:
         # The message is for the user; the traceback stays in the worker's log.
         log.exception("job failed while scoring", extra={"job_id": str(job.id)})
         return Outcome(job.id, JobStatus.FAILED, error=f"prediction failed: {type(exc).__name__}: {exc}")
+
+
+def _predict(estimator: Any, info: ModelInfo, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A prediction per row, in row order, checked to be one per row sent (predict_frame checks the arrays);
+    a row with values never seen in training carries their `warnings`."""
+    predictions = predict_frame(estimator, to_frame(rows, info.schema.features), info.outputs)
+    if len(predictions) != len(rows):
+        raise PredictionShapeError(f"the model answered {len(predictions)} predictions for {len(rows)} rows")
+    for prediction, warnings in zip(predictions, row_warnings(info.schema, rows), strict=True):
+        if warnings:
+            prediction["warnings"] = warnings
+    return predictions
 
 
 def _succeeded(job: ClaimedJob, predictions: list[dict[str, Any]]) -> Outcome:
