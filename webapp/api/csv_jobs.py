@@ -18,7 +18,7 @@ from webapp.http.deps import CsvJobsDep, JobDep
 from webapp.http.forms import FormErrors, create_csv_job
 from webapp.http.ratelimit import limit_submissions
 from webapp.models import Job, JobKind, JobStatus
-from webapp.schemas import ErrorOut, JobCreated
+from webapp.schemas import JobCreated, Problem
 
 router = APIRouter(tags=["jobs"])
 
@@ -59,11 +59,11 @@ UPLOAD_BODY = {
     dependencies=[Depends(limit_submissions)],
     openapi_extra=UPLOAD_BODY,
     responses={
-        400: {"model": ErrorOut, "description": "The body is not a readable multipart form"},
-        404: {"model": ErrorOut, "description": "Unknown model or version"},
-        413: {"model": ErrorOut, "description": "File over APOT_MAX_UPLOAD_MB, or a form of too many parts"},
+        400: {"model": Problem, "description": "The body is not a readable multipart form"},
+        404: {"model": Problem, "description": "Unknown model or version"},
+        413: {"model": Problem, "description": "File over APOT_MAX_UPLOAD_MB, or a form of too many parts"},
         429: RATE_LIMITED,
-        503: {"model": ErrorOut, "description": "The database did not answer in time"},
+        503: {"model": Problem, "description": "The database did not answer in time"},
     },
 )
 async def submit_csv(
@@ -89,14 +89,15 @@ async def submit_csv(
 
 
 @router.get(
-    "/jobs/{job_id}/results.csv",
+    "/jobs/{job_id:uuid}/results.csv",
     name="api_job_results",
+    operation_id="get_job_results",
     response_class=StreamingResponse,
     responses={
         200: {"content": {"text/csv": {}}, "description": "The input columns, then predictions and an error column"},
-        404: {"model": ErrorOut},
-        409: {"model": ErrorOut, "description": "The job has not succeeded or been cancelled (yet)"},
-        410: {"model": ErrorOut, "description": "The results were deleted by retention (APOT_RESULT_TTL_DAYS)"},
+        404: {"model": Problem},
+        409: {"model": Problem, "description": "The job has not succeeded or been cancelled (yet)"},
+        410: {"model": Problem, "description": "The results were deleted by retention (APOT_RESULT_TTL_DAYS)"},
     },
 )
 def download_results(job: JobDep, csv_jobs: CsvJobsDep) -> StreamingResponse:
