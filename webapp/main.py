@@ -16,7 +16,7 @@ from ml.store import ModelFiles
 from tasks.app import create_celery
 from tasks.publish import celery_enqueue
 from webapp import api, pages
-from webapp.api import health, v2
+from webapp.api import health, mlflow, v2
 from webapp.api.openapi import install_openapi, operation_id
 from webapp.config import Settings, get_settings
 from webapp.csvio import CsvLimits
@@ -118,6 +118,8 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
     app.include_router(api.router)
     app.include_router(v2.public)
     app.include_router(v2.router)
+    app.include_router(mlflow.public)
+    app.include_router(mlflow.router)
     app.include_router(pages.router)
     app.include_router(health.router)
     app.include_router(metrics_route.router)

@@ -16,16 +16,13 @@ from fastapi.responses import JSONResponse
 from ml.store import ModelInfo, ModelNotFound
 from ml.validation import InvalidInputs
 from webapp.api.health import get_readiness
+from webapp.api.synchronous import bad_values, score_now
 from webapp.http.auth import CurrentUser, api_principal
 from webapp.http.deps import JobsDep, ModelsDep
 from webapp.http.ratelimit import limit_submissions
-from webapp.models import JobKind, JobStatus
-from webapp.services.jobs import JobRequest, Unavailable
+from webapp.models import JobKind
 from webapp.services.open_inference import BadTensors, infer_response, model_metadata, parse_request
 from webapp.services.readiness import Readiness
-
-# How long an inference request waits for its job; past it the answer is 504, naming the job to read later.
-INFER_WAIT_SECONDS = 60
 
 public = APIRouter(prefix="/v2", include_in_schema=False)
 router = APIRouter(prefix="/v2", include_in_schema=False, dependencies=[Depends(api_principal)])
@@ -77,33 +74,12 @@ def model_ready(info: ModelDep) -> dict[str, Any]:
 )
 async def infer(info: ModelDep, request: Request, jobs: JobsDep, user: CurrentUser) -> JSONResponse:
     """Score the request's rows as one job and answer with its output tensors once it has ended."""
-    body = await request.body()
     try:
-        parsed = parse_request(body, request.headers.get("inference-header-content-length"), info)
-        job = await jobs.create_async(
-            JobRequest(
-                info.name,
-                info.version,
-                parsed.rows,
-                owner_id=user.user_id,
-                api_key_id=user.api_key_id,
-                kind=JobKind.V2,
-            ),
-            wait=INFER_WAIT_SECONDS,
-        )
+        parsed = parse_request(await request.body(), request.headers.get("inference-header-content-length"), info)
     except BadTensors as exc:
         raise HTTPException(400, str(exc)) from exc
     except InvalidInputs as exc:
-        errors = [{"loc": ["inputs", *e.loc], "msg": e.msg, "type": e.type} for e in exc.errors]
-        raise HTTPException(400, errors) from exc
-    except ModelNotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except Unavailable as exc:
-        raise HTTPException(503, str(exc)) from exc
-    location = {"Apot-Job": str(request.url_for("api_get_job", job_id=job.id))}  # the job in apot's API
-    if job.status == JobStatus.SUCCEEDED and job.result is not None:
-        answer = infer_response(info, parsed.id, job.result, parsed.outputs)
-        return JSONResponse(answer, headers=location)
-    if not JobStatus(job.status).ended:
-        raise HTTPException(504, f"job {job.id} is still {job.status}; read it later at its Apot-Job URL", location)
-    raise HTTPException(400, f"job {job.id} {job.status}: {job.error or 'no result'}", location)
+        raise bad_values(exc) from exc
+    job, headers = await score_now(request, jobs, user, info, parsed.rows, JobKind.V2)
+    assert job.result is not None
+    return JSONResponse(infer_response(info, parsed.id, job.result, parsed.outputs), headers=headers)
