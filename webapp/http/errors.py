@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from webapp.http.auth import LoginRequired
 from webapp.http.problems import PROBLEM_JSON, problem
@@ -22,6 +23,7 @@ from webapp.services.jobs import Unavailable
 
 log = logging.getLogger(__name__)
 
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 TITLES = {
     401: "Sign in first",
     403: "Not allowed",
@@ -45,13 +47,26 @@ def problem_response(request: Request, status: int, detail: Any, headers: dict[s
 
 async def page_or_json_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
     if request.url.path.startswith("/api/") or not _wants_html(request):
-        if exc.status_code in (204, 304):  # no body allowed
-            return Response(status_code=exc.status_code, headers=exc.headers)
-        return problem_response(request, exc.status_code, exc.detail, exc.headers)
+        return problem_response(request, exc.status_code, exc.detail, headers)
     title = TITLES.get(exc.status_code, "Something went wrong")
     context = {"status_code": exc.status_code, "title": title, "detail": exc.detail}
     return render(request, "error.html", context, status_code=exc.status_code, block="content")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path: Starlette's 405 names only those of the first route that matched
+    the path (GET /api/v1/jobs and POST /api/v1/jobs are two routes)."""
+    return ", ".join(
+        method
+        for method in METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in request.app.router.routes
+        )
+    )
 
 
 def _wants_html(request: Request) -> bool:
