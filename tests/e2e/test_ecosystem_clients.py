@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -58,8 +59,14 @@ def generated(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     (root / "openapi.json").write_bytes(httpx2.get(f"{stack.base_url}/openapi.json").content)
     generator = Path(sys.executable).parent / "openapi-python-client"
     command = [str(generator), "generate", "--path", str(root / "openapi.json"), "--meta", "none"]
+    # Its post-generation hooks run ruff: the one beside this Python, whatever PATH the tests run with.
+    path = f"{generator.parent}{os.pathsep}{os.environ.get('PATH', '')}"
     done = subprocess.run(
-        [*command, "--output-path", str(root / "apot_client")], capture_output=True, text=True, timeout=120
+        [*command, "--output-path", str(root / "apot_client")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PATH": path},
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Warning" not in done.stdout, done.stdout  # every schema in the document was understood
