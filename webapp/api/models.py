@@ -27,7 +27,7 @@ CACHED = {
         },
     }
 }
-NOT_MODIFIED = {304: {"description": "Unchanged since the ETag sent in If-None-Match"}}
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "Unchanged since the ETag sent in If-None-Match"}}
 
 
 def model_out(info: ModelInfo) -> ModelOut:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -36,11 +37,11 @@ TITLES = {
 }
 
 
-def problem_response(request: Request, status: int, detail: Any, headers: dict[str, str] | None = None) -> Response:
+def problem_response(request: Request, status: int, detail: Any, headers: Mapping[str, str] | None = None) -> Response:
     return JSONResponse(
         jsonable_encoder(problem(status, detail, request.url.path)),
         status_code=status,
-        headers=headers,
+        headers=dict(headers or {}),
         media_type=PROBLEM_JSON,
     )
 
