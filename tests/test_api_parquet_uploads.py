@@ -85,3 +85,23 @@ def test_a_parquet_file_of_nested_values_is_refused_before_anything_is_stored(
     assert "tags" in response.json()["detail"][0]["msg"]
     with Session(engine) as session:
         assert session.scalars(select(JobChunk)).first() is None
+
+
+def test_results_download_as_parquet_with_the_uploads_column_types(
+    client: TestClient, registry: ModelRegistry, enqueue: RecordingEnqueue
+) -> None:
+    codes = pa.array(["007", "010", "2", "042", "5"])  # text that looks like numbers stays text
+    table = pa.table({**ROWS, "code": codes}).cast(pa.schema([*pa.table(ROWS).schema, pa.field("code", pa.string())]))
+    job, csv_rows = scored(client, registry, enqueue, "penguins.parquet", parquet_file(table, 2))
+
+    by_query = client.get(job["results_url"], params={"format": "parquet"})
+    by_accept = client.get(job["results_url"], headers={"Accept": "application/vnd.apache.parquet"})
+
+    assert by_query.headers["content-type"] == by_accept.headers["content-type"] == "application/vnd.apache.parquet"
+    assert by_query.headers["content-disposition"].endswith('penguins-results.parquet"')
+    results = pq.read_table(io.BytesIO(by_query.content))
+    assert results.schema.field("code").type == pa.string() and results["code"].to_pylist() == codes.to_pylist()
+    assert results.schema.field("flipper_length_mm").type == pa.int64()
+    assert results.schema.field("probability_Gentoo").type == pa.float64()
+    assert results["prediction"].to_pylist() == [row["prediction"] for row in csv_rows]
+    assert pq.read_table(io.BytesIO(by_accept.content)).equals(results)

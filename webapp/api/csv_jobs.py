@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import PurePath
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
 from ml.store import ModelNotFound
 from webapp.api.headers import IdempotencyKey
@@ -19,6 +22,8 @@ from webapp.http.forms import FormErrors, create_csv_job
 from webapp.http.ratelimit import limit_submissions
 from webapp.models import Job, JobKind, JobStatus
 from webapp.schemas import JobCreated, Problem
+from webapp.services.parquet_uploads import MEDIA_TYPE as PARQUET
+from webapp.services.parquet_uploads import results_parquet
 
 router = APIRouter(tags=["jobs"])
 
@@ -94,24 +99,43 @@ async def submit_csv(
     operation_id="get_job_results",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"text/csv": {}}, "description": "The input columns, then predictions and an error column"},
+        200: {
+            "content": {"text/csv": {}, PARQUET: {}},
+            "description": "The input columns, then predictions and an error column: CSV, or Parquet (?format=parquet "
+            "or Accept: application/vnd.apache.parquet) with the input columns typed as uploaded",
+        },
         404: {"model": Problem},
         409: {"model": Problem, "description": "The job has not succeeded or been cancelled (yet)"},
         410: {"model": Problem, "description": "The results were deleted by retention (APOT_RESULT_TTL_DAYS)"},
     },
 )
-def download_results(job: JobDep, csv_jobs: CsvJobsDep) -> StreamingResponse:
-    """The scored file, streamed in the input's row order; cells that could run as formulas are neutralised."""
+async def download_results(
+    request: Request,
+    job: JobDep,
+    csv_jobs: CsvJobsDep,
+    format: Annotated[Literal["csv", "parquet"] | None, Query(description="csv unless Accept asks for Parquet")] = None,
+) -> Response:
+    """The scored file in the input's row order; in CSV, cells that could run as formulas are neutralised."""
     if job.kind != JobKind.CSV:
         raise HTTPException(404, "only CSV jobs have a results file; read this job's result from its JSON")
     if (pruned := pruned_message(job)) is not None:
         raise HTTPException(410, pruned)
     if job.status not in (JobStatus.SUCCEEDED, JobStatus.CANCELLED):
         raise HTTPException(409, f"the results are ready once the job has ended; it is {job.status}")
+    name = results_filename(job)
+    if format == "parquet" or (format is None and PARQUET in request.headers.get("accept", "")):
+        types = (job.upload or {}).get("types", {})
+        path = await run_in_threadpool(results_parquet, csv_jobs.result_lines(job), types)
+        return FileResponse(
+            path,
+            media_type=PARQUET,
+            filename=name.removesuffix(".csv") + ".parquet",
+            background=BackgroundTask(path.unlink),
+        )
     return StreamingResponse(
         csv_jobs.result_lines(job),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{results_filename(job)}"'},
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 

@@ -1,15 +1,19 @@
-"""Parquet uploads, taken wherever a CSV file is (API, dashboard, `apot predict`): read a row group at a time and
-stored as the same compressed CSV chunks, so workers, results and retention treat both alike.
+"""Parquet in and out. Uploads are taken wherever a CSV file is (API, dashboard, `apot predict`): read a row group
+at a time and stored as the same compressed CSV chunks, so workers and retention treat both alike. Results can be
+downloaded as Parquet, the input columns with the types they had in the upload.
 
 The file is read from the upload's spool (pyarrow seeks to the footer, then reads one row group after another), so
-the web process never holds more of it than a row group and one chunk.
+the web process never holds more of it than a row group and one chunk; results are written through a temporary file.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 import pyarrow as pa
@@ -19,6 +23,7 @@ import pyarrow.parquet as pq
 from webapp.csvio import CsvLimits, PackedChunk, UploadError, pack_lines
 
 MAGIC = b"PAR1"  # the first (and last) four bytes of every Parquet file
+MEDIA_TYPE = "application/vnd.apache.parquet"
 CHUNK_OPTIONS = pa_csv.WriteOptions(include_header=False, delimiter=",")
 
 
@@ -35,6 +40,13 @@ class ParquetUpload:
     columns: list[str]
     file: pq.ParquetFile
     delimiter: str = ","
+
+    @property
+    def types(self) -> dict[str, str]:
+        """Each column's Arrow type, by name (a category's as its values' type): kept for the results."""
+        return {
+            f.name: str(f.type.value_type if pa.types.is_dictionary(f.type) else f.type) for f in self.file.schema_arrow
+        }
 
     def chunks(self, size: int) -> Iterator[PackedChunk]:
         """The rows in chunks of `size` (a chunk may span row groups), written as CSV lines, missing values as
@@ -76,3 +88,33 @@ def open_parquet(binary: IO[bytes], limits: CsvLimits) -> ParquetUpload:
     if duplicates:
         raise UploadError(f"The file names these columns more than once: {', '.join(duplicates)}.")
     return ParquetUpload(list(schema.names), parquet)
+
+
+def results_parquet(lines: Iterable[str], types: dict[str, str]) -> Path:
+    """The results' CSV text as a Parquet file (a temporary one: the caller deletes it), the input columns typed as
+    `types` says and the prediction columns as their values read."""
+    handle, text_path = tempfile.mkstemp(suffix=".csv")
+    with os.fdopen(handle, "w", encoding="utf-8") as text:
+        text.writelines(lines)
+    out = Path(tempfile.mkstemp(suffix=".parquet")[1])
+    try:
+        column_types = {name: pa.type_for_alias(kind) for name, kind in types.items() if _known(kind)}
+        reader = pa_csv.open_csv(text_path, convert_options=pa_csv.ConvertOptions(column_types=column_types))
+        with pq.ParquetWriter(out, reader.schema) as writer:
+            for batch in reader:
+                writer.write_batch(batch)
+    except BaseException:
+        out.unlink()
+        raise
+    finally:
+        os.unlink(text_path)
+    return out
+
+
+def _known(kind: str) -> bool:
+    """Whether the CSV reader can be told this type (the plain ones are; others are read as the values look)."""
+    try:
+        pa.type_for_alias(kind)
+    except ValueError:
+        return False
+    return True
