@@ -22,8 +22,8 @@ import httpx2
 import numpy as np
 import pandas as pd
 import pytest
-from webapp.client import Client
 
+from apot import Client
 from tests.models import Trained
 from tests.stacks import Stack, running_stack
 
