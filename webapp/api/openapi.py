@@ -114,16 +114,13 @@ def model_inputs_schema(info: ModelInfo) -> dict[str, Any]:
 
 
 def feature_schema(feature: Feature) -> dict[str, Any]:
+    """No minimum or maximum: a value outside the training range is scored, with a warning."""
     if feature.type == "category":
         schema: dict[str, Any] = {"enum": list(feature.choices or [])}
     elif feature.type in FEATURE_TYPES:
         schema = {"type": FEATURE_TYPES[feature.type]}
     else:
         schema = {}
-    if feature.min is not None:
-        schema["minimum"] = feature.min
-    if feature.max is not None:
-        schema["maximum"] = feature.max
     if not feature.required:
         schema = {"anyOf": [schema, {"type": "null"}]}
     return schema

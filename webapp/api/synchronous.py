@@ -28,6 +28,8 @@ async def score_now(
 ) -> tuple[Job, dict[str, str]]:
     """The succeeded job of these rows and the headers that point at it; else the HTTPException to answer (bad
     values are a 400 listing each)."""
+    if info.targets:  # these protocols' answers have one prediction per row
+        raise HTTPException(400, f"{info.name} predicts several targets: ask /api/v1/jobs, which names each")
     try:
         job = await jobs.create_async(
             JobRequest(info.name, info.version, rows, owner_id=user.user_id, api_key_id=user.api_key_id, kind=kind),
