@@ -70,8 +70,7 @@ class JobRequest:
     owner_id: uuid.UUID | None = None
     api_key_id: uuid.UUID | None = None
     callback_url: str | None = None
-    kind: JobKind | None = None
-    """How the rows came (a V2 inference request, say); None: single or batch, as `inputs` is an object or a list."""
+    kind: JobKind | None = None  # None: single or batch, as `inputs` is an object or a list; else v2, say
 
 
 def owned_by(query: Any, owner: uuid.UUID | None) -> Any:
