@@ -176,7 +176,19 @@ class JobIntake:
                 inserted = insert_new(session, [pending.job for pending in group])
                 earlier = _stored_earlier(session, [p.job for p in group if p.job.id not in inserted])
         except Exception as exc:
-            log.exception("could not store %d new jobs", len(group), extra={"job_ids": [str(p.job.id) for p in group]})
+            if len(group) > 1:
+                # One member's bad value fails the whole INSERT: each member is stored alone, so only that one
+                # fails (blast radius of one), at the cost of a commit each for this group only.
+                log.warning(
+                    "could not store a group of %d jobs (%s); storing them one by one",
+                    len(group),
+                    type(exc).__name__,
+                    extra={"job_ids": [str(p.job.id) for p in group]},
+                )
+                for pending in group:
+                    self._store([pending])
+                return
+            log.exception("could not store a new job", extra={"job_id": str(group[0].job.id)})
             _fail(group, exc)
             return
         new = [pending for pending in group if pending.job.id in inserted]
