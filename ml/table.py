@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,38 +80,40 @@ def to_model_frame(schema: InputSchema, cells: pd.DataFrame) -> tuple[pd.DataFra
         empty = (text == "").to_numpy()
         converted, problems = _convert(feature, text, empty)
         if feature.required:
-            problems.insert(0, (empty, "required but empty"))
-        for mask, template in problems:
+            problems.insert(0, (empty, lambda _: "required but empty"))
+        for mask, describe in problems:
             # Only the few bad rows are looped over; each keeps the first problem found.
             for row in np.flatnonzero(mask & (errors == None)):  # noqa: E711 (elementwise, not identity)
-                errors[row] = f"{feature.name}: {template.format(value=text.iat[row])}"
+                errors[row] = f"{feature.name}: {describe(text.iat[row])}"
         columns[feature.name] = converted
     return pd.DataFrame(columns, index=cells.index), errors
 
 
-def _convert(feature: Feature, text: pd.Series, empty: np.ndarray) -> tuple[Any, list[tuple[np.ndarray, str]]]:
+# Which rows have a problem, and the message for one of them given its cell. A function, never a format template:
+# the message holds the model's category names, which come from training data and may contain braces.
+Problem = tuple[np.ndarray, Callable[[str], str]]
+
+
+def _convert(feature: Feature, text: pd.Series, empty: np.ndarray) -> tuple[Any, list[Problem]]:
     if feature.type in ("number", "integer"):
         numbers = pd.to_numeric(text.where(~empty), errors="coerce").to_numpy(dtype=float)
-        problems = [(~empty & np.isnan(numbers), "{value!r} is not a number")]
+        low, high = feature.min, feature.max
+        problems: list[Problem] = [(~empty & np.isnan(numbers), lambda v: f"{v!r} is not a number")]
         if feature.type == "integer":
-            problems.append((~np.isnan(numbers) & (numbers % 1 != 0), "{value!r} is not a whole number"))
-        if feature.min is not None:
-            problems.append(
-                (numbers < feature.min, f"{{value}} is below {feature.min}, the smallest value seen in training")
-            )
-        if feature.max is not None:
-            problems.append(
-                (numbers > feature.max, f"{{value}} is above {feature.max}, the largest value seen in training")
-            )
+            problems.append((~np.isnan(numbers) & (numbers % 1 != 0), lambda v: f"{v!r} is not a whole number"))
+        if low is not None:
+            problems.append((numbers < low, lambda v: f"{v} is below {low}, the smallest value seen in training"))
+        if high is not None:
+            problems.append((numbers > high, lambda v: f"{v} is above {high}, the largest value seen in training"))
         return numbers, problems
     if feature.type == "boolean":
         lowered = text.str.lower()
         truth = lowered.isin(TRUE_WORDS).to_numpy()
         falsity = lowered.isin(FALSE_WORDS).to_numpy()
         values = pd.Series(np.where(truth, True, np.where(falsity, False, np.nan)), dtype=object)
-        return values.to_numpy(), [(~empty & ~truth & ~falsity, "{value!r} is not true or false")]
+        return values.to_numpy(), [(~empty & ~truth & ~falsity, lambda v: f"{v!r} is not true or false")]
     by_text = {str(choice): choice for choice in feature.choices or []}
     known = text.isin(by_text).to_numpy()
     allowed = ", ".join(by_text)
     values = text.map(by_text).astype(object).where(known, np.nan)
-    return values.to_numpy(dtype=object), [(~empty & ~known, f"{{value!r}} is not one of {allowed}")]
+    return values.to_numpy(dtype=object), [(~empty & ~known, lambda v: f"{v!r} is not one of {allowed}")]
