@@ -111,9 +111,26 @@ def test_the_upload_page_explains_a_refused_callback_next_to_its_field(client: T
     assert client.get("/api/v1/jobs").json()["items"] == []
 
 
-def test_a_host_that_does_not_resolve_is_refused() -> None:
+def test_a_refused_name_says_nothing_of_what_it_resolves_to() -> None:
+    """An unknown name and a name of an inside address get the same answer, without the address: the server is no
+    resolver of internal names for its members."""
+    answers = []
+    for url in ("http://no-such-host.invalid/hook", "http://localhost/hook"):
+        with pytest.raises(CallbackRefused) as refused:
+            check_callback_url(url, allow_private=False)
+        answers.append(str(refused.value).replace(url.split("/")[2], "HOST"))
+    assert answers[0] == answers[1]
+    assert "127.0.0.1" not in answers[1] and "::1" not in answers[1]
+
+
+def test_control_characters_are_refused() -> None:
+    with pytest.raises(CallbackRefused, match="control characters"):
+        check_callback_url("https://1.1.1.1/a\x00b", allow_private=True)
+
+
+def test_with_the_allow_setting_a_name_that_does_not_resolve_is_still_refused() -> None:
     with pytest.raises(CallbackRefused, match="cannot be resolved"):
-        check_callback_url("http://no-such-host.invalid/hook", allow_private=False)
+        check_callback_url("http://no-such-host.invalid/hook", allow_private=True)
 
 
 def test_the_allow_setting_lets_inside_addresses_through() -> None:
