@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import threading
 import time
+import zipfile
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,12 @@ from ml.schema import InputSchema
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
+# A skops file is a zip archive: what it may inflate to, so that a small upload cannot take the web server's (or
+# every worker's) memory. Checked from the archive's directory before anything is inflated; Python's zipfile never
+# inflates a member past the size the directory declares.
+SKOPS_MAX_UNCOMPRESSED_BYTES = 256 * 1024 * 1024
+SKOPS_MAX_MEMBERS = 10_000
+
 Task = Literal["classification", "regression"]
 FileFormat = Literal["joblib", "skops"]
 
@@ -40,6 +47,10 @@ class ModelNotFound(LookupError):
 
 class ModelIntegrityError(RuntimeError):
     """The model file on disk is not the one that was registered."""
+
+
+class UnreadableModelFile(ValueError):
+    """A file that is not a model apot can read; the message says why, for the person who sent it."""
 
 
 class UntrustedModelFile(ValueError):
@@ -144,11 +155,36 @@ class ModelFiles:
 def read_estimator(data: bytes, file_format: FileFormat) -> Any:
     """Turn a model file's bytes into an estimator. skops files load only if every type in them is trusted."""
     if file_format == "skops":
-        untrusted = sio.get_untrusted_types(data=data)
+        check_skops_archive(data)
+        try:
+            untrusted = sio.get_untrusted_types(data=data)
+        except Exception as exc:  # a crafted file can fail skops' parser in any way: each is a bad file
+            raise UnreadableModelFile(f"the file is not a readable skops model ({type(exc).__name__})") from exc
         if untrusted:
             raise UntrustedModelFile(sorted(untrusted))
-        return sio.loads(data, trusted=None)
+        try:
+            return sio.loads(data, trusted=None)
+        except Exception as exc:
+            raise UnreadableModelFile(f"the skops model cannot be loaded ({type(exc).__name__}: {exc})"[:500]) from exc
     return joblib.load(io.BytesIO(data))
+
+
+def check_skops_archive(data: bytes) -> None:
+    """Refuse what is not a zip archive with a skops schema, or would inflate past the limits above."""
+    try:
+        members = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError) as exc:
+        raise UnreadableModelFile("the file is not a skops model (a skops file is a zip archive)") from exc
+    if len(members) > SKOPS_MAX_MEMBERS:
+        raise UnreadableModelFile(f"the archive has {len(members):,} members; at most {SKOPS_MAX_MEMBERS:,} are read")
+    inflated = sum(member.file_size for member in members)
+    if inflated > SKOPS_MAX_UNCOMPRESSED_BYTES:
+        raise UnreadableModelFile(
+            f"the archive inflates to {inflated / 2**20:,.0f} MiB; at most {SKOPS_MAX_UNCOMPRESSED_BYTES // 2**20} MiB "
+            "are read (a larger model can be registered by the server's operators with apot models add)"
+        )
+    if "schema.json" not in {member.filename for member in members}:
+        raise UnreadableModelFile("the archive has no schema.json, so it is not a skops model")
 
 
 def sha256_of(data: bytes) -> str:

@@ -21,7 +21,7 @@ from webapp.config import Settings, get_settings
 from webapp.csvio import CsvLimits
 from webapp.db import make_engine, make_session_factory
 from webapp.http.errors import install_error_pages
-from webapp.http.limits import BodySizeLimit
+from webapp.http.limits import BodySizeLimit, NulRefused
 from webapp.http.ratelimit import SignInLimits, SubmissionLimits
 from webapp.http.security import server_secret
 from webapp.http.security_headers import SecurityHeaders
@@ -110,6 +110,7 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
         max_upload_bytes=settings.max_upload_mb * 1024 * 1024,
         upload_paths=UPLOAD_PATHS,
     )
+    app.add_middleware(NulRefused)
     app.add_middleware(SecurityHeaders)
     install_error_pages(app)
     app.include_router(api.router)
