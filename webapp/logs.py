@@ -65,7 +65,9 @@ def make_formatter(renderer: str) -> structlog.stdlib.ProcessorFormatter:
             structlog.processors.JSONRenderer(serializer=_dumps),
         ]
     else:
-        last = [structlog.dev.ConsoleRenderer(colors=False)]
+        # A plain traceback: structlog's default (rich's) prints every frame's local variables, which held whole
+        # uploads and CSRF tokens: thousands of lines per error, secrets included.
+        last = [structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)]
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[
             structlog.contextvars.merge_contextvars,

@@ -20,7 +20,7 @@ from webapp.api import health
 from webapp.config import Settings, get_settings
 from webapp.csvio import CsvLimits
 from webapp.db import make_engine, make_session_factory
-from webapp.http.errors import install_error_pages
+from webapp.http.errors import AnswerUnexpectedErrors, install_error_pages
 from webapp.http.limits import BodySizeLimit, NulRefused
 from webapp.http.ratelimit import SignInLimits, SubmissionLimits
 from webapp.http.security import server_secret
@@ -111,6 +111,7 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
         upload_paths=UPLOAD_PATHS,
     )
     app.add_middleware(NulRefused)
+    app.add_middleware(AnswerUnexpectedErrors)
     app.add_middleware(SecurityHeaders)
     install_error_pages(app)
     app.include_router(api.router)
