@@ -122,6 +122,11 @@ class Settings(BaseSettings):
         description="Key of the HMAC-SHA256 signature on webhooks. Unset: derived from the server secret "
         "(`apot webhook-secret` prints it).",
     )
+    trusted_proxies: str = Field(
+        default="",
+        description="Addresses (comma-separated IPs or networks, or *) of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed. Empty: none, not even 127.0.0.1.",
+    )
     webhook_allow_private: bool = Field(
         default=False,
         description="Accept callback URLs whose host resolves to a private, loopback or link-local address.",

@@ -70,7 +70,11 @@ def web(
         # Named, not left to "auto": without them uvicorn silently falls back to pure-Python parsing and asyncio's
         # own loop, and each request costs noticeably more CPU.
         loop="uvloop",
-        http="httptools",
+        http="webapp.http.server_protocol:BoundedHeadProtocol",  # httptools, with a bound on the headers' size
+        # X-Forwarded-For and -Proto are believed only from the proxies named: uvicorn's default believes any
+        # process on 127.0.0.1, so anyone reaching apot there could pick the address the sign-in limits count.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
         access_log=access_log,
         log_level=settings.log_level.lower(),
         log_config=log_config(settings),  # applied again in each worker process uvicorn starts
