@@ -109,6 +109,8 @@ def reachable_broker(url: str, variable: str) -> str:
 
 
 def delete_queue(broker_url: str, queue: str) -> None:
+    """The stack's queues: interactive, bulk and webhooks (tasks/app.py)."""
     with Connection(broker_url) as connection:
-        connection.default_channel.queue_delete(queue)
-        connection.default_channel.exchange_delete(queue)
+        for name in (queue, f"{queue}.bulk", f"{queue}.webhooks"):
+            connection.default_channel.queue_delete(name)
+            connection.default_channel.exchange_delete(name)

@@ -75,7 +75,12 @@ def run_tasks(enqueue: RecordingEnqueue, registry: ModelRegistry, webhooks: Webh
 def scoring_context(enqueue: RecordingEnqueue, registry: ModelRegistry) -> ScoringContext:
     """A worker's, whose job endings publish webhooks through `enqueue`, as tasks/context.py makes them."""
     return ScoringContext(
-        registry.sessions, registry, WebhookAnnouncer(SilentAnnouncer(), enqueue), "test-worker", lease_seconds=60
+        registry.sessions,
+        registry,
+        WebhookAnnouncer(SilentAnnouncer(), enqueue),
+        "test-worker",
+        lease_seconds=60,
+        enqueue=enqueue,
     )
 
 

@@ -37,7 +37,11 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address the web server listens on.")
     port: int = Field(default=8000, description="Port the web server listens on.")
-    queue: str = Field(default="apot", description="Celery queue that carries scoring tasks.")
+    queue: str = Field(
+        default="apot",
+        description="Celery queue of interactive jobs (forms, JSON); CSV chunks go to `<queue>.bulk` and "
+        "webhooks to `<queue>.webhooks`.",
+    )
     worker_concurrency: int = Field(default=0, description="Worker processes per `apot worker`; 0 = one per CPU.")
     max_json_rows: int = Field(default=1000, description="Most rows one JSON job may carry.")
     max_body_bytes: int = Field(default=2 * 1024 * 1024, description="Largest JSON request body, in bytes.")
@@ -51,6 +55,11 @@ class Settings(BaseSettings):
         default=200, ge=10, description="Most fields one form or multipart upload may have (files: one)."
     )
     csv_chunk_rows: int = Field(default=20_000, description="Rows per chunk of a CSV job; each chunk is one task.")
+    csv_chunks_in_flight: int = Field(
+        default=8,
+        ge=1,
+        description="Chunks of one CSV job in the queue or being scored at once; the rest wait their turn.",
+    )
     batch_max_rows: int = Field(
         default=256, ge=1, description="Most rows of small jobs that travel in one task message and one model call."
     )
@@ -153,6 +162,16 @@ class Settings(BaseSettings):
     @property
     def webhook_max_attempts(self) -> int:
         return len(self.webhook_pauses) + 1
+
+    @property
+    def bulk_queue(self) -> str:
+        """CSV chunks: served only when no interactive job waits."""
+        return f"{self.queue}.bulk"
+
+    @property
+    def webhook_queue(self) -> str:
+        """Webhook deliveries: served by threads of their own, never by a scoring process."""
+        return f"{self.queue}.webhooks"
 
     @property
     def base_url(self) -> str:

@@ -81,7 +81,12 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
             allow_private_callbacks=settings.webhook_allow_private,
         )
         csv_limits = CsvLimits(settings.max_csv_rows, settings.max_csv_columns, settings.max_csv_field_bytes)
-        app.state.csv_jobs = CsvJobService(app.state.jobs, chunk_rows=settings.csv_chunk_rows, limits=csv_limits)
+        app.state.csv_jobs = CsvJobService(
+            app.state.jobs,
+            chunk_rows=settings.csv_chunk_rows,
+            chunks_in_flight=settings.csv_chunks_in_flight,
+            limits=csv_limits,
+        )
         app.state.accounts = AccountService(sessions)
         app.state.submission_limits = SubmissionLimits(settings.rate_limit_per_user, settings.rate_limit_per_key)
         app.state.sign_in_limits = SignInLimits()

@@ -38,9 +38,10 @@ OnError = Literal["skip", "fail"]
 class CsvJobService:
     """Uploads become a job plus chunks of rows that any worker can take; results are read back chunk by chunk."""
 
-    def __init__(self, jobs: JobService, *, chunk_rows: int, limits: CsvLimits) -> None:
+    def __init__(self, jobs: JobService, *, chunk_rows: int, chunks_in_flight: int, limits: CsvLimits) -> None:
         self.jobs = jobs
         self.chunk_rows = chunk_rows
+        self.chunks_in_flight = chunks_in_flight  # published at first; see services/chunk_release.py
         self.limits = limits
 
     def create(
@@ -100,7 +101,8 @@ class CsvJobService:
             session.add(chunk)
             session.flush()
             session.expunge(chunk)  # keep at most one chunk's bytes in memory
-            dispatches.append(Dispatch(SCORE_CHUNK, (str(chunk.id),), chunk.task_id))
+            if position < self.chunks_in_flight:  # the rest are released one by one as these are scored
+                dispatches.append(Dispatch(SCORE_CHUNK, (str(chunk.id),), chunk.task_id))
             job.rows_total += packed.rows
         if job.rows_total == 0:
             raise UploadError("The file has a header but no rows.")
@@ -118,7 +120,10 @@ class CsvJobService:
             return
         try:  # if this fails, the reconciler publishes the chunks a second time: harmless
             with transaction(self.jobs.sessions) as session:
-                session.execute(update(JobChunk).where(JobChunk.job_id == job.id).values(published_at=utcnow()))
+                released = [
+                    uuid.UUID(dispatch.targets[0]) for dispatch in dispatches
+                ]  # the first few; see chunk_release
+                session.execute(update(JobChunk).where(JobChunk.id.in_(released)).values(published_at=utcnow()))
         except Exception:
             log.warning("could not mark the chunks of the job as published", exc_info=True, extra=fields)
 
@@ -156,7 +161,8 @@ class CsvJobService:
                 session.flush()
                 session.expunge(chunk)
                 session.expunge(old)
-                dispatches.append(Dispatch(SCORE_CHUNK, (str(chunk.id),), chunk.task_id))
+                if position < self.chunks_in_flight:
+                    dispatches.append(Dispatch(SCORE_CHUNK, (str(chunk.id),), chunk.task_id))
         self._publish(new, dispatches)
         return new
 

@@ -23,6 +23,7 @@ from ml.schema import to_frame
 from ml.store import ModelIntegrityError, ModelNotFound
 from webapp.db import pinned_session
 from webapp.models import JobStatus, jobs_table, utcnow
+from webapp.services.dispatch import Enqueue
 from webapp.services.events import Announcer
 from webapp.services.models import ModelRegistry
 
@@ -40,6 +41,7 @@ class ScoringContext:
     announcer: Announcer
     worker: str
     lease_seconds: float
+    enqueue: Enqueue  # a scored CSV chunk releases the next one of its job
 
 
 @dataclass(frozen=True)
