@@ -33,7 +33,9 @@ def upload_csv(client: TestClient, content: bytes, headers: dict[str, str] | Non
 @pytest.mark.parametrize("key", ["", " ", "\t", "a\x01b"], ids=["empty", "space", "tab", "control"])
 def test_an_empty_or_blank_idempotency_key_is_422_every_time(client: TestClient, engine: Engine, key: str) -> None:
     for _ in range(2):  # the second used to break the unique index: a 500, and the whole group with it
-        response = client.post("/api/v1/jobs", json={"model": "penguins", "inputs": GENTOO}, headers={"Idempotency-Key": key})
+        response = client.post(
+            "/api/v1/jobs", json={"model": "penguins", "inputs": GENTOO}, headers={"Idempotency-Key": key}
+        )
         assert response.status_code == 422, response.text
         assert response.json()["detail"][0]["loc"] == ["header", "idempotency-key"]
         assert upload_csv(client, CSV, {"Idempotency-Key": key}).status_code == 422
@@ -60,7 +62,11 @@ def test_a_nul_in_the_url_is_400(admin_client: TestClient, url: str) -> None:
 
 @pytest.mark.parametrize("field", ["model", "version", "callback_url"])
 def test_a_nul_in_a_json_string_is_422(client: TestClient, engine: Engine, field: str) -> None:
-    body = {"model": "penguins", "inputs": GENTOO, field: "https://1.1.1.1/a\x00b" if field == "callback_url" else "a\x00b"}
+    body = {
+        "model": "penguins",
+        "inputs": GENTOO,
+        field: "https://1.1.1.1/a\x00b" if field == "callback_url" else "a\x00b",
+    }
     response = client.post("/api/v1/jobs", json=body)
     assert response.status_code == 422, response.text
     assert response.json()["detail"][0]["loc"] == ["body", field]
@@ -76,9 +82,7 @@ def test_a_nul_in_a_form_field_is_400(anonymous: TestClient) -> None:
 @pytest.mark.parametrize("digits", [400, 4000])
 def test_an_integer_too_large_for_a_float_is_422(client: TestClient, engine: Engine, digits: int) -> None:
     body = '{"model": "penguins", "inputs": {"island": "Biscoe", "bill_length_mm": %s, "flipper_length_mm": 230}}'
-    response = client.post(
-        "/api/v1/jobs", content=body % ("9" * digits), headers={"content-type": "application/json"}
-    )
+    response = client.post("/api/v1/jobs", content=body % ("9" * digits), headers={"content-type": "application/json"})
     assert response.status_code == 422, response.text
     assert response.json()["detail"][0]["loc"] == ["body", "inputs", "bill_length_mm"]
     assert jobs_stored(engine) == 0

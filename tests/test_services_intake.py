@@ -342,7 +342,7 @@ def test_a_member_whose_write_fails_fails_alone_and_the_rest_of_its_group_is_sto
         pending.insert(1, intake.submit(clash))
 
     good = [pending[0].stored.result(timeout=5), pending[2].stored.result(timeout=5)]
-    with pytest.raises(Exception, match="(?i)unique|duplicate"):
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
         pending[1].stored.result(timeout=5)
     assert pending[1].published.result(timeout=5) is False
     assert all(pending[i].published.result(timeout=5) for i in (0, 2))
