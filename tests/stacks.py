@@ -85,9 +85,8 @@ def running_stack(name: str, root: Path, trained: dict[str, Trained], **settings
             secret_key=secret,
             rate_limit_per_user="",  # the tests submit in bursts; tests/test_rate_limits.py tests the limits
             rate_limit_per_key="",
-            csv_chunk_rows="2000",  # a 50,000-row file is 25 tasks spread over the workers
             worker_metrics_port=str(worker_metrics_port),
-            **settings,
+            **{"csv_chunk_rows": "2000", **settings},  # a 50,000-row file is 25 tasks spread over the workers
         )
         worker = start_apot(["worker", "--concurrency", "1", "--name", f"{queue}@%h"], env, logs)
         cleanup.callback(stop, worker)
