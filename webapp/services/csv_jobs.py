@@ -33,6 +33,9 @@ from webapp.services.jobs import JobService
 
 log = logging.getLogger(__name__)
 OnError = Literal["skip", "fail"]
+# RFC 4180's line end. Python's writer quotes a cell holding a character of its line terminator: with "\n" alone,
+# a cell holding a carriage return went out unquoted, and a spreadsheet began a new row (a formula, unescaped) there.
+RESULT_LINE_END = "\r\n"
 
 
 class CsvJobService:
@@ -184,7 +187,7 @@ class CsvJobService:
             scored = ScoredTable.from_bytes(result) if result is not None else None
             table = [cells[c].to_numpy() for c in cells.columns] + _prediction_cells(len(cells), scored, classes)
             buffer = io.StringIO()  # csv's C writer over the columns: faster than DataFrame.to_csv for text
-            csv.writer(buffer, lineterminator="\n").writerows(zip(*table, strict=True))
+            csv.writer(buffer, lineterminator=RESULT_LINE_END).writerows(zip(*table, strict=True))
             yield buffer.getvalue()
 
 
@@ -224,7 +227,7 @@ def _prediction_cells(rows: int, scored: ScoredTable | None, classes: list[Any] 
     errors = np.array([neutralise(e) if e else "" for e in scored.errors], dtype=object)
     good = errors == ""
     if classes and scored.probabilities is not None:
-        labels = np.array([str(c) for c in classes], dtype=object)
+        labels = np.array([neutralise(str(c)) for c in classes], dtype=object)  # labels come from training data
         best = np.nan_to_num(scored.probabilities, nan=-1).argmax(axis=1)
         probabilities = [fixed_decimals(scored.probabilities[:, i]).astype(object) for i in range(len(classes))]
         return [np.where(good, column, "") for column in [labels[best], *probabilities]] + [errors]
@@ -234,5 +237,5 @@ def _prediction_cells(rows: int, scored: ScoredTable | None, classes: list[Any] 
 
 def _line(cells: list[str]) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow([neutralise(c) for c in cells])
+    csv.writer(buffer, lineterminator=RESULT_LINE_END).writerow([neutralise(c) for c in cells])
     return buffer.getvalue()
