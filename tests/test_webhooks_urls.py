@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -163,3 +164,21 @@ def test_webhook_secret_prints_the_key_the_workers_sign_with(fresh_settings: pyt
     fresh_settings.setenv("APOT_WEBHOOK_SECRET", "chosen")
     get_settings.cache_clear()
     assert CliRunner().invoke(cli, ["webhook-secret"]).output.strip() == "chosen"
+
+
+@pytest.mark.parametrize(
+    "setting", [("APOT_DATABASE_URL", "postgresql+psycopg://apot@db.internal/apot"), ("APOT_HOST", "0.0.0.0")]
+)
+def test_production_refuses_to_start_without_a_secret_and_says_how_to_make_one(
+    fresh_settings: pytest.MonkeyPatch, tmp_path: Path, setting: tuple[str, str]
+) -> None:
+    fresh_settings.delenv("APOT_SECRET_KEY", raising=False)
+    fresh_settings.delenv("APOT_WEBHOOK_SECRET", raising=False)
+    fresh_settings.setenv(*setting)
+    fresh_settings.chdir(tmp_path)  # no var/secret_key is made here either
+
+    for command in (["web"], ["worker"]):
+        result = CliRunner().invoke(cli, command)
+        assert result.exit_code == 2, result.output
+        assert "APOT_SECRET_KEY is not set" in result.output and "openssl rand -hex 32" in result.output
+    assert not (tmp_path / "var").exists()

@@ -110,8 +110,8 @@ class Settings(BaseSettings):
     )
     secret_key: SecretStr | None = Field(
         default=None,
-        description="Signs sessions and CSRF tokens. Unset: made once, kept in var/secret_key; set it (the same) "
-        "on every web machine.",
+        description="Signs sessions and CSRF tokens. Unset on a laptop: made once, kept in var/secret_key; "
+        "production (Postgres, or a host other than loopback) refuses to start without it.",
     )
     session_hours: float = Field(default=168.0, gt=0, description="How long a sign-in lasts, in hours.")
     rate_limit_per_user: str = Field(
@@ -162,6 +162,12 @@ class Settings(BaseSettings):
     @property
     def webhook_max_attempts(self) -> int:
         return len(self.webhook_pauses) + 1
+
+    @property
+    def is_production(self) -> bool:
+        """A Postgres database or a server reachable from other machines: where a secret made per machine breaks
+        sessions and webhook signatures between machines."""
+        return self.database_url.startswith("postgresql") or self.host not in ("127.0.0.1", "localhost", "::1")
 
     @property
     def bulk_queue(self) -> str:

@@ -13,7 +13,7 @@ import typer
 from webapp.cli.accounts import announce_first_admin, keys_cli, users_cli
 from webapp.cli.models import models_cli
 from webapp.cli.predict import predict
-from webapp.config import VAR_DIR, get_settings
+from webapp.config import VAR_DIR, Settings, get_settings
 
 # How long `apot web --workers N` gives each server process to start before counting it as hung.
 WEB_WORKER_START_SECONDS = 60
@@ -51,6 +51,17 @@ def train_demo() -> None:
         typer.echo("the demo models are already registered")
 
 
+def require_secret(settings: Settings) -> None:
+    """Exit with how to make APOT_SECRET_KEY when a production server would start without it."""
+    from webapp.http.security import MissingSecret, server_secret
+
+    try:
+        server_secret(settings)
+    except MissingSecret as exc:
+        typer.echo(f"apot: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
 @cli.command()
 def web(
     workers: Annotated[int, typer.Option(help="Web server processes.")] = 1,
@@ -62,6 +73,7 @@ def web(
     from webapp.logs import log_config
 
     settings = get_settings()
+    require_secret(settings)
     announce_first_admin(f"http://{settings.host}:{settings.port}")
     uvicorn.run(
         "webapp.main:create_app",
@@ -102,6 +114,7 @@ def worker(
     from webapp.metrics.worker import exporting
 
     settings = get_settings()
+    require_secret(settings)
     setup_logging(settings)
     env = dict(os.environ)
     # Processes of their own, not threads: Celery forks its pool from the process it runs in.

@@ -54,7 +54,7 @@ def logout(request: Request, user: CurrentUser, accounts: AccountsDep) -> Respon
     """Sign out, here and in every other browser of this user."""
     accounts.end_sessions(user.user_id)
     response = RedirectResponse(request.url_for("login_page"), status_code=303)
-    end_session(response)
+    end_session(request, response)
     return response
 
 
