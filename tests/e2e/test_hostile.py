@@ -152,3 +152,20 @@ def test_healthz_answers_while_hostile_model_files_are_handled(stack: Stack) -> 
     admin.close()
     assert health == [200] * 5
     assert answers == [422] * 3
+
+
+def test_x_forwarded_for_from_loopback_does_not_choose_the_address_sign_in_limits_count(stack: Stack) -> None:
+    """No proxy is trusted unless named (APOT_TRUSTED_PROXIES): a new X-Forwarded-For per guess is no new address."""
+    add_account(stack.models.sessions, "carol")
+    with httpx2.Client(base_url=stack.base_url, timeout=60) as browser:
+        token = str(one(parse(browser.get("/login").text), "input[name=csrf_token]")["value"])
+        codes = [
+            browser.post(
+                "/login",
+                data={"csrf_token": token, "name": "carol", "password": f"guess {i}"},
+                headers={"X-Forwarded-For": f"203.0.113.{i}"},
+            ).status_code
+            for i in range(9)
+        ]
+    # Six from one address, then pauses (the first of 2 s, should this machine be slower than that).
+    assert codes[:6] == [422] * 6 and 429 in codes[6:]
