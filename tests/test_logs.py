@@ -117,3 +117,16 @@ def test_a_traceback_is_printed_once_without_local_variables(log_format: Literal
     assert "OverflowError: int too large" in output
     assert token not in output
     assert len(output.splitlines()) < 20 if log_format == "text" else len(output.splitlines()) == 1
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_the_access_log_keeps_no_key_or_token_from_a_query_string(log_format: Literal["json", "text"]) -> None:
+    stream = io.StringIO()
+    setup_logging(Settings(log_format=log_format), stream=stream)
+
+    path = "/api/v1/jobs?api_key=apot_1a2b3c4d_s3cret&status=failed&csrf_token=abc123"
+    logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "10.0.0.7:5123", "GET", path, "1.1", 401)
+
+    output = stream.getvalue()
+    assert "s3cret" not in output and "abc123" not in output
+    assert "status=failed" in output and "api_key=[removed]" in output
