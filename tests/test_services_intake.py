@@ -350,3 +350,17 @@ def test_a_member_whose_write_fails_fails_alone_and_the_rest_of_its_group_is_sto
         stored = set(session.scalars(select(Job.id)))
     assert stored == {first.id, *(job.id for job in good)}
     assert set(enqueue.published) == {str(job.id) for job in [first, *good]}
+
+
+def test_a_submission_that_stopped_waiting_does_not_stop_the_next_ones(
+    registry: ModelRegistry, intake: JobIntake, enqueue: RecordingEnqueue
+) -> None:
+    """A request gives up waiting for its publish (its future is cancelled): the publisher goes on for the others."""
+    jobs = service(registry, intake, enqueue)
+    gave_up = intake.submit(jobs.prepare(JobRequest("penguins", None, GENTOO)))
+    gave_up.published.cancel()
+    gave_up.stored.cancel()
+
+    later = intake.submit(jobs.prepare(JobRequest("penguins", None, GENTOO)))
+    assert later.published.result(timeout=LONG_WINDOW / 3) is True
+    assert str(later.stored.result(timeout=1).id) in enqueue.published
