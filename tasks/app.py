@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from celery import Celery, signals
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from webapp.config import HARD_LIMIT_MARGIN_SECONDS, Settings, get_settings
 from webapp.logs import setup_logging
@@ -22,7 +22,11 @@ def create_celery(settings: Settings, *, publisher: bool = False) -> Celery:
     app.conf.update(
         # Three queues, so that one user's work never waits behind another's kind of work: a worker's processes
         # take interactive jobs before CSV chunks, and webhooks have threads of their own (see `apot worker`).
-        task_queues=[Queue(settings.queue), Queue(settings.bulk_queue), Queue(settings.webhook_queue)],
+        # Each queue on an exchange of its own name and its own routing key: a queue given only a name is bound to
+        # the default exchange with the default queue's key, and would get a copy of every interactive message.
+        task_queues=[
+            Queue(q, Exchange(q), routing_key=q) for q in (settings.queue, settings.bulk_queue, settings.webhook_queue)
+        ],
         task_default_queue=settings.queue,
         task_routes={SCORE_CHUNK: {"queue": settings.bulk_queue}, DELIVER_WEBHOOK: {"queue": settings.webhook_queue}},
         task_serializer="json",
