@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx2
 import numpy as np
 
+from bench.csv_jobs import scored
 from bench.figures import Figure, ms, times
 from bench.stacks import RunningStack, postgres_schema, running_stack
 from ml.demo import write_sample_csv
@@ -44,20 +45,7 @@ def other_user(database_url: str) -> dict[str, str]:
 def csv_seconds(stack: RunningStack, sample: Path) -> float:
     """Upload → the job succeeded."""
     started = time.perf_counter()
-    with sample.open("rb") as f:
-        response = httpx2.post(
-            f"{stack.base_url}/api/v1/jobs/csv",
-            files={"file": (sample.name, f, "text/csv")},
-            data={"model": "penguins"},
-            headers=stack.auth,
-            timeout=600,
-        )
-    response.raise_for_status()
-    job = response.json()
-    while job["status"] in ("queued", "running"):
-        job = httpx2.get(job["url"], params={"wait": 30}, headers=stack.auth, timeout=40).json()
-    if job["status"] != "succeeded":
-        raise RuntimeError(f"the CSV job ended {job['status']}: {job['error']}")
+    scored(stack, sample)
     return time.perf_counter() - started
 
 

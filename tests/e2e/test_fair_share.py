@@ -14,6 +14,7 @@ import pytest
 
 from ml.demo import write_sample_csv
 from tests.accounts import Account, add_account
+from tests.e2e.test_csv import upload
 from tests.models import Trained
 from tests.stacks import Stack, running_stack
 
@@ -29,19 +30,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, trained_models: dict[str, Tr
         yield stack
 
 
-def upload(stack: Stack, account: Account, path: Path) -> dict[str, Any]:
-    with path.open("rb") as f:
-        response = httpx2.post(
-            f"{stack.base_url}/api/v1/jobs/csv",
-            files={"file": (path.name, f, "text/csv")},
-            data={"model": "penguins"},
-            headers=account.bearer,
-            timeout=120,
-        )
-    assert response.status_code == 202, response.text
-    return dict(response.json())
-
-
 def read(stack: Stack, account: Account, job: dict[str, Any], wait: float = 0) -> dict[str, Any]:
     response = httpx2.get(job["url"], params={"wait": wait}, headers=account.bearer, timeout=wait + 30)
     return dict(response.json())
@@ -53,7 +41,7 @@ def at(job: dict[str, Any], moment: str) -> datetime:
 
 def test_a_big_csv_makes_no_other_user_wait_for_its_end(stack: Stack, tmp_path: Path) -> None:
     alice, bob = add_account(stack.models.sessions, "alice"), add_account(stack.models.sessions, "bob")
-    big = upload(stack, alice, write_sample_csv(tmp_path / "big.csv", BIG_ROWS, seed=1))
+    big = upload(stack, write_sample_csv(tmp_path / "big.csv", BIG_ROWS, seed=1), alice.bearer)
     while read(stack, alice, big)["rows_done"] == 0:  # the file is being scored
         time.sleep(0.05)
 
@@ -63,7 +51,7 @@ def test_a_big_csv_makes_no_other_user_wait_for_its_end(stack: Stack, tmp_path: 
         headers={**bob.bearer, "Prefer": "wait=30"},
         timeout=40,
     )
-    small = upload(stack, bob, write_sample_csv(tmp_path / "small.csv", SMALL_ROWS, seed=2))
+    small = upload(stack, write_sample_csv(tmp_path / "small.csv", SMALL_ROWS, seed=2), bob.bearer)
     one_row = answer.json()
     small = read(stack, bob, small, wait=30)
     big = read(stack, alice, big, wait=30)
