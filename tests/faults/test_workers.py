@@ -77,10 +77,11 @@ def test_the_same_message_delivered_twice_by_hand_changes_nothing(stack: FaultSt
 
 def test_apot_worker_starts_celery_again_when_it_dies(stack: FaultStack) -> None:
     def celery_workers() -> list[int]:
+        """The scoring node's main process (`apot worker` also runs one for webhooks)."""
         found = []
         for process in stack.pool_children():
             with suppress(psutil.Error):  # a process that just died (a zombie until it is reaped)
-                if "celery-worker" in " ".join(process.cmdline()):
+                if "celery-worker" in (command := " ".join(process.cmdline())) and "--queues=scoring" in command:
                     found.append(process.pid)
         return found
 
