@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from webapp.background.retention import Pruner
@@ -200,17 +200,8 @@ class Reconciler:
         """Chunks lost on the way, or not yet released by a chain that broke: up to each job's window in flight."""
         live = exists().where(Job.id == JobChunk.job_id, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
         waiting = (JobChunk.status == ChunkStatus.QUEUED) & live & self._unpublished(JobChunk, now)
-        position = func.row_number().over(partition_by=JobChunk.job_id, order_by=JobChunk.position)
-        ranked = select(JobChunk.id, JobChunk.job_id, position.label("rank")).where(waiting).subquery()
-        first_of_each_job = (
-            select(ranked.c.id, ranked.c.job_id)
-            .where(ranked.c.rank <= self.settings.chunks_in_flight)
-            .order_by(ranked.c.job_id, ranked.c.rank)
-            .limit(PASS_LIMIT)
-        )
         with transaction(self.sessions) as session:
-            candidates = [(chunk_id, job_id) for chunk_id, job_id in session.execute(first_of_each_job)]
-            chosen = within_window(session, candidates, self.settings.chunks_in_flight)
+            chosen = within_window(session, waiting, self.settings.chunks_in_flight, PASS_LIMIT)
             picked = _take(session, JobChunk, waiting & JobChunk.id.in_(chosen), published_at=now) if chosen else []
             task_ids: dict[uuid.UUID, str] = {
                 chunk_id: task_id

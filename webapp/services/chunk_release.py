@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from webapp.db import transaction
@@ -56,13 +56,22 @@ def release_next(sessions: sessionmaker[Session], enqueue: Enqueue, job_id: uuid
             return
 
 
-def within_window(session: Session, candidates: Sequence[tuple[uuid.UUID, uuid.UUID]], window: int) -> list[uuid.UUID]:
-    """Of (chunk id, job id) pairs waiting to be published, in file order, those that keep each job's chunks in
-    flight (running, or published and not yet started) at `window` at most."""
+def within_window(session: Session, waiting: Any, window: int, limit: int) -> list[uuid.UUID]:
+    """Of the chunks that meet `waiting` (queued, not published), in file order, those that keep each job's chunks
+    in flight (running, or published and not yet started) at `window` at most; `limit` at most in all."""
+    position = func.row_number().over(partition_by=JobChunk.job_id, order_by=JobChunk.position)
+    ranked = select(JobChunk.id, JobChunk.job_id, position.label("rank")).where(waiting).subquery()
+    first_of_each_job = (
+        select(ranked.c.id, ranked.c.job_id)
+        .where(ranked.c.rank <= window)
+        .order_by(ranked.c.job_id, ranked.c.rank)
+        .limit(limit)
+    )
+    candidates = [(chunk_id, job_id) for chunk_id, job_id in session.execute(first_of_each_job)]
     jobs = {job_id for _, job_id in candidates}
     if not jobs:
         return []
-    waiting = {chunk_id for chunk_id, _ in candidates}
+    waiting_ids = {chunk_id for chunk_id, _ in candidates}
     in_flight = Counter(
         job_id
         for chunk_id, job_id, status, published_at in session.execute(
@@ -70,7 +79,7 @@ def within_window(session: Session, candidates: Sequence[tuple[uuid.UUID, uuid.U
                 JobChunk.job_id.in_(jobs), JobChunk.status.in_([ChunkStatus.QUEUED, ChunkStatus.RUNNING])
             )
         )
-        if chunk_id not in waiting and (status == ChunkStatus.RUNNING or published_at is not None)
+        if chunk_id not in waiting_ids and (status == ChunkStatus.RUNNING or published_at is not None)
     )
     chosen: list[uuid.UUID] = []
     for chunk_id, job_id in candidates:
