@@ -61,7 +61,10 @@ class Settings(BaseSettings):
         description="Chunks of one CSV job in the queue or being scored at once; the rest wait their turn.",
     )
     batch_max_rows: int = Field(
-        default=256, ge=1, description="Most rows of small jobs that travel in one task message and one model call."
+        default=256,
+        ge=1,
+        description="Most rows of small jobs that travel in one task message, and that a worker claims and scores "
+        "with one model call.",
     )
     batch_wait_ms: float = Field(
         default=2.0,

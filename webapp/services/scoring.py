@@ -1,7 +1,9 @@
-"""Worker side of small jobs: claim a message's jobs, score each model's rows in one call, record every outcome.
+"""Worker side of small jobs: claim a message's jobs and those queued behind it, score each model's rows in one call,
+record every outcome.
 
-A message carries the jobs that arrived at the web together. Scoring them together is the point: a
-`predict_proba` call costs about the same for 1 row as for 100, so one call per model replaces one per job.
+A message carries the jobs that arrived at the web together; its claim takes too the jobs of the same model versions
+still waiting for their own messages. Scoring them together is the point: a `predict_proba` call costs about the
+same for 1 row as for 100, so one call per model replaces one per job, and the batch grows with the backlog.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from itertools import groupby
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ml.predict import PredictionShapeError, predict_frame
@@ -23,7 +25,7 @@ from ml.schema import to_frame
 from ml.store import ModelInfo, ModelIntegrityError, ModelLoadError, ModelNotFound
 from ml.validation import row_warnings
 from webapp.db import pinned_session
-from webapp.models import JobStatus, jobs_table, utcnow
+from webapp.models import JobKind, JobStatus, jobs_table, utcnow
 from webapp.services.dispatch import Enqueue
 from webapp.services.events import Announcer
 from webapp.services.models import ModelRegistry
@@ -43,6 +45,7 @@ class ScoringContext:
     worker: str
     lease_seconds: float
     enqueue: Enqueue  # a scored CSV chunk releases the next one of its job
+    max_rows: int = 256  # most rows one claim takes, and so one model call (APOT_BATCH_MAX_ROWS)
 
 
 @dataclass(frozen=True)
@@ -67,8 +70,9 @@ def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> None:
     with pinned_session(ctx.sessions) as session:
         with session.begin():
             jobs = claim_jobs(session, ctx, [uuid.UUID(job_id) for job_id in job_ids])
-        if len(jobs) < len(job_ids):
-            log.info("%d of %d jobs were not queued any more; skipped", len(job_ids) - len(jobs), len(job_ids))
+        skipped = set(job_ids) - {str(job.id) for job in jobs}
+        if skipped:  # usually scored already, with the message of a job queued before them
+            log.debug("%d of %d jobs were not queued any more; skipped", len(skipped), len(job_ids))
         if not jobs:
             return
         outcomes: list[Outcome] = []
@@ -112,12 +116,43 @@ def fail_over_time(ctx: ScoringContext, job_ids: Sequence[str], limit_seconds: f
 
 
 def claim_jobs(session: Session, ctx: ScoringContext, job_ids: list[uuid.UUID]) -> list[ClaimedJob]:
-    """Move the jobs from queued to running for this worker, in one statement, with a lease the reconciler
-    honours; those another delivery claimed first, or that were cancelled, are left out."""
+    """Move the message's jobs from queued to running for this worker, and with them every other small job queued
+    for the same model versions, up to `ctx.max_rows` rows: one statement, with a lease the reconciler honours.
+
+    This is where grouping pays under load: the backlog waits in the broker, one message per group the web
+    stored, and the first message a worker takes scores what the messages behind it carry; those then find
+    their jobs claimed and do nothing. A lone job is claimed at once, as before. Jobs another delivery claimed
+    first, or that were cancelled, are left out; on Postgres, rows another worker is claiming are skipped
+    (SKIP LOCKED), on SQLite the statement holds the database's write lock, so no two claims overlap.
+    """
     table, now = jobs_table, utcnow()
+    named = table.c.id.in_(job_ids)
+    versions = select(table.c.model_name, table.c.model_version).where(named, table.c.status == JobStatus.QUEUED)
+    first = (named.desc(), table.c.created_at, table.c.id)  # the message's own jobs, then the oldest
+    # Enough jobs for the budget (each has a row or more); locked here, the window below then keeps to its rows.
+    waiting = (
+        select(table.c.id, table.c.rows_total, named.label("named"), table.c.created_at)
+        .where(
+            table.c.status == JobStatus.QUEUED,
+            table.c.kind.in_([JobKind.SINGLE, JobKind.BATCH]),
+            tuple_(table.c.model_name, table.c.model_version).in_(versions),
+        )
+        .order_by(*first)
+        .limit(max(ctx.max_rows, len(job_ids)))
+        .with_for_update(skip_locked=True)
+        .subquery()
+    )
+    order = (waiting.c.named.desc(), waiting.c.created_at, waiting.c.id)
+    ranked = select(
+        waiting.c.id,
+        waiting.c.named,
+        func.sum(waiting.c.rows_total).over(order_by=order).label("rows"),
+    ).subquery()
+    # The message's own jobs always go (no other message carries them); the others while the rows fit.
+    chosen = select(ranked.c.id).where(or_(ranked.c.named, ranked.c.rows <= ctx.max_rows))
     claimed = session.connection().execute(
         update(table)
-        .where(table.c.id.in_(job_ids), table.c.status == JobStatus.QUEUED)
+        .where(table.c.id.in_(chosen), table.c.status == JobStatus.QUEUED)
         .values(
             status=JobStatus.RUNNING,
             started_at=now,
