@@ -68,7 +68,8 @@ def postgres_schema(url: str) -> Iterator[str]:
 
 @contextmanager
 def running_stack(database_url: str, broker_url: str | None, root: Path, **settings: str) -> Iterator[RunningStack]:
-    """Web and worker as in production; an embedded broker when no broker URL is given."""
+    """Web and worker as in production, with the settings a user gets (INFO logs in the default format, access log
+    and task events on, the default rate limits); an embedded broker when no broker URL is given."""
     models = root / "models"
     upgrade_to_head(database_url)
     engine = make_engine(database_url)
@@ -92,17 +93,13 @@ def running_stack(database_url: str, broker_url: str | None, root: Path, **setti
             APOT_MODELS_DIR=str(models),
             APOT_PORT=str(port),
             APOT_QUEUE=f"apot-bench-{uuid.uuid4().hex[:8]}",
-            APOT_LOG_LEVEL="WARNING",
             APOT_SECRET_KEY=secrets.token_hex(32),  # not var/secret_key of the folder the bench runs in
-            # The bench offers load far beyond the default limits, on purpose.
-            APOT_RATE_LIMIT_PER_USER="",
-            APOT_RATE_LIMIT_PER_KEY="",
         )
         env.update({f"APOT_{k.upper()}": v for k, v in settings.items()})
         # The figures on screen, the banners and logs in a file.
         with (root / "stack.log").open("ab") as log:
             supervisor.spawn("worker", [sys.executable, "-m", "webapp.cli", "worker"], env, log)
-            supervisor.spawn("web", [sys.executable, "-m", "webapp.cli", "web", "--no-access-log"], env, log)
+            supervisor.spawn("web", [sys.executable, "-m", "webapp.cli", "web"], env, log)
         base = f"http://127.0.0.1:{port}"
         if not supervisor.wait_until_ready(f"{base}/healthz"):
             raise RuntimeError(f"the stack did not start; see {root / 'stack.log'}")

@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any
 
@@ -27,7 +27,7 @@ from ml.validation import row_warnings
 from webapp.db import pinned_session
 from webapp.models import JobKind, JobStatus, jobs_table, utcnow
 from webapp.services.dispatch import Enqueue
-from webapp.services.events import Announcer
+from webapp.services.events import NO_ENDS, Announcer, JobEnd
 from webapp.services.models import ModelRegistry
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ class ClaimedJob:
     model_name: str
     model_version: str
     inputs: list[dict[str, Any]]
+    started_at: datetime
 
 
 def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> None:
@@ -83,7 +84,7 @@ def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> None:
             done = {outcome.job_id for outcome in outcomes}
             outcomes.extend(Outcome(job.id, JobStatus.FAILED, error=OVER_TIME) for job in jobs if job.id not in done)
         with session.begin():
-            _finish(session, ctx, outcomes)
+            _finish(session, ctx, outcomes, {job.id: job.started_at for job in jobs})
     for outcome in outcomes:
         # A line per job, scored alone or with others: a search for its id finds how it ended.
         log.info(
@@ -160,7 +161,7 @@ def claim_jobs(session: Session, ctx: ScoringContext, job_ids: list[uuid.UUID]) 
             worker=ctx.worker,
             lease_until=now + timedelta(seconds=ctx.lease_seconds),
         )
-        .returning(table.c.id, table.c.model_name, table.c.model_version, table.c.inputs)
+        .returning(table.c.id, table.c.model_name, table.c.model_version, table.c.inputs, table.c.started_at)
     )
     return [ClaimedJob(*row) for row in claimed]
 
@@ -226,9 +227,10 @@ def _succeeded(job: ClaimedJob, predictions: list[dict[str, Any]]) -> Outcome:
     return Outcome(job.id, JobStatus.SUCCEEDED, result={"predictions": predictions}, rows_done=len(predictions))
 
 
-def _finish(session: Session, ctx: ScoringContext, outcomes: list[Outcome]) -> None:
-    """Write every outcome with one statement; only jobs this worker still runs (a cancelled job stays so)."""
-    table = jobs_table
+def _finish(session: Session, ctx: ScoringContext, outcomes: list[Outcome], started: dict[uuid.UUID, datetime]) -> None:
+    """Write every outcome with one statement; only jobs this worker still runs (a cancelled job stays so). The
+    announcement carries what was written, so the requests waiting for these jobs need not read them back."""
+    table, now = jobs_table, utcnow()
     statement = (
         update(table)
         .where(table.c.id == bindparam("job_id"), table.c.status == JobStatus.RUNNING, table.c.worker == ctx.worker)
@@ -237,19 +239,32 @@ def _finish(session: Session, ctx: ScoringContext, outcomes: list[Outcome]) -> N
             result=bindparam("new_result"),
             error=bindparam("new_error"),
             rows_done=bindparam("new_rows_done"),
-            finished_at=utcnow(),
+            finished_at=now,
             lease_until=None,
         )
     )
+    ends = {
+        o.job_id: JobEnd(
+            o.status.value,
+            started[o.job_id],
+            now,
+            o.rows_done,
+            o.error[:MAX_ERROR_LENGTH] if o.error else None,
+            o.result,
+        )
+        for o in outcomes
+    }
     parameters = [
         {
-            "job_id": o.job_id,
-            "new_status": o.status.value,
-            "new_result": o.result,
-            "new_error": o.error[:MAX_ERROR_LENGTH] if o.error else None,
-            "new_rows_done": o.rows_done,
+            "job_id": job_id,
+            "new_status": end.status,
+            "new_result": end.result,
+            "new_error": end.error,
+            "new_rows_done": end.rows_done,
         }
-        for o in outcomes
+        for job_id, end in ends.items()
     ]
-    session.connection().execute(statement, parameters)
-    ctx.announcer.announce(session, [o.job_id for o in outcomes])
+    written = session.connection().execute(statement, parameters).rowcount
+    # A job cancelled or taken back meanwhile was not written: then the waiters read every row, as the
+    # announcement would otherwise say that job was scored.
+    ctx.announcer.announce(session, list(ends), ends if written == len(ends) else NO_ENDS)
