@@ -100,11 +100,7 @@ def test_prefer_wait_answers_from_the_announced_end_without_reading_the_job_agai
     job = run(scenario)
 
     assert job.status == JobStatus.SUCCEEDED
-    assert job.result == {
-        "predictions": [
-            {"label": "Gentoo", "probabilities": pytest.approx(job.result["predictions"][0]["probabilities"])}
-        ]
-    }  # type: ignore[index]
+    assert job.result is not None and [p["label"] for p in job.result["predictions"]] == ["Gentoo"]
     assert job.started_at is not None and job.finished_at is not None and job.rows_done == 1
     assert reads == [], "answered from the announcement"
     with registry.sessions() as session:
