@@ -146,12 +146,13 @@ class Wakeups:
 
     def wake(self, payload: str) -> None:
         try:
-            items = orjson.loads(payload)
+            # Ids alone, comma-separated, from a process of an earlier version (during an upgrade).
+            items = orjson.loads(payload) if payload.startswith("[") else payload.split(",")
         except orjson.JSONDecodeError:
             log.warning("an announcement of ended jobs could not be read; waiters will read their rows")
             self.wake_all()
             return
-        for item in items if isinstance(items, list) else ():
+        for item in items:
             try:
                 job_id, end = _parse(item)
             except (KeyError, TypeError, ValueError):
