@@ -24,8 +24,9 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import Connection, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from webapp.db import transaction
@@ -87,6 +88,7 @@ class JobIntake:
         self._stored: queue.Queue[StoredGroup | None] = queue.Queue()
         self._arriving = 0
         self._lock = threading.Lock()
+        self._connection: Connection | None = None  # the store thread's
         self._publisher_idle = threading.Event()
         self._publisher_idle.set()
         self.threads = WatchedThreads(
@@ -139,6 +141,8 @@ class JobIntake:
                         log.exception("the intake failed to store %d jobs", len(group))
                         _fail(group, exc)
             if stopping:
+                if self._connection is not None:
+                    self._connection.close()
                 self._stored.put(None)
                 return
 
@@ -172,9 +176,7 @@ class JobIntake:
             job = pending.job
             job.task_id = task_ids.setdefault((job.model_name, job.model_version), str(uuid.uuid4()))
         try:
-            with transaction(self.sessions) as session:
-                inserted = insert_new(session, [pending.job for pending in group])
-                earlier = _stored_earlier(session, [p.job for p in group if p.job.id not in inserted])
+            inserted, earlier = self._insert(group)
         except Exception as exc:
             if len(group) > 1:  # one member's bad value fails the whole INSERT: alone, only that one fails (logged)
                 for pending in group:
@@ -202,6 +204,30 @@ class JobIntake:
             same_task = [pending for pending in new if pending.job.task_id == task_id]
             if same_task:
                 self._stored.put(StoredGroup(same_task, task_id))
+
+    def _insert(self, group: list[Pending]) -> tuple[set[uuid.UUID], dict[tuple[uuid.UUID | None, str], Job]]:
+        """Insert a group on the store thread's own connection: held from one group to the next, it saves a pool
+        checkout, its ping and its reset per group."""
+        try:
+            return self._insert_once(group)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            # The database dropped the held connection since the last group (it restarted): again, on a new one.
+            return self._insert_once(group)
+
+    def _insert_once(self, group: list[Pending]) -> tuple[set[uuid.UUID], dict[tuple[uuid.UUID | None, str], Job]]:
+        if self._connection is None:
+            self._connection = self.sessions.kw["bind"].connect()
+        try:
+            with self.sessions(bind=self._connection) as session, session.begin():
+                inserted = insert_new(session, [pending.job for pending in group])
+                return inserted, _stored_earlier(session, [p.job for p in group if p.job.id not in inserted])
+        except Exception:
+            if self._connection.invalidated:
+                self._connection.close()
+                self._connection = None
+            raise
 
     def _publish_groups(self) -> None:
         while True:
