@@ -118,11 +118,12 @@ class Settings(BaseSettings):
     )
     session_hours: float = Field(default=168.0, gt=0, description="How long a sign-in lasts, in hours.")
     rate_limit_per_user: str = Field(
-        default="3000/minute",
-        description="Most jobs one user may create (API and pages), e.g. 50/second; empty: no limit.",
+        default="120000/minute",
+        description="Most jobs one user may create (API and pages), e.g. 50/second; empty: no limit. The default is "
+        "above what one web process can take in, so it stops a runaway loop, never a script that waits for answers.",
     )
     rate_limit_per_key: str = Field(
-        default="1200/minute", description="Most jobs one API key may create; empty: no limit."
+        default="60000/minute", description="Most jobs one API key may create; empty: no limit."
     )
     public_url: str = Field(
         default="",
