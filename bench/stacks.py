@@ -68,8 +68,8 @@ def postgres_schema(url: str) -> Iterator[str]:
 
 @contextmanager
 def running_stack(database_url: str, broker_url: str | None, root: Path, **settings: str) -> Iterator[RunningStack]:
-    """Web and worker as in production, with the settings a user gets (INFO logs in the default format, access log
-    and task events on, the default rate limits); an embedded broker when no broker URL is given."""
+    """Web, worker and reconciler as in production, with the settings a user gets (INFO logs in the default format,
+    access log and task events on, the default rate limits); an embedded broker when no broker URL is given."""
     models = root / "models"
     upgrade_to_head(database_url)
     engine = make_engine(database_url)
@@ -99,6 +99,7 @@ def running_stack(database_url: str, broker_url: str | None, root: Path, **setti
         # The figures on screen, the banners and logs in a file.
         with (root / "stack.log").open("ab") as log:
             supervisor.spawn("worker", [sys.executable, "-m", "webapp.cli", "worker"], env, log)
+            supervisor.spawn("reconciler", [sys.executable, "-m", "webapp.cli", "reconciler"], env, log)
             supervisor.spawn("web", [sys.executable, "-m", "webapp.cli", "web"], env, log)
         base = f"http://127.0.0.1:{port}"
         if not supervisor.wait_until_ready(f"{base}/healthz"):
