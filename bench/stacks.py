@@ -6,12 +6,14 @@ import os
 import secrets
 import socket
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx2
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,6 +25,8 @@ from webapp.migrate import upgrade_to_head
 from webapp.models import Role
 from webapp.services.accounts import AccountService, Principal
 from webapp.services.models import ModelRegistry, ensure_demos
+
+WORKER_READY_SECONDS = 180
 
 
 @dataclass(frozen=True)
@@ -102,8 +106,19 @@ def running_stack(database_url: str, broker_url: str | None, root: Path, **setti
             supervisor.spawn("reconciler", [sys.executable, "-m", "webapp.cli", "reconciler"], env, log)
             supervisor.spawn("web", [sys.executable, "-m", "webapp.cli", "web"], env, log)
         base = f"http://127.0.0.1:{port}"
-        if not supervisor.wait_until_ready(f"{base}/healthz"):
+        if not supervisor.wait_until_ready(f"{base}/healthz") or not _scores(base, account.auth):
             raise RuntimeError(f"the stack did not start; see {root / 'stack.log'}")
         yield RunningStack(base, supervisor, account.auth)
     finally:
         supervisor.stop_all()
+
+
+def _scores(base_url: str, auth: dict[str, str]) -> bool:
+    """Whether a job gets scored: the web answers before the worker is up (on a busy machine, half a minute later)."""
+    deadline = time.monotonic() + WORKER_READY_SECONDS
+    body = {"model": "penguins", "inputs": {"island": "Biscoe", "bill_length_mm": 48.6, "flipper_length_mm": 230}}
+    while time.monotonic() < deadline:
+        answer = httpx2.post(f"{base_url}/api/v1/jobs", json=body, headers={"Prefer": "wait=10", **auth}, timeout=30)
+        if answer.status_code == 200:
+            return True
+    return False
