@@ -16,7 +16,7 @@ import logging
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -49,7 +49,7 @@ class JobEnd:
 
     def apply(self, job: Any) -> Any:
         """The job (as read or stored before it ended) as it is now."""
-        for name, value in asdict(self).items():
+        for name, value in vars(self).items():  # not asdict(), which would copy the result through and through
             setattr(job, name, value)
         return job
 
@@ -253,7 +253,7 @@ def payloads(job_ids: Iterable[uuid.UUID], ends: Mapping[uuid.UUID, JobEnd]) -> 
     size = 2
     for job_id in job_ids:
         end = ends.get(job_id)
-        item = orjson.dumps({"id": job_id, **asdict(end)} if end is not None else job_id)
+        item = orjson.dumps({"id": job_id, **vars(end)} if end is not None else job_id)
         if len(item) > END_BYTES:
             item = orjson.dumps(job_id)
         if items and size + len(item) + 1 > PAYLOAD_BYTES:
