@@ -24,8 +24,9 @@ import joblib
 
 from bench.figures import Figure, times
 from bench.load import make_session, run_load
+from bench.peers import ROW
 from bench.peers.cpu import SystemCpu, trees, with_database_and_broker
-from bench.peers.servers import ROW, Call, running_peer
+from bench.peers.servers import Call, running_peer
 from bench.stacks import RunningStack, postgres_schema, running_stack
 from ml.demo import train_penguins
 

@@ -13,14 +13,7 @@ import mlflow.sklearn
 import pandas as pd
 from mlflow.models import infer_signature
 
-ROW = {
-    "island": "Torgersen",
-    "sex": "male",
-    "bill_length_mm": 39.1,
-    "bill_depth_mm": 18.7,
-    "flipper_length_mm": 181.0,
-    "body_mass_g": 3750.0,
-}
+from bench.peers import ROW
 
 
 def main(model_file: str, out: str) -> None:

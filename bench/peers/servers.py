@@ -31,15 +31,6 @@ OWN = {
 }
 INSTALL_TIMEOUT_SECONDS = 1800
 READY_TIMEOUT_SECONDS = 180
-# Every system gets this row: all six features, so that no server has to fill one in.
-ROW = {
-    "island": "Torgersen",
-    "sex": "male",
-    "bill_length_mm": 39.1,
-    "bill_depth_mm": 18.7,
-    "flipper_length_mm": 181.0,
-    "body_mass_g": 3750.0,
-}
 
 Call = Callable[[aiohttp.ClientSession, list[dict[str, Any]]], Awaitable[None]]
 
