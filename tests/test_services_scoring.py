@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -192,10 +193,25 @@ def messages(jobs: JobService) -> list[tuple[str, ...]]:
     return [dispatch.targets for dispatch in jobs.enqueue.dispatches]  # type: ignore[attr-defined]
 
 
+def message_of(jobs: JobService, job_id: uuid.UUID) -> tuple[str, ...]:
+    return next(message for message in messages(jobs) if str(job_id) in message)
+
+
+def published(engine: Engine, job_ids: list[uuid.UUID]) -> None:
+    """Wait until the intake has marked the jobs published: a row it is updating is skipped by a claim (on
+    Postgres, SKIP LOCKED), and left to its own message."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if all(read(engine, job_id).published_at is not None for job_id in job_ids):
+            return
+        time.sleep(0.01)
+
+
 def test_a_claim_takes_the_jobs_queued_behind_other_messages_and_their_messages_do_nothing(
     context: ScoringContext, jobs: JobService, engine: Engine, calls: list[int]
 ) -> None:
     ids = [store(jobs, "penguins", GENTOO if n % 2 else ADELIE) for n in range(5)]
+    published(engine, ids)
     assert len(messages(jobs)) == 5, "stored one by one: one message each"
 
     first, *later = messages(jobs)
@@ -218,12 +234,13 @@ def test_a_claim_keeps_to_the_row_budget_and_always_takes_its_own_message(
     context = dataclasses.replace(worker_context(registry), max_rows=3)
     older = [store(jobs, "penguins", GENTOO) for _ in range(3)]
     big = store(jobs, "penguins", [ADELIE] * 4)  # more rows than the budget on its own
+    published(engine, [*older, big])
 
-    score_jobs(context, messages(jobs)[-1])
+    score_jobs(context, message_of(jobs, big))
 
     assert calls == [4], "its own job, over the budget; no room for the others"
     assert [read(engine, job_id).status for job_id in older] == [JobStatus.QUEUED] * 3
-    score_jobs(context, messages(jobs)[0])
+    score_jobs(context, message_of(jobs, older[0]))
     assert calls == [4, 3], "the oldest three fit the budget together"
     assert {read(engine, job_id).status for job_id in [*older, big]} == {JobStatus.SUCCEEDED}
 
@@ -236,8 +253,9 @@ def test_a_claim_takes_only_queued_jobs_of_its_messages_model_versions(
     with registry.sessions.begin() as session:
         session.get_one(Job, cancelled).status = JobStatus.CANCELLED
     penguin = store(jobs, "penguins", GENTOO)
+    published(engine, [size, cancelled, penguin])
 
-    score_jobs(context, messages(jobs)[-1])
+    score_jobs(context, message_of(jobs, penguin))
 
     assert calls == [1]
     assert read(engine, penguin).status == JobStatus.SUCCEEDED
@@ -249,6 +267,7 @@ def test_claims_racing_for_one_backlog_score_each_job_once(
     registry: ModelRegistry, jobs: JobService, engine: Engine, calls: list[int]
 ) -> None:
     ids = [store(jobs, "penguins", GENTOO) for _ in range(40)]
+    published(engine, ids)
     contexts = [dataclasses.replace(worker_context(registry), worker=f"w{n}", max_rows=8) for n in range(4)]
     work = [(contexts[n % 4], message) for n, message in enumerate(messages(jobs))]
 
