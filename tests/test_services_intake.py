@@ -373,7 +373,7 @@ def test_the_store_threads_connection_dropped_by_the_database_is_replaced_withou
         pytest.skip("SQLite has no server to drop a connection")
     jobs = service(registry, intake, enqueue)
     jobs.create(JobRequest("penguins", None, GENTOO))
-    held = intake._connection
+    held = intake._connection.connection
     assert held is not None, "the store thread keeps its connection between groups"
     with engine.connect() as admin:  # as a database restart does, to that connection only
         admin.execute(select(func.pg_terminate_backend(held.connection.dbapi_connection.info.backend_pid)))  # type: ignore[union-attr]
@@ -382,4 +382,4 @@ def test_the_store_threads_connection_dropped_by_the_database_is_replaced_withou
 
     with Session(engine) as session:
         assert session.get_one(Job, second.id).status == JobStatus.QUEUED
-    assert intake._connection is not held
+    assert intake._connection.connection is not held
