@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sklearn.linear_model import Ridge
 from sklearn.multioutput import MultiOutputRegressor
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from tests.conftest import RecordingEnqueue, worker_context
@@ -278,3 +278,19 @@ def test_claims_racing_for_one_backlog_score_each_job_once(
     assert {job.status for job in scored} == {JobStatus.SUCCEEDED}
     assert {job.attempts for job in scored} == {1}, "no job claimed twice"
     assert sum(calls) == 40 and max(calls) <= 8
+
+
+def test_a_messages_own_job_locked_by_another_transaction_is_waited_for_not_skipped(
+    context: ScoringContext, jobs: JobService, engine: Engine
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: there is no row lock to skip")
+    job_id = store(jobs, "penguins", GENTOO)
+    published(engine, [job_id])
+    with engine.connect() as web, web.begin():  # as the web does while it marks the job published
+        web.execute(select(Job.id).where(Job.id == job_id).with_for_update())
+        scoring = ThreadPoolExecutor(1).submit(score_jobs, context, message_of(jobs, job_id))
+        time.sleep(0.5)  # long enough for the claim to reach the lock; the outcome holds whatever its timing
+
+    scoring.result(timeout=60)
+    assert read(engine, job_id).status == JobStatus.SUCCEEDED

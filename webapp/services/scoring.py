@@ -129,31 +129,31 @@ def claim_jobs(session: Session, ctx: ScoringContext, job_ids: list[uuid.UUID]) 
     table, now = jobs_table, utcnow()
     named = table.c.id.in_(job_ids)
     versions = select(table.c.model_name, table.c.model_version).where(named, table.c.status == JobStatus.QUEUED)
-    first = (named.desc(), table.c.created_at, table.c.id)  # the message's own jobs, then the oldest
-    # Enough jobs for the budget (each has a row or more); locked here, the window below then keeps to its rows.
+    # The others, oldest first, while the rows fit beside the message's own (a row or more each). Rows another
+    # transaction holds are skipped: they are another claim's, or their own message will come.
     waiting = (
-        select(table.c.id, table.c.rows_total, named.label("named"), table.c.created_at)
+        select(table.c.id, table.c.rows_total, table.c.created_at)
         .where(
             table.c.status == JobStatus.QUEUED,
+            ~named,
             table.c.kind.in_([JobKind.SINGLE, JobKind.BATCH]),
             tuple_(table.c.model_name, table.c.model_version).in_(versions),
         )
-        .order_by(*first)
-        .limit(max(ctx.max_rows, len(job_ids)))
+        .order_by(table.c.created_at, table.c.id)
+        .limit(max(ctx.max_rows - len(job_ids), 0))
         .with_for_update(skip_locked=True)
         .subquery()
     )
-    order = (waiting.c.named.desc(), waiting.c.created_at, waiting.c.id)
     ranked = select(
-        waiting.c.id,
-        waiting.c.named,
-        func.sum(waiting.c.rows_total).over(order_by=order).label("rows"),
+        waiting.c.id, func.sum(waiting.c.rows_total).over(order_by=(waiting.c.created_at, waiting.c.id)).label("rows")
     ).subquery()
-    # The message's own jobs always go (no other message carries them); the others while the rows fit.
-    chosen = select(ranked.c.id).where(or_(ranked.c.named, ranked.c.rows <= ctx.max_rows))
+    own_rows = select(func.coalesce(func.sum(table.c.rows_total), 0)).where(named).scalar_subquery()
+    others = select(ranked.c.id).where(ranked.c.rows <= ctx.max_rows - own_rows)
+    # The message's own jobs are never skipped (no other message carries them): a lock on one (the web marking
+    # it published) is waited for.
     claimed = session.connection().execute(
         update(table)
-        .where(table.c.id.in_(chosen), table.c.status == JobStatus.QUEUED)
+        .where(or_(named, table.c.id.in_(others)), table.c.status == JobStatus.QUEUED)
         .values(
             status=JobStatus.RUNNING,
             started_at=now,
