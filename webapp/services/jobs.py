@@ -237,10 +237,9 @@ class JobService:
         return job
 
     def get_many(self, job_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Job]:
-        """The jobs among these ids that exist, by id, in one query; without their inputs, which the API's answers
-        to waiting requests never show (a 1,000-row job's are as large as its result, and decoded for nothing)."""
-        query = select(Job).options(defer(Job.inputs, raiseload=True)).where(Job.id.in_(job_ids))
+        """The jobs among these ids that exist, by id, in one query; without inputs, which no answer to a wait shows."""
         with self.sessions() as session:
+            query = select(Job).options(defer(Job.inputs, raiseload=True)).where(Job.id.in_(job_ids))
             return {job.id: job for job in session.scalars(query)}
 
     async def wait(self, job_id: uuid.UUID, seconds: float) -> Job:
