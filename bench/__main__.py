@@ -3,8 +3,9 @@ in the same run, printed as one markdown table.
 
 Parts: `single` (single-row and 1,000-row JSON jobs on each stack), `csv` (1,000,000-row CSV), `parquet` (the same
 rows as Parquet beside CSV), `fair` (another user's 1-row jobs while a 1,000,000-row CSV runs), `history` (`/jobs`
-with 1,000,000 jobs), `metrics` (`/metrics` with as many), `charts` (`/` and a model's page with as many); all by
-default (`python -m bench single csv`). The Postgres + Redis parts run when APOT_TEST_DATABASE_URL and
+with 1,000,000 jobs), `metrics` (`/metrics` with as many), `charts` (`/` and a model's page with as many), `peers`
+(apot against plain FastAPI, BentoML and MLflow in interleaved rounds, bench/peers/); all by default
+(`python -m bench single csv`). The Postgres + Redis parts run when APOT_TEST_DATABASE_URL and
 APOT_TEST_BROKER_URL are set; the others say they were skipped.
 """
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from bench import csv_jobs, fair_share, history, metrics, parquet_jobs
 from bench.baseline.stack import running_baseline
 from bench.figures import Figure, ms, table, times
+from bench.peers import compare
 from bench.single_jobs import (
     BATCH_ROWS,
     apot_get_wait,
@@ -36,7 +38,7 @@ from bench.stacks import RunningStack, postgres_schema, running_stack
 from ml.demo import train_penguins
 from webapp.cli.embedded_broker import EmbeddedRedis
 
-PARTS = ("single", "csv", "parquet", "fair", "history", "metrics", "charts")
+PARTS = ("single", "csv", "parquet", "fair", "history", "metrics", "charts", "peers")
 
 
 def main() -> None:
@@ -47,17 +49,25 @@ def main() -> None:
     database, broker = os.environ.get("APOT_TEST_DATABASE_URL"), os.environ.get("APOT_TEST_BROKER_URL")
     figures: list[Figure] = []
     skipped: list[str] = []
+    tables: list[str] = []
     try:
-        measure_parts(parts, database, broker, figures, skipped)
+        measure_parts(parts, database, broker, figures, skipped, tables)
     finally:  # a part that failed still leaves the figures of those before it on screen
         print(f"\n{os.cpu_count()} CPUs; one worker process per CPU unless said; load from this process, on loopback\n")
         print(table(figures))
+        for text in tables:
+            print(text)
         for part in skipped:
             print(f"\nskipped: {part}")
 
 
 def measure_parts(
-    parts: list[str], database: str | None, broker: str | None, figures: list[Figure], skipped: list[str]
+    parts: list[str],
+    database: str | None,
+    broker: str | None,
+    figures: list[Figure],
+    skipped: list[str],
+    tables: list[str],
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -88,6 +98,14 @@ def measure_parts(
                 figures += metrics.measure(database, root / "metrics")
             else:
                 skipped.append("/metrics with 1,000,000 jobs (needs APOT_TEST_DATABASE_URL)")
+        if "peers" in parts:
+            if not (database and broker):
+                skipped.append(
+                    "apot on Postgres + Redis among the peers (needs APOT_TEST_DATABASE_URL and APOT_TEST_BROKER_URL)"
+                )
+            goal_lines, rounds = compare.measure(database, broker, root / "peers")
+            figures += goal_lines
+            tables.append(rounds)
         if "charts" in parts:
             if database:
                 figures += history.measure_charts(database, root / "charts")

@@ -38,6 +38,7 @@ def worker_context() -> ScoringContext:
         worker=f"{socket.gethostname()}:{os.getpid()}",
         lease_seconds=settings.lease_seconds,
         enqueue=celery_enqueue(current_app),
+        max_rows=settings.batch_max_rows,
     )
 
 

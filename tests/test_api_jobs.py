@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session
 
 from tests.conftest import RecordingEnqueue
 from tests.html import parse
+from webapp.api import api_links
 from webapp.models import Job, JobStatus, utcnow
+from webapp.schemas import job_out
 from webapp.services.models import ModelRegistry
 
 PENGUIN = {"island": "Biscoe", "bill_length_mm": 48.6, "flipper_length_mm": 230, "sex": "male"}
@@ -277,3 +279,19 @@ def test_openapi_describes_the_job_api(client: TestClient) -> None:
         "result",
         "error",
     }
+
+
+def test_a_job_is_answered_exactly_as_its_documented_model_writes_it(
+    client: TestClient, engine: Engine, enqueue: RecordingEnqueue, registry: ModelRegistry
+) -> None:
+    created = submit(client, [PENGUIN, PENGUIN]).json()
+    enqueue.deliver(registry)
+
+    answer = client.get(created["url"])
+
+    with Session(engine) as session:
+        job = session.get_one(Job, uuid.UUID(created["id"]))
+    base = created["url"].removesuffix(f"/api/v1/jobs/{created['id']}")
+    documented = job_out(job, api_links(base))
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.content == documented.model_dump_json().encode()

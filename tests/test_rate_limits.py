@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from fastapi.testclient import TestClient
+from limits import parse
 
 from tests.accounts import Account
 from tests.html import csrf_token
 from webapp.config import Settings
-from webapp.services.accounts import AccountService
+from webapp.http.ratelimit import Gcra, SubmissionLimits
+from webapp.services.accounts import AccountService, Principal
 
 SIZES = {"model": "sizes", "inputs": {"size": 2, "colour": "red"}}
 
@@ -49,3 +53,18 @@ def test_a_user_with_several_keys_meets_the_user_limit(
     token = csrf_token(client, "/models/sizes")
     page = client.post("/models/sizes/jobs", data={"csrf_token": token, "size": "2", "colour": "red"})
     assert page.status_code == 429 and page.headers["retry-after"]
+
+
+def test_the_default_limits_let_a_script_that_waits_for_its_answers_go_as_fast_as_a_web_process_can() -> None:
+    limits = SubmissionLimits(Settings().rate_limit_per_user, Settings().rate_limit_per_key)
+    assert limits.per_key is not None and limits.per_user is not None
+    principal = Principal(uuid.uuid4(), "script", "member", 1, uuid.uuid4())
+    for _ in range(1000):  # a second of the most one web process could take in (a job costs it far over 1 ms)
+        limits.check(principal)
+
+
+def test_a_bucket_refills_evenly_over_its_window() -> None:
+    bucket = Gcra(parse("3/minute"))
+    identity = uuid.uuid4()
+    assert [bucket.hit(identity) for _ in range(3)] == [None] * 3
+    assert bucket.hit(identity) == pytest.approx(20, abs=1), "one more every 20 s"

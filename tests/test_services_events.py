@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,7 +16,9 @@ from sqlalchemy.orm import Session
 from tests.loops import run
 from tests.services import POSTGRES, REDIS, required_url
 from webapp.services.events import (
+    NO_ENDS,
     Announcer,
+    JobEnd,
     PostgresAnnouncer,
     PostgresWakeups,
     RedisAnnouncer,
@@ -30,7 +34,8 @@ SETTLE_SECONDS = 10.0
 # How long a wake-up that must not come is given to come anyway.
 QUIET_SECONDS = 0.5
 
-Announce = Callable[[list[uuid.UUID], bool], None]
+Announce = Callable[..., None]
+"""(job ids, commit or roll back, and optionally what the transaction wrote)"""
 
 
 @pytest.fixture(params=["postgres", "redis"])
@@ -50,10 +55,10 @@ def channel(request: pytest.FixtureRequest) -> Iterator[tuple[Wakeups, Announce]
         wakeups = RedisWakeups(redis_url, redis_channel(queue))
         announcer = RedisAnnouncer(redis_url, redis_channel(queue))
 
-    def announce(job_ids: list[uuid.UUID], commit: bool) -> None:
+    def announce(job_ids: list[uuid.UUID], commit: bool, ends: Mapping[uuid.UUID, JobEnd] = NO_ENDS) -> None:
         with Session(engine) as session:
             session.begin()
-            announcer.announce(session, job_ids)
+            announcer.announce(session, job_ids, ends)
             session.commit() if commit else session.rollback()
 
     yield wakeups, announce
@@ -163,3 +168,25 @@ def test_a_failed_read_fails_every_request_that_shared_it() -> None:
         return await asyncio.gather(*(reads.get(uuid.uuid4()) for _ in range(3)), return_exceptions=True)
 
     assert [type(e) for e in run(scenario)] == [ConnectionError] * 3
+
+
+def test_an_end_announced_with_what_was_written_reaches_the_waiter_and_a_large_one_goes_as_its_id(
+    channel: tuple[Wakeups, Announce],
+) -> None:
+    wakeups, announce = channel
+    small, large = uuid.uuid4(), uuid.uuid4()
+    now = datetime.now(UTC)
+    end = JobEnd("succeeded", now, now, 1, None, {"predictions": [{"label": "Gentoo", "probabilities": {"a": 0.5}}]})
+    ends = {small: end, large: dataclasses.replace(end, result={"predictions": [{"value": 1.5}] * 1000})}
+
+    async def scenario() -> tuple[JobEnd | None, JobEnd | None]:
+        listener = await listening(wakeups)
+        with wakeups.watch(small) as first, wakeups.watch(large) as second:
+            await asyncio.to_thread(announce, [small, large], True, ends)
+            async with asyncio.timeout(SETTLE_SECONDS):
+                await first.wait()
+                await second.wait()
+        listener.cancel()
+        return first.end, second.end
+
+    assert run(scenario) == (end, None), "the large one is read from its row instead"

@@ -364,3 +364,22 @@ def test_a_submission_that_stopped_waiting_does_not_stop_the_next_ones(
     later = intake.submit(jobs.prepare(JobRequest("penguins", None, GENTOO)))
     assert later.published.result(timeout=LONG_WINDOW / 3) is True
     assert str(later.stored.result(timeout=1).id) in enqueue.published
+
+
+def test_the_store_threads_connection_dropped_by_the_database_is_replaced_without_failing_a_submission(
+    registry: ModelRegistry, intake: JobIntake, enqueue: RecordingEnqueue, engine: Engine
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no server to drop a connection")
+    jobs = service(registry, intake, enqueue)
+    jobs.create(JobRequest("penguins", None, GENTOO))
+    held = intake._connection.connection
+    assert held is not None, "the store thread keeps its connection between groups"
+    with engine.connect() as admin:  # as a database restart does, to that connection only
+        admin.execute(select(func.pg_terminate_backend(held.connection.dbapi_connection.info.backend_pid)))  # type: ignore[union-attr]
+
+    second = jobs.create(JobRequest("penguins", None, GENTOO))
+
+    with Session(engine) as session:
+        assert session.get_one(Job, second.id).status == JobStatus.QUEUED
+    assert intake._connection.connection is not held

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from sklearn.linear_model import Ridge
 from sklearn.multioutput import MultiOutputRegressor
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from tests.conftest import RecordingEnqueue, worker_context
@@ -183,3 +186,111 @@ def test_a_missing_model_version_fails_its_jobs_and_not_the_others(
     assert read(engine, penguin).status == JobStatus.SUCCEEDED
     gone = read(engine, size)
     assert gone.status == JobStatus.FAILED and "not registered" in (gone.error or "")
+
+
+def messages(jobs: JobService) -> list[tuple[str, ...]]:
+    """The job ids of each message the web published so far."""
+    return [dispatch.targets for dispatch in jobs.enqueue.dispatches]  # type: ignore[attr-defined]
+
+
+def message_of(jobs: JobService, job_id: uuid.UUID) -> tuple[str, ...]:
+    return next(message for message in messages(jobs) if str(job_id) in message)
+
+
+def published(engine: Engine, job_ids: list[uuid.UUID]) -> None:
+    """Wait until the intake has marked the jobs published: a row it is updating is skipped by a claim (on
+    Postgres, SKIP LOCKED), and left to its own message."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if all(read(engine, job_id).published_at is not None for job_id in job_ids):
+            return
+        time.sleep(0.01)
+
+
+def test_a_claim_takes_the_jobs_queued_behind_other_messages_and_their_messages_do_nothing(
+    context: ScoringContext, jobs: JobService, engine: Engine, calls: list[int]
+) -> None:
+    ids = [store(jobs, "penguins", GENTOO if n % 2 else ADELIE) for n in range(5)]
+    published(engine, ids)
+    assert len(messages(jobs)) == 5, "stored one by one: one message each"
+
+    first, *later = messages(jobs)
+    score_jobs(context, first)
+
+    assert calls == [5], "the backlog of the other messages went in the same call"
+    scored = [read(engine, job_id) for job_id in ids]
+    assert {job.status for job in scored} == {JobStatus.SUCCEEDED}
+    assert len({job.started_at for job in scored}) == 1, "one claim"
+    assert [job.result["predictions"][0]["label"] for job in scored] == ["Adelie", "Gentoo"] * 2 + ["Adelie"]  # type: ignore[index]
+    for message in later:
+        score_jobs(context, message)
+    assert calls == [5], "the later messages found their jobs claimed"
+    assert {read(engine, job_id).attempts for job_id in ids} == {1}
+
+
+def test_a_claim_keeps_to_the_row_budget_and_always_takes_its_own_message(
+    registry: ModelRegistry, jobs: JobService, engine: Engine, calls: list[int]
+) -> None:
+    context = dataclasses.replace(worker_context(registry), max_rows=3)
+    older = [store(jobs, "penguins", GENTOO) for _ in range(3)]
+    big = store(jobs, "penguins", [ADELIE] * 4)  # more rows than the budget on its own
+    published(engine, [*older, big])
+
+    score_jobs(context, message_of(jobs, big))
+
+    assert calls == [4], "its own job, over the budget; no room for the others"
+    assert [read(engine, job_id).status for job_id in older] == [JobStatus.QUEUED] * 3
+    score_jobs(context, message_of(jobs, older[0]))
+    assert calls == [4, 3], "the oldest three fit the budget together"
+    assert {read(engine, job_id).status for job_id in [*older, big]} == {JobStatus.SUCCEEDED}
+
+
+def test_a_claim_takes_only_queued_jobs_of_its_messages_model_versions(
+    context: ScoringContext, jobs: JobService, registry: ModelRegistry, engine: Engine, calls: list[int]
+) -> None:
+    size = store(jobs, "sizes", {"size": 3, "colour": "red"})
+    cancelled = store(jobs, "penguins", ADELIE)
+    with registry.sessions.begin() as session:
+        session.get_one(Job, cancelled).status = JobStatus.CANCELLED
+    penguin = store(jobs, "penguins", GENTOO)
+    published(engine, [size, cancelled, penguin])
+
+    score_jobs(context, message_of(jobs, penguin))
+
+    assert calls == [1]
+    assert read(engine, penguin).status == JobStatus.SUCCEEDED
+    assert read(engine, size).status == JobStatus.QUEUED, "another model waits for its own message"
+    assert read(engine, cancelled).status == JobStatus.CANCELLED and read(engine, cancelled).result is None
+
+
+def test_claims_racing_for_one_backlog_score_each_job_once(
+    registry: ModelRegistry, jobs: JobService, engine: Engine, calls: list[int]
+) -> None:
+    ids = [store(jobs, "penguins", GENTOO) for _ in range(40)]
+    published(engine, ids)
+    contexts = [dataclasses.replace(worker_context(registry), worker=f"w{n}", max_rows=8) for n in range(4)]
+    work = [(contexts[n % 4], message) for n, message in enumerate(messages(jobs))]
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda item: score_jobs(*item), work))
+
+    scored = [read(engine, job_id) for job_id in ids]
+    assert {job.status for job in scored} == {JobStatus.SUCCEEDED}
+    assert {job.attempts for job in scored} == {1}, "no job claimed twice"
+    assert sum(calls) == 40 and max(calls) <= 8
+
+
+def test_a_messages_own_job_locked_by_another_transaction_is_waited_for_not_skipped(
+    context: ScoringContext, jobs: JobService, engine: Engine
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: there is no row lock to skip")
+    job_id = store(jobs, "penguins", GENTOO)
+    published(engine, [job_id])
+    with engine.connect() as web, web.begin():  # as the web does while it marks the job published
+        web.execute(select(Job.id).where(Job.id == job_id).with_for_update())
+        scoring = ThreadPoolExecutor(1).submit(score_jobs, context, message_of(jobs, job_id))
+        time.sleep(0.5)  # long enough for the claim to reach the lock; the outcome holds whatever its timing
+
+    scoring.result(timeout=60)
+    assert read(engine, job_id).status == JobStatus.SUCCEEDED

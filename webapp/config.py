@@ -61,7 +61,10 @@ class Settings(BaseSettings):
         description="Chunks of one CSV job in the queue or being scored at once; the rest wait their turn.",
     )
     batch_max_rows: int = Field(
-        default=256, ge=1, description="Most rows of small jobs that travel in one task message and one model call."
+        default=256,
+        ge=1,
+        description="Most rows of small jobs that travel in one task message, and that a worker claims and scores "
+        "with one model call.",
     )
     batch_wait_ms: float = Field(
         default=2.0,
@@ -115,11 +118,12 @@ class Settings(BaseSettings):
     )
     session_hours: float = Field(default=168.0, gt=0, description="How long a sign-in lasts, in hours.")
     rate_limit_per_user: str = Field(
-        default="3000/minute",
-        description="Most jobs one user may create (API and pages), e.g. 50/second; empty: no limit.",
+        default="120000/minute",
+        description="Most jobs one user may create (API and pages), e.g. 50/second; empty: no limit. The default is "
+        "above what one web process can take in, so it stops a runaway loop, never a script that waits for answers.",
     )
     rate_limit_per_key: str = Field(
-        default="1200/minute", description="Most jobs one API key may create; empty: no limit."
+        default="60000/minute", description="Most jobs one API key may create; empty: no limit."
     )
     public_url: str = Field(
         default="",

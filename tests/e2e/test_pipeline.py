@@ -13,6 +13,7 @@ from sklearn.linear_model import Ridge
 from sklearn.multioutput import MultiOutputRegressor
 
 from tests.accounts import add_account
+from tests.faults.harness import register_sleepy
 from tests.stacks import Stack
 from tests.zoo import diabetes_two_targets
 from webapp.services.models import estimator_bytes
@@ -20,6 +21,7 @@ from webapp.services.models import estimator_bytes
 GENTOO = {"island": "Biscoe", "bill_length_mm": 48.6, "flipper_length_mm": 230, "sex": "male"}
 ADELIE = {"island": "Torgersen", "bill_length_mm": 36.7, "flipper_length_mm": 187, "bill_depth_mm": 19.3}
 CHINSTRAP = {"island": "Dream", "bill_length_mm": 50.0, "flipper_length_mm": 196, "body_mass_g": 3900}
+BACKLOG = 12
 
 
 def submit(stack: Stack, inputs: Any, model: str = "penguins") -> dict[str, Any]:
@@ -150,3 +152,18 @@ def test_a_model_file_changed_after_registration_fails_the_job_and_is_not_loaded
     assert job["status"] == "failed"
     assert "refusing to load" in job["error"]
     assert job["result"] is None
+
+
+def test_jobs_queued_behind_a_busy_worker_are_claimed_together(stack: Stack) -> None:
+    register_sleepy(stack.models)  # each call takes 1.5 s, however many rows: the worker's one process is busy
+    busy = submit(stack, {"minutes": 1}, model="sleepy")
+    queued = [submit(stack, {"minutes": 1 + n}, model="sleepy") for n in range(BACKLOG)]
+    assert len({job["task_id"] for job in queued}) == BACKLOG, "submitted one by one: a message each"
+
+    ended = [wait(stack, job) for job in [busy, *queued]]
+
+    assert {job["status"] for job in ended} == {"succeeded"}
+    claims = {job["started_at"] for job in ended[1:]}
+    # Without batching, twelve calls of 1.5 s one after the other; the first message taken claims them all (a
+    # busy machine may let the worker start before the last submissions, so a claim or two more).
+    assert len(claims) <= 3, f"{len(claims)} claims for {BACKLOG} queued jobs"

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ml.store import ModelNotFound
 from webapp.api.headers import IdempotencyKey
+from webapp.api.job_json import links
 from webapp.api.jobs import RATE_LIMITED
 from webapp.background.retention import pruned_message
 from webapp.csvio import UploadError
@@ -88,7 +89,7 @@ async def submit_csv(
         raise RequestValidationError([{"loc": ("body", "file"), "msg": str(exc), "type": "value_error"}]) from exc
     except ModelNotFound as exc:
         raise HTTPException(404, str(exc)) from exc
-    url = str(request.url_for("api_get_job", job_id=job.id))
+    url = links(request)("api_get_job", job.id)
     response.headers["Location"] = url
     return JobCreated(id=job.id, status=job.status, task_id=job.task_id, url=url)  # type: ignore[arg-type]
 

@@ -5,26 +5,26 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
 from ml.store import ModelNotFound
 from ml.validation import InvalidInputs
 from webapp.api.headers import IdempotencyKey
+from webapp.api.job_json import job_response, links
 from webapp.api.prefer import preferred_wait
 from webapp.http.auth import CurrentUser
 from webapp.http.deps import AccountsDep, JobDep, JobsDep, owner_filter
 from webapp.http.ratelimit import limit_submissions
-from webapp.models import Job, JobStatus
+from webapp.models import JobStatus
 from webapp.schemas import (
     JobCreate,
     JobCreated,
     JobOut,
     JobPage,
     JobSummary,
-    LinkFor,
     Problem,
-    job_out,
     summary_fields,
 )
 from webapp.services.callback_urls import CallbackRefused
@@ -58,14 +58,11 @@ def api_owner(
     return owner_filter(user, accounts, user_name)
 
 
-def _links(request: Request) -> LinkFor:
-    return lambda name, job_id: str(request.url_for(name, job_id=job_id))
-
-
 @router.post(
     "/jobs",
     name="api_create_job",
     status_code=202,
+    response_model=JobCreated,
     dependencies=[Depends(limit_submissions)],
     responses={
         200: {
@@ -83,7 +80,6 @@ def _links(request: Request) -> LinkFor:
 async def submit_job(
     body: JobCreate,
     request: Request,
-    response: Response,
     jobs: JobsDep,
     user: CurrentUser,
     prefer: Annotated[
@@ -94,7 +90,7 @@ async def submit_job(
         ),
     ] = None,
     idempotency_key: IdempotencyKey = None,
-) -> JobCreated | JobOut:
+) -> Response:
     """Queue a prediction for one row (an object) or several (a list of objects)."""
     wait = preferred_wait(prefer, MAX_WAIT_SECONDS)
     try:
@@ -130,21 +126,17 @@ async def submit_job(
         ) from exc
     except Unavailable as exc:
         raise HTTPException(503, str(exc)) from exc
-    url = str(request.url_for("api_get_job", job_id=job.id))
-    response.headers["Location"] = url
+    url = links(request)("api_get_job", job.id)
+    headers = {"Location": url}
     if wait is not None:
-        response.headers["Preference-Applied"] = f"wait={wait:g}"
+        headers["Preference-Applied"] = f"wait={wait:g}"
         if JobStatus(job.status).ended:
-            response.status_code = 200
-            return _job_out(job, request)
-    return JobCreated(id=job.id, status=job.status, task_id=job.task_id, url=url)  # type: ignore[arg-type]
+            return job_response(job, request, headers=headers)
+    created = {"id": str(job.id), "status": job.status, "task_id": job.task_id, "url": url}
+    return Response(orjson.dumps(created), status_code=202, headers=headers, media_type="application/json")
 
 
-def _job_out(job: Job, request: Request) -> JobOut:
-    return job_out(job, _links(request))
-
-
-@router.get("/jobs/{job_id:uuid}", name="api_get_job", responses={404: {"model": Problem}})
+@router.get("/jobs/{job_id:uuid}", name="api_get_job", response_model=JobOut, responses={404: {"model": Problem}})
 async def read_job(
     job: JobDep,
     request: Request,
@@ -157,11 +149,11 @@ async def read_job(
             description="Hold the answer until the job ends, up to this many seconds.",
         ),
     ] = 0,
-) -> JobOut:
+) -> Response:
     """A job with its status and, once it succeeded, its predictions."""
     if wait and not JobStatus(job.status).ended:
         job = await jobs.wait(job.id, wait)
-    return _job_out(job, request)
+    return job_response(job, request)
 
 
 @router.get(
@@ -193,7 +185,7 @@ def browse_jobs(
     if next_cursor is not None:
         response.headers["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'
     return JobPage(
-        items=[JobSummary.model_validate(summary_fields(job, _links(request))) for job in page],
+        items=[JobSummary.model_validate(summary_fields(job, links(request))) for job in page],
         next_cursor=next_cursor,
     )
 
@@ -201,12 +193,13 @@ def browse_jobs(
 @router.post(
     "/jobs/{job_id:uuid}/cancel",
     name="api_cancel_job",
+    response_model=JobOut,
     responses={404: {"model": Problem}, 409: {"model": Problem, "description": "The job had already ended"}},
 )
-def cancel_job(job: JobDep, request: Request, jobs: JobsDep, user: CurrentUser) -> JobOut:
+def cancel_job(job: JobDep, request: Request, jobs: JobsDep, user: CurrentUser) -> Response:
     """Stop a queued or running job: parts not yet started are not scored; what was scored stays readable."""
     try:
         cancelled = jobs.cancel(job.id, owner=user.owner_scope)
     except JobAlreadyEnded as exc:
         raise HTTPException(409, str(exc)) from exc
-    return _job_out(cancelled, request)
+    return job_response(cancelled, request)

@@ -6,7 +6,6 @@ import hashlib
 import hmac
 import re
 import secrets
-import time
 import uuid
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from webapp.db import transaction
 from webapp.models import ApiKey, Role, User, utcnow
+from webapp.services.key_cache import KeyCache
 
 # Argon2id with pwdlib's recommended parameters.
 PASSWORDS = PasswordHash.recommended()
@@ -25,8 +25,6 @@ UNKNOWN_USER_HASH = PASSWORDS.hash(secrets.token_urlsafe(16))
 USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MIN_PASSWORD_LENGTH = 8
 KEY_PREFIX = "apot_"
-# How long one process trusts a key lookup: a revoked key stops working everywhere within this.
-KEY_CACHE_SECONDS = 1.0
 
 
 class AccountError(ValueError):
@@ -80,7 +78,7 @@ class AccountService:
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
-        self._keys: dict[str, tuple[float, Principal | None]] = {}
+        self._keys = KeyCache()
 
     # --- users -------------------------------------------------------------------------------------------------
 
@@ -168,7 +166,7 @@ class AccountService:
             changed = session.execute(update(User).where(User.name == name).values(**values)).rowcount  # type: ignore[attr-defined]
         if not changed:
             raise AccountError(f"there is no user named {name}")
-        self._keys.clear()
+        self._keys.forget()
 
     # --- API keys ----------------------------------------------------------------------------------------------
 
@@ -199,35 +197,43 @@ class AccountService:
             revoked = session.execute(query.values(revoked_at=utcnow())).rowcount  # type: ignore[attr-defined]
         if not revoked:
             raise AccountError(f"no key in use starts with {prefix}")
-        self._keys.clear()
+        self._keys.forget()
 
     def cached_key(self, secret: str) -> tuple[bool, Principal | None]:
-        """(True, the answer) when this process looked the key up less than KEY_CACHE_SECONDS ago; no I/O."""
-        cached = self._keys.get(secret)
-        if cached is not None and time.monotonic() - cached[0] < KEY_CACHE_SECONDS:
-            return True, cached[1]
-        return False, None
+        """(True, the answer) when this process knows the key and checked for revocations less than
+        REVOCATION_CHECK_SECONDS ago; no I/O, for the event loop."""
+        return self._keys.get(key_digest(secret))
 
     def principal_for_key(self, secret: str) -> Principal | None:
         """Who a presented key speaks for, or None for an unknown, malformed or revoked key (or a disabled user)."""
+        if self._keys.stale():
+            self._keys.refresh(self._credentials_generation)
+        digest = key_digest(secret)
+        hit, principal = self._keys.get(digest)
+        if hit:
+            return principal
         parts = secret.split("_", 2)  # the random part may contain "_" too
         if len(parts) != 3 or f"{parts[0]}_" != KEY_PREFIX or len(parts[1]) != 8:
             return None
-        now = time.monotonic()
         with self.sessions() as session:
             found = session.execute(
                 select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.prefix == parts[1])
             ).one_or_none()
-        principal = None
         if found is not None:
             key, user = found
             # Compared in constant time: the lookup by prefix reveals nothing about the rest of the key.
-            if hmac.compare_digest(key.sha256, key_digest(secret)) and key.revoked_at is None and not user.disabled:
+            if hmac.compare_digest(key.sha256, digest) and key.revoked_at is None and not user.disabled:
                 principal = _principal(user, key.id)
-        if len(self._keys) > 10_000:
-            self._keys.clear()
-        self._keys[secret] = (now, principal)
+        self._keys.put(digest, principal)
         return principal
+
+    def _credentials_generation(self) -> tuple[int, int]:
+        """Grows whenever any key is revoked or any user disabled, given a new password or signed out (each raises
+        the user's session version), in whichever process: the key cache starts again when it changes."""
+        with self.sessions() as session:
+            revoked = session.scalar(select(func.count()).select_from(ApiKey).where(ApiKey.revoked_at.is_not(None)))
+            versions = session.scalar(select(func.coalesce(func.sum(User.session_version), 0)))
+        return int(revoked or 0), int(versions or 0)
 
 
 def _check_password(password: str) -> None:

@@ -4,6 +4,9 @@ Whoever ends a job (a worker, or the web cancelling one) announces its id; each 
 the requests waiting on it. Postgres carries the announcement with NOTIFY (sent by the same commit that ends the
 job); without Postgres, Redis pub/sub (the embedded broker is a Redis too); with neither, waiters poll the row.
 A lost announcement costs latency, never an answer: waiters look at the row again every few seconds regardless.
+
+A worker announces with the id what its commit wrote (status, times, error, a small result): the woken request
+answers from that and does not read the row again. Ends too large for one NOTIFY go as bare ids, and are read.
 """
 
 from __future__ import annotations
@@ -11,10 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Protocol
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
 
+import orjson
 import psycopg
 import redis
 import redis.asyncio
@@ -24,20 +30,47 @@ from sqlalchemy.orm import Session
 log = logging.getLogger(__name__)
 
 CHANNEL = "apot_job_ended"
-# NOTIFY payloads must stay under 8000 bytes: 200 ids of 36 characters and their commas fit.
-IDS_PER_PAYLOAD = 200
+# NOTIFY payloads must stay under 8000 bytes; an end is sent whole only if it leaves room for a few more.
+PAYLOAD_BYTES = 7900
+END_BYTES = 2000
 RECONNECT_SECONDS = 1.0
 
 
+@dataclass(frozen=True)
+class JobEnd:
+    """What the commit that ended a job wrote: all a waiting request needs to answer without reading the row."""
+
+    status: str
+    started_at: datetime | None
+    finished_at: datetime
+    rows_done: int
+    error: str | None
+    result: dict[str, Any] | None
+
+    def apply(self, job: Any) -> Any:
+        """The job (as read or stored before it ended) as it is now."""
+        for name, value in vars(self).items():  # not asdict(), which would copy the result through and through
+            setattr(job, name, value)
+        return job
+
+
+NO_ENDS: Mapping[uuid.UUID, JobEnd] = {}
+
+
 class Announcer(Protocol):
-    def announce(self, session: Session, job_ids: Iterable[uuid.UUID]) -> None:
-        """Say these jobs ended, once `session`'s transaction commits (and never if it rolls back)."""
+    def announce(
+        self, session: Session, job_ids: Iterable[uuid.UUID], ends: Mapping[uuid.UUID, JobEnd] = NO_ENDS
+    ) -> None:
+        """Say these jobs ended, once `session`'s transaction commits (and never if it rolls back); `ends` has what
+        the transaction wrote for some of them."""
 
 
 class PostgresAnnouncer:
-    def announce(self, session: Session, job_ids: Iterable[uuid.UUID]) -> None:
+    def announce(
+        self, session: Session, job_ids: Iterable[uuid.UUID], ends: Mapping[uuid.UUID, JobEnd] = NO_ENDS
+    ) -> None:
         # NOTIFY inside the transaction is delivered by its commit: a waiter woken by it always reads the end.
-        for payload in _payloads(job_ids):
+        for payload in payloads(job_ids, ends):
             session.execute(select(func.pg_notify(CHANNEL, payload)))
 
 
@@ -46,24 +79,34 @@ class RedisAnnouncer:
         self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self.channel = channel
 
-    def announce(self, session: Session, job_ids: Iterable[uuid.UUID]) -> None:
-        payloads = list(_payloads(job_ids))
+    def announce(
+        self, session: Session, job_ids: Iterable[uuid.UUID], ends: Mapping[uuid.UUID, JobEnd] = NO_ENDS
+    ) -> None:
+        messages = list(payloads(job_ids, ends))
 
         def publish(_session: Session) -> None:
             try:
-                for payload in payloads:
+                for payload in messages:
                     self.client.publish(self.channel, payload)
             except redis.RedisError:
                 # The jobs have ended all the same; waiters find out when they next look at the row.
                 log.warning("could not announce ended jobs on Redis", exc_info=True)
 
-        if payloads:
+        if messages:
             event.listen(session, "after_commit", publish, once=True)
 
 
 class SilentAnnouncer:
-    def announce(self, session: Session, job_ids: Iterable[uuid.UUID]) -> None:
+    def announce(
+        self, session: Session, job_ids: Iterable[uuid.UUID], ends: Mapping[uuid.UUID, JobEnd] = NO_ENDS
+    ) -> None:
         """No channel to announce on: waiters poll."""
+
+
+class Ending(asyncio.Event):
+    """Set when a watched job is announced; `end` is what its commit wrote, when the announcement carried it."""
+
+    end: JobEnd | None = None
 
 
 class Wakeups:
@@ -75,13 +118,13 @@ class Wakeups:
     LISTENING_RECHECK_SECONDS = 2.0
 
     def __init__(self) -> None:
-        self._watchers: dict[uuid.UUID, set[asyncio.Event]] = {}
+        self._watchers: dict[uuid.UUID, set[Ending]] = {}
         self.listening = False
 
     @contextmanager
-    def watch(self, job_id: uuid.UUID) -> Iterator[asyncio.Event]:
+    def watch(self, job_id: uuid.UUID) -> Iterator[Ending]:
         """An event set when the job is announced; watch before reading the row, so no announcement is missed."""
-        ended = asyncio.Event()
+        ended = Ending()
         self._watchers.setdefault(job_id, set()).add(ended)
         try:
             yield ended
@@ -102,12 +145,20 @@ class Wakeups:
             yield self.POLL_SECONDS[-1]
 
     def wake(self, payload: str) -> None:
-        for text in payload.split(","):
+        try:
+            # Ids alone, comma-separated, from a process of an earlier version (during an upgrade).
+            items = orjson.loads(payload) if payload.startswith("[") else payload.split(",")
+        except orjson.JSONDecodeError:
+            log.warning("an announcement of ended jobs could not be read; waiters will read their rows")
+            self.wake_all()
+            return
+        for item in items:
             try:
-                job_id = uuid.UUID(text)
-            except ValueError:
+                job_id, end = _parse(item)
+            except (KeyError, TypeError, ValueError):
                 continue
             for ended in self._watchers.get(job_id, ()):
+                ended.end = end
                 ended.set()
 
     def _connected(self) -> None:
@@ -196,7 +247,39 @@ def choose_wakeups(database_url: str, broker_url: str, queue: str) -> Wakeups:
     return RedisWakeups(redis_url, redis_channel(queue)) if redis_url else Wakeups()
 
 
-def _payloads(job_ids: Iterable[uuid.UUID]) -> Iterator[str]:
-    ids = [str(job_id) for job_id in job_ids]
-    for start in range(0, len(ids), IDS_PER_PAYLOAD):
-        yield ",".join(ids[start : start + IDS_PER_PAYLOAD])
+def payloads(job_ids: Iterable[uuid.UUID], ends: Mapping[uuid.UUID, JobEnd]) -> Iterator[str]:
+    """JSON arrays under PAYLOAD_BYTES: each job as {"id": ..., its end} when that is small enough, else its id."""
+    items: list[bytes] = []
+    size = 2
+    for job_id in job_ids:
+        end = ends.get(job_id)
+        item = orjson.dumps({"id": job_id, **vars(end)} if end is not None else job_id)
+        if len(item) > END_BYTES:
+            item = orjson.dumps(job_id)
+        if items and size + len(item) + 1 > PAYLOAD_BYTES:
+            yield _array(items)
+            items, size = [], 2
+        items.append(item)
+        size += len(item) + 1
+    if items:
+        yield _array(items)
+
+
+def _array(items: list[bytes]) -> str:
+    return (b"[" + b",".join(items) + b"]").decode()
+
+
+def _parse(item: object) -> tuple[uuid.UUID, JobEnd | None]:
+    if isinstance(item, str):
+        return uuid.UUID(item), None
+    if not isinstance(item, dict):
+        raise TypeError(item)
+    started = item["started_at"]
+    return uuid.UUID(item["id"]), JobEnd(
+        status=item["status"],
+        started_at=datetime.fromisoformat(started) if started else None,
+        finished_at=datetime.fromisoformat(item["finished_at"]),
+        rows_done=item["rows_done"],
+        error=item["error"],
+        result=item["result"],
+    )

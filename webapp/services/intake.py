@@ -24,13 +24,14 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import insert, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from webapp.db import transaction
-from webapp.models import Job, jobs_table, utcnow
+from webapp.models import Job, utcnow
 from webapp.services.dispatch import SCORE_JOBS, Dispatch, Enqueue
+from webapp.services.held_connection import HeldConnection
+from webapp.services.job_inserts import insert_new, stored_earlier
 from webapp.services.watched_threads import WatchedThreads
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class JobIntake:
         self._stored: queue.Queue[StoredGroup | None] = queue.Queue()
         self._arriving = 0
         self._lock = threading.Lock()
+        self._connection = HeldConnection(sessions)  # the store thread's
         self._publisher_idle = threading.Event()
         self._publisher_idle.set()
         self.threads = WatchedThreads(
@@ -139,6 +141,7 @@ class JobIntake:
                         log.exception("the intake failed to store %d jobs", len(group))
                         _fail(group, exc)
             if stopping:
+                self._connection.close()
                 self._stored.put(None)
                 return
 
@@ -172,9 +175,7 @@ class JobIntake:
             job = pending.job
             job.task_id = task_ids.setdefault((job.model_name, job.model_version), str(uuid.uuid4()))
         try:
-            with transaction(self.sessions) as session:
-                inserted = insert_new(session, [pending.job for pending in group])
-                earlier = _stored_earlier(session, [p.job for p in group if p.job.id not in inserted])
+            inserted, earlier = self._insert(group)
         except Exception as exc:
             if len(group) > 1:  # one member's bad value fails the whole INSERT: alone, only that one fails (logged)
                 for pending in group:
@@ -202,6 +203,13 @@ class JobIntake:
             same_task = [pending for pending in new if pending.job.task_id == task_id]
             if same_task:
                 self._stored.put(StoredGroup(same_task, task_id))
+
+    def _insert(self, group: list[Pending]) -> tuple[set[uuid.UUID], dict[tuple[uuid.UUID | None, str], Job]]:
+        def insert(session: Session) -> tuple[set[uuid.UUID], dict[tuple[uuid.UUID | None, str], Job]]:
+            inserted = insert_new(session, [pending.job for pending in group])
+            return inserted, stored_earlier(session, [p.job for p in group if p.job.id not in inserted])
+
+        return self._connection.transaction(insert)
 
     def _publish_groups(self) -> None:
         while True:
@@ -264,31 +272,6 @@ def _fail(group: Sequence[Pending], exc: Exception) -> None:
         if not pending.stored.done():
             pending.stored.set_exception(exc)
     _resolve(group, published=False)
-
-
-def insert_new(session: Session, jobs: Sequence[Job]) -> set[uuid.UUID]:
-    """Insert the jobs; those whose idempotency key is already taken are left out. Returns the ids inserted."""
-    keyed = [job for job in jobs if job.idempotency_key]
-    plain = [job for job in jobs if not job.idempotency_key]
-    connection = session.connection()
-    row = {job.id: {column.key: getattr(job, column.key) for column in jobs_table.columns} for job in jobs}
-    if plain:  # the common case, and the cheapest statement: one cached INSERT, many parameter sets
-        connection.execute(insert(jobs_table), [row[job.id] for job in plain])
-    inserted = {job.id for job in plain}
-    if keyed:
-        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(jobs_table).on_conflict_do_nothing().returning(jobs_table.c.id)
-        inserted |= set(connection.execute(statement, [row[job.id] for job in keyed]).scalars())
-    return inserted
-
-
-def _stored_earlier(session: Session, retried: list[Job]) -> dict[tuple[uuid.UUID | None, str], Job]:
-    """The jobs stored before under the retried jobs' (owner, idempotency key) pairs."""
-    keys = [(job.owner_id, job.idempotency_key) for job in retried if job.idempotency_key]
-    if not keys:
-        return {}
-    query = select(Job).where(tuple_(Job.owner_id, Job.idempotency_key).in_(keys))
-    return {(job.owner_id, job.idempotency_key or ""): job for job in session.scalars(query)}
 
 
 def mark_published(sessions: sessionmaker[Session], job_ids: list[uuid.UUID]) -> None:

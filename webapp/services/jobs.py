@@ -21,7 +21,7 @@ from webapp.models import ChunkStatus, Job, JobChunk, JobKind, JobStatus, UTCDat
 from webapp.services.accounts import Principal
 from webapp.services.callback_urls import check_callback_url
 from webapp.services.dispatch import Enqueue
-from webapp.services.events import Announcer, Wakeups
+from webapp.services.events import Announcer, Ending, Wakeups
 from webapp.services.intake import PUBLISH_WAIT_SECONDS, JobIntake, Pending
 from webapp.services.models import ModelRegistry
 from webapp.services.pagination import decode_cursor, encode_cursor
@@ -237,9 +237,10 @@ class JobService:
         return job
 
     def get_many(self, job_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Job]:
-        """The jobs among these ids that exist, by id, in one query."""
+        """The jobs among these ids that exist, by id, in one query; without inputs, which no answer to a wait shows."""
         with self.sessions() as session:
-            return {job.id: job for job in session.scalars(select(Job).where(Job.id.in_(job_ids)))}
+            query = select(Job).options(defer(Job.inputs, raiseload=True)).where(Job.id.in_(job_ids))
+            return {job.id: job for job in session.scalars(query)}
 
     async def wait(self, job_id: uuid.UUID, seconds: float) -> Job:
         """The job once it has ended, or as it stands when `seconds` have passed; woken by the job's end."""
@@ -247,15 +248,13 @@ class JobService:
         with self.wakeups.watch(job_id) as ended:
             return await self._until_ended(job_id, ended, deadline)
 
-    async def _until_ended(
-        self, job_id: uuid.UUID, ended: asyncio.Event, deadline: float, *, seen: Job | None = None
-    ) -> Job:
+    async def _until_ended(self, job_id: uuid.UUID, ended: Ending, deadline: float, *, seen: Job | None = None) -> Job:
         """`seen` is the job as read after `ended` began to be watched (None: read it now)."""
         pauses = self.wakeups.pauses()
-        job = seen
+        job, read = seen, seen
         while True:
             if job is None:
-                job = await self.reads.get(job_id)
+                job = read = await self.reads.get(job_id)
                 if job is None:
                     raise JobNotFound(f"no job with id {job_id}")
             left = deadline - time.monotonic()
@@ -264,7 +263,8 @@ class JobService:
             with anyio.move_on_after(min(left, next(pauses))):
                 await ended.wait()
             ended.clear()
-            job = None
+            # The announcement said what the end wrote: the job as seen before, with that, is the job now.
+            job = ended.end.apply(read) if ended.end is not None and read is not None else None
 
     def page(
         self,

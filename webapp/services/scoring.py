@@ -1,7 +1,9 @@
-"""Worker side of small jobs: claim a message's jobs, score each model's rows in one call, record every outcome.
+"""Worker side of small jobs: claim a message's jobs and those queued behind it, score each model's rows in one call,
+record every outcome.
 
-A message carries the jobs that arrived at the web together. Scoring them together is the point: a
-`predict_proba` call costs about the same for 1 row as for 100, so one call per model replaces one per job.
+A message carries the jobs that arrived at the web together; its claim takes too the jobs of the same model versions
+still waiting for their own messages. Scoring them together is the point: a `predict_proba` call costs about the
+same for 1 row as for 100, so one call per model replaces one per job, and the batch grows with the backlog.
 """
 
 from __future__ import annotations
@@ -10,12 +12,12 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ml.predict import PredictionShapeError, predict_frame
@@ -23,9 +25,9 @@ from ml.schema import to_frame
 from ml.store import ModelInfo, ModelIntegrityError, ModelLoadError, ModelNotFound
 from ml.validation import row_warnings
 from webapp.db import pinned_session
-from webapp.models import JobStatus, jobs_table, utcnow
+from webapp.models import JobKind, JobStatus, jobs_table, utcnow
 from webapp.services.dispatch import Enqueue
-from webapp.services.events import Announcer
+from webapp.services.events import NO_ENDS, Announcer, JobEnd
 from webapp.services.models import ModelRegistry
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ class ScoringContext:
     worker: str
     lease_seconds: float
     enqueue: Enqueue  # a scored CSV chunk releases the next one of its job
+    max_rows: int = 256  # most rows one claim takes, and so one model call (APOT_BATCH_MAX_ROWS)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class ClaimedJob:
     model_name: str
     model_version: str
     inputs: list[dict[str, Any]]
+    started_at: datetime
 
 
 def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> None:
@@ -67,8 +71,9 @@ def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> None:
     with pinned_session(ctx.sessions) as session:
         with session.begin():
             jobs = claim_jobs(session, ctx, [uuid.UUID(job_id) for job_id in job_ids])
-        if len(jobs) < len(job_ids):
-            log.info("%d of %d jobs were not queued any more; skipped", len(job_ids) - len(jobs), len(job_ids))
+        skipped = set(job_ids) - {str(job.id) for job in jobs}
+        if skipped:  # usually scored already, with the message of a job queued before them
+            log.debug("%d of %d jobs were not queued any more; skipped", len(skipped), len(job_ids))
         if not jobs:
             return
         outcomes: list[Outcome] = []
@@ -79,7 +84,7 @@ def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> None:
             done = {outcome.job_id for outcome in outcomes}
             outcomes.extend(Outcome(job.id, JobStatus.FAILED, error=OVER_TIME) for job in jobs if job.id not in done)
         with session.begin():
-            _finish(session, ctx, outcomes)
+            _finish(session, ctx, outcomes, {job.id: job.started_at for job in jobs})
     for outcome in outcomes:
         # A line per job, scored alone or with others: a search for its id finds how it ended.
         log.info(
@@ -112,12 +117,43 @@ def fail_over_time(ctx: ScoringContext, job_ids: Sequence[str], limit_seconds: f
 
 
 def claim_jobs(session: Session, ctx: ScoringContext, job_ids: list[uuid.UUID]) -> list[ClaimedJob]:
-    """Move the jobs from queued to running for this worker, in one statement, with a lease the reconciler
-    honours; those another delivery claimed first, or that were cancelled, are left out."""
+    """Move the message's jobs from queued to running for this worker, and with them every other small job queued
+    for the same model versions, up to `ctx.max_rows` rows: one statement, with a lease the reconciler honours.
+
+    This is where grouping pays under load: the backlog waits in the broker, one message per group the web
+    stored, and the first message a worker takes scores what the messages behind it carry; those then find
+    their jobs claimed and do nothing. A lone job is claimed at once, as before. Jobs another delivery claimed
+    first, or that were cancelled, are left out; on Postgres, rows another worker is claiming are skipped
+    (SKIP LOCKED), on SQLite the statement holds the database's write lock, so no two claims overlap.
+    """
     table, now = jobs_table, utcnow()
+    named = table.c.id.in_(job_ids)
+    versions = select(table.c.model_name, table.c.model_version).where(named, table.c.status == JobStatus.QUEUED)
+    # The others, oldest first, while the rows fit beside the message's own (a row or more each). Rows another
+    # transaction holds are skipped: they are another claim's, or their own message will come.
+    waiting = (
+        select(table.c.id, table.c.rows_total, table.c.created_at)
+        .where(
+            table.c.status == JobStatus.QUEUED,
+            ~named,
+            table.c.kind.in_([JobKind.SINGLE, JobKind.BATCH]),
+            tuple_(table.c.model_name, table.c.model_version).in_(versions),
+        )
+        .order_by(table.c.created_at, table.c.id)
+        .limit(max(ctx.max_rows - len(job_ids), 0))
+        .with_for_update(skip_locked=True)
+        .subquery()
+    )
+    ranked = select(
+        waiting.c.id, func.sum(waiting.c.rows_total).over(order_by=(waiting.c.created_at, waiting.c.id)).label("rows")
+    ).subquery()
+    own_rows = select(func.coalesce(func.sum(table.c.rows_total), 0)).where(named).scalar_subquery()
+    others = select(ranked.c.id).where(ranked.c.rows <= ctx.max_rows - own_rows)
+    # The message's own jobs are never skipped (no other message carries them): a lock on one (the web marking
+    # it published) is waited for.
     claimed = session.connection().execute(
         update(table)
-        .where(table.c.id.in_(job_ids), table.c.status == JobStatus.QUEUED)
+        .where(or_(named, table.c.id.in_(others)), table.c.status == JobStatus.QUEUED)
         .values(
             status=JobStatus.RUNNING,
             started_at=now,
@@ -125,7 +161,7 @@ def claim_jobs(session: Session, ctx: ScoringContext, job_ids: list[uuid.UUID]) 
             worker=ctx.worker,
             lease_until=now + timedelta(seconds=ctx.lease_seconds),
         )
-        .returning(table.c.id, table.c.model_name, table.c.model_version, table.c.inputs)
+        .returning(table.c.id, table.c.model_name, table.c.model_version, table.c.inputs, table.c.started_at)
     )
     return [ClaimedJob(*row) for row in claimed]
 
@@ -191,9 +227,10 @@ def _succeeded(job: ClaimedJob, predictions: list[dict[str, Any]]) -> Outcome:
     return Outcome(job.id, JobStatus.SUCCEEDED, result={"predictions": predictions}, rows_done=len(predictions))
 
 
-def _finish(session: Session, ctx: ScoringContext, outcomes: list[Outcome]) -> None:
-    """Write every outcome with one statement; only jobs this worker still runs (a cancelled job stays so)."""
-    table = jobs_table
+def _finish(session: Session, ctx: ScoringContext, outcomes: list[Outcome], started: dict[uuid.UUID, datetime]) -> None:
+    """Write every outcome with one statement; only jobs this worker still runs (a cancelled job stays so). The
+    announcement carries what was written, so the requests waiting for these jobs need not read them back."""
+    table, now = jobs_table, utcnow()
     statement = (
         update(table)
         .where(table.c.id == bindparam("job_id"), table.c.status == JobStatus.RUNNING, table.c.worker == ctx.worker)
@@ -202,19 +239,32 @@ def _finish(session: Session, ctx: ScoringContext, outcomes: list[Outcome]) -> N
             result=bindparam("new_result"),
             error=bindparam("new_error"),
             rows_done=bindparam("new_rows_done"),
-            finished_at=utcnow(),
+            finished_at=now,
             lease_until=None,
         )
     )
+    ends = {
+        o.job_id: JobEnd(
+            o.status.value,
+            started[o.job_id],
+            now,
+            o.rows_done,
+            o.error[:MAX_ERROR_LENGTH] if o.error else None,
+            o.result,
+        )
+        for o in outcomes
+    }
     parameters = [
         {
-            "job_id": o.job_id,
-            "new_status": o.status.value,
-            "new_result": o.result,
-            "new_error": o.error[:MAX_ERROR_LENGTH] if o.error else None,
-            "new_rows_done": o.rows_done,
+            "job_id": job_id,
+            "new_status": end.status,
+            "new_result": end.result,
+            "new_error": end.error,
+            "new_rows_done": end.rows_done,
         }
-        for o in outcomes
+        for job_id, end in ends.items()
     ]
-    session.connection().execute(statement, parameters)
-    ctx.announcer.announce(session, [o.job_id for o in outcomes])
+    written = session.connection().execute(statement, parameters).rowcount
+    # A job cancelled or taken back meanwhile was not written: then the waiters read every row, as the
+    # announcement would otherwise say that job was scored.
+    ctx.announcer.announce(session, list(ends), ends if written == len(ends) else NO_ENDS)

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import event, select, update
@@ -23,7 +23,7 @@ from webapp.config import Settings
 from webapp.http.security import server_secret
 from webapp.models import Job, JobStatus, WebhookDelivery, utcnow
 from webapp.services.dispatch import DELIVER_WEBHOOK, Dispatch, Enqueue
-from webapp.services.events import Announcer, choose_announcer
+from webapp.services.events import NO_ENDS, Announcer, JobEnd, choose_announcer
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +81,11 @@ class WebhookAnnouncer:
         self.inner = inner
         self.enqueue = enqueue
 
-    def announce(self, session: Session, job_ids: Iterable[uuid.UUID]) -> None:
+    def announce(
+        self, session: Session, job_ids: Iterable[uuid.UUID], ends: Mapping[uuid.UUID, JobEnd] = NO_ENDS
+    ) -> None:
         ids = list(job_ids)
-        self.inner.announce(session, ids)
+        self.inner.announce(session, ids, ends)
         if not ids:
             return
         # Most jobs have no callback: one lookup by primary key finds that out, and nothing is written. (The guards
