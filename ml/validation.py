@@ -118,6 +118,8 @@ def _check(feature: Feature, value: Any) -> tuple[str, str, dict[str, Any] | Non
     if feature.type == "category":
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             return "Input should be a category (a string or number)", "enum", None
+        if not isinstance(value, str) and not _finite(value):
+            return "Input should be a category (a string or a 64-bit number)", "enum", None
         if value in (feature.choices or []) or feature.accepts_unknown:
             return None
         expected = _one_of(feature.choices or [])
@@ -130,12 +132,16 @@ def _check(feature: Feature, value: Any) -> tuple[str, str, dict[str, Any] | Non
     return None
 
 
+# The widest integer the job's JSON columns store (orjson and Postgres' jsonb readers stop at 64 bits).
+LARGEST_INT = 2**63 - 1
+
+
 def _finite(value: int | float) -> bool:
-    """Whether a model can take the number as a float: an int of 400 digits is finite in Python, not in numpy."""
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
+    """Whether a model can take the number and the job row can store it: an int of 400 digits is finite in Python,
+    not in numpy, and an int past 64 bits cannot be written to the job's JSON (a float of that size can)."""
+    if isinstance(value, int):
+        return -LARGEST_INT - 1 <= value <= LARGEST_INT
+    return math.isfinite(value)
 
 
 def _one_of(values: Sequence[Any]) -> str:
