@@ -18,7 +18,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -66,6 +66,8 @@ class ModelInfo:
     is_default: bool
     registered_at: datetime | None
     path: Path
+    # Per feature, what scored rows are compared with for drift (ml.drift).
+    reference: dict[str, Any] = field(default_factory=dict)
 
 
 def check_name(value: str, what: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,8 @@ class ScoredTable:
     errors: list[str | None]
     probabilities: np.ndarray | None = None  # rows by classes, for a classifier
     values: np.ndarray | None = None  # one per row, for a regressor
+    # The rows that were scored, typed as the model took them (for drift summaries); never stored.
+    scored_rows: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     def to_bytes(self) -> bytes:
         """A plain npz of numbers plus the errors as JSON: nothing here is ever unpickled."""
@@ -58,7 +60,7 @@ def score_table(estimator: Any, schema: InputSchema, cells: pd.DataFrame, known_
         if problem:
             errors[row] = problem
     valid = np.array([e is None for e in errors], dtype=bool)
-    scored = ScoredTable(errors=list(errors))
+    scored = ScoredTable(errors=list(errors), scored_rows=frame[valid])
     if is_classifier(estimator):
         scored.probabilities = np.full((len(cells), len(estimator.classes_)), np.nan)
         if valid.any():

@@ -36,6 +36,7 @@ def worker_context() -> ScoringContext:
         announcer=job_end_announcer(settings, celery_enqueue(current_app)),
         worker=f"{socket.gethostname()}:{os.getpid()}",
         lease_seconds=settings.lease_seconds,
+        tracking=settings.tracking,
     )
 
 

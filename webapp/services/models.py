@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ml.demo import DEMOS
+from ml.drift import build_reference, reference_or_default
 from ml.registration import describe_estimator
 from ml.schema import InputSchema
 from ml.store import FileFormat, ModelFiles, ModelInfo, ModelNotFound, check_name, read_estimator, sha256_of
@@ -129,6 +130,7 @@ class ModelRegistry:
                     sklearn_version=str(saved_with),
                     file_format=file_format,
                     is_default=first,
+                    reference=build_reference(description.schema, training),
                 )
             )
         self._cache.clear()
@@ -188,11 +190,12 @@ class ModelRegistry:
         return str(max((int(v) for v in versions if v.isdigit()), default=0) + 1)
 
     def _info(self, row: RegisteredModel) -> ModelInfo:
+        schema = InputSchema.from_dict(row.features)
         return ModelInfo(
             name=row.name,
             version=row.version,
             task="classification" if row.task == "classification" else "regression",
-            schema=InputSchema.from_dict(row.features),
+            schema=schema,
             classes=row.classes,
             sha256=row.sha256,
             size_bytes=row.size_bytes,
@@ -201,6 +204,7 @@ class ModelRegistry:
             is_default=row.is_default,
             registered_at=row.registered_at,
             path=self.files.path_for(row.name, row.version, "skops" if row.file_format == "skops" else "joblib"),
+            reference=reference_or_default(row.reference, schema),
         )
 
 

@@ -25,6 +25,7 @@ from webapp.db import pinned_session
 from webapp.models import JobStatus, jobs_table, utcnow
 from webapp.services.events import Announcer
 from webapp.services.models import ModelRegistry
+from webapp.services.tracking.summaries import SummaryBatch
 
 log = logging.getLogger(__name__)
 MAX_ERROR_LENGTH = 1000
@@ -39,6 +40,7 @@ class ScoringContext:
     announcer: Announcer
     worker: str
     lease_seconds: float
+    tracking: bool = True  # count the scored rows' features for drift (APOT_TRACKING)
 
 
 @dataclass(frozen=True)
@@ -68,15 +70,17 @@ def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> None:
         if not jobs:
             return
         outcomes: list[Outcome] = []
+        summaries = SummaryBatch(ctx.tracking)
         try:
             for (name, version), group in groupby(sorted(jobs, key=_model_of), key=_model_of):
-                outcomes.extend(_score_group(ctx.models, name, version, list(group)))
+                outcomes.extend(_score_group(ctx.models, name, version, list(group), summaries))
         except SoftTimeLimitExceeded:
             done = {outcome.job_id for outcome in outcomes}
             error = "scoring took longer than the task time limit"
             outcomes.extend(Outcome(job.id, JobStatus.FAILED, error=error) for job in jobs if job.id not in done)
         with session.begin():
             _finish(session, ctx, outcomes)
+            summaries.write(session)
     for outcome in outcomes:
         # A line per job, scored alone or with others: a search for its id finds how it ended.
         log.info(
@@ -109,7 +113,9 @@ def _model_of(job: ClaimedJob) -> tuple[str, str]:
     return job.model_name, job.model_version
 
 
-def _score_group(models: ModelRegistry, name: str, version: str, jobs: list[ClaimedJob]) -> list[Outcome]:
+def _score_group(
+    models: ModelRegistry, name: str, version: str, jobs: list[ClaimedJob], summaries: SummaryBatch
+) -> list[Outcome]:
     """One call for all the jobs on one model version; if it fails, each job alone, so that one job's bad row
     fails that job and no other."""
     try:
@@ -119,7 +125,8 @@ def _score_group(models: ModelRegistry, name: str, version: str, jobs: list[Clai
         return [Outcome(job.id, JobStatus.FAILED, error=str(exc)) for job in jobs]
     features = info.schema.features
     try:
-        predictions = predict_frame(estimator, to_frame([row for job in jobs for row in job.inputs], features))
+        frame = to_frame([row for job in jobs for row in job.inputs], features)
+        predictions = predict_frame(estimator, frame)
     except SoftTimeLimitExceeded:
         raise
     except Exception:
@@ -127,6 +134,7 @@ def _score_group(models: ModelRegistry, name: str, version: str, jobs: list[Clai
             return [_score_alone(estimator, features, jobs[0])]
         log.warning("scoring %d jobs together failed; scoring them one by one", len(jobs), exc_info=True)
         return [_score_alone(estimator, features, job) for job in jobs]
+    summaries.observe(info, frame)
     outcomes, start = [], 0
     for job in jobs:
         end = start + len(job.inputs)

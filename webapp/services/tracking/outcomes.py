@@ -1,0 +1,323 @@
+"""Outcomes: the true labels or values of predicted rows, stored once per row (a repeat replaces it), and the
+figures of each model version over time that they give."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from ml.scores import BadOutcome, ClassCell, Figures, classifier_figures, regressor_figures, score_row
+from ml.table import ScoredTable
+from webapp.db import transaction
+from webapp.models import ChunkStatus, Job, JobChunk, JobKind, JobStatus, Outcome, utcnow
+
+# The model page and /metrics look this far back, by the day the predictions were made.
+WINDOW_DAYS = 30
+
+
+class OutcomesRefused(ValueError):
+    """Nothing was stored: each problem names the row (and job) it is about."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Reported:
+    """One outcome as a client sends it: the row (0-based, in the job's input order) and its true value."""
+
+    row: int
+    outcome: Any
+
+
+@dataclass
+class VersionFigures:
+    """A model version's figures over the window, and per day."""
+
+    version: str
+    total: Figures
+    predicted: int  # rows the version scored in the window, with an outcome or not
+    days: list[tuple[date, Figures]] = field(default_factory=list)
+
+
+def record(sessions: sessionmaker[Session], job: Job, reported: Sequence[Reported]) -> int:
+    """Store the outcomes of rows of one job the caller may see; all of them or, if any is bad, none."""
+    values = _scored(sessions, job, reported)
+    with transaction(sessions) as session:
+        _upsert(session, values)
+    return len(values)
+
+
+def record_file(sessions: sessionmaker[Session], text: str, owner: uuid.UUID | None, *, max_rows: int) -> int:
+    """Store a CSV of job_id,row,outcome (jobs of `owner`; None: anyone's) in one transaction, or nothing."""
+    by_job, problems = _read_csv(text, max_rows)
+    with sessions() as session:
+        jobs = {job.id: job for job in session.scalars(select(Job).where(Job.id.in_(list(by_job))))}
+    values: list[dict[str, Any]] = []
+    for job_id, reported in by_job.items():
+        job = jobs.get(job_id)
+        if job is None or (owner is not None and job.owner_id != owner):
+            problems.append(f"no job with id {job_id}")  # another user's job reads as one that does not exist
+            continue
+        try:
+            values.extend(_scored(sessions, job, reported))
+        except OutcomesRefused as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise OutcomesRefused(problems)
+    with transaction(sessions) as session:
+        _upsert(session, values)
+    return len(values)
+
+
+def _read_csv(text: str, max_rows: int) -> tuple[dict[uuid.UUID, list[Reported]], list[str]]:
+    lines = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    header = [cell.strip().lower() for cell in next(lines, [])]
+    if header[:3] != ["job_id", "row", "outcome"]:
+        return {}, ["the first line must be the header job_id,row,outcome"]
+    by_job: dict[uuid.UUID, list[Reported]] = {}
+    problems: list[str] = []
+    for number, cells in enumerate(lines, start=2):
+        if not cells:
+            continue
+        if number - 1 > max_rows:
+            return by_job, [*problems, f"more than {max_rows} outcomes in one file: send it in parts"]
+        if len(cells) < 3:
+            problems.append(f"line {number}: expected job_id,row,outcome")
+            continue
+        job_id = _uuid(cells[0])
+        row = cells[1].strip()
+        if job_id is None or not row.isdigit():
+            problems.append(f"line {number}: {cells[0]!r} is not a job id or {cells[1]!r} not a row number")
+            continue
+        by_job.setdefault(job_id, []).append(Reported(int(row), cells[2].strip()))
+    return by_job, problems
+
+
+def _scored(sessions: sessionmaker[Session], job: Job, reported: Sequence[Reported]) -> list[dict[str, Any]]:
+    if job.status != JobStatus.SUCCEEDED:
+        raise OutcomesRefused([f"job {job.id} has not succeeded (it is {job.status}): it has no predictions"])
+    if job.pruned_at is not None:
+        raise OutcomesRefused([f"the results of job {job.id} were deleted by retention"])
+    predictions = _predictions(sessions, job, {r.row for r in reported})
+    classes = _classes(job)
+    day = (job.finished_at or job.created_at).date()
+    values: dict[int, dict[str, Any]] = {}
+    problems: list[str] = []
+    for item in reported:
+        prediction = predictions.get(item.row)
+        if prediction is None:
+            problems.append(f"job {job.id} row {item.row}: no such row, or it has no prediction")
+            continue
+        try:
+            scored = score_row(classes, prediction, item.outcome)
+        except BadOutcome as exc:
+            problems.append(f"job {job.id} row {item.row}: {exc}")
+            continue
+        values[item.row] = {
+            "job_id": job.id,
+            "row": item.row,
+            "model_name": job.model_name,
+            "model_version": job.model_version,
+            "day": day,
+            "actual": scored.actual,
+            "label_true": scored.label_true,
+            "label_predicted": scored.label_predicted,
+            "loss": scored.loss,
+            "error": scored.error,
+            "recorded_at": utcnow(),
+        }
+    if problems:
+        raise OutcomesRefused(problems)
+    return list(values.values())
+
+
+def _upsert(session: Session, values: list[dict[str, Any]]) -> None:
+    """Insert, or replace the outcome a row already had: sending the same file twice changes nothing."""
+    if not values:
+        return
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(Outcome)
+    replaced = ("actual", "label_true", "label_predicted", "loss", "error", "recorded_at")
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["job_id", "row"], set_={name: statement.excluded[name] for name in replaced}
+        ),
+        values,
+    )
+
+
+def _classes(job: Job) -> list[str] | None:
+    if job.kind == JobKind.CSV:
+        classes = (job.upload or {}).get("classes")
+        return [str(c) for c in classes] if classes else None
+    first = (job.result or {}).get("predictions", [{}])[0]
+    return list(first["probabilities"]) if "probabilities" in first else None
+
+
+def _predictions(sessions: sessionmaker[Session], job: Job, rows: set[int]) -> dict[int, dict[str, Any]]:
+    """The stored predictions of these rows, as the API shows them; rows without one are left out."""
+    if job.kind != JobKind.CSV:
+        stored = (job.result or {}).get("predictions", [])
+        return {row: stored[row] for row in rows if 0 <= row < len(stored)}
+    classes = _classes(job)
+    found: dict[int, dict[str, Any]] = {}
+    with sessions() as session:
+        chunks = session.execute(
+            select(JobChunk.first_row, JobChunk.rows, JobChunk.id).where(
+                JobChunk.job_id == job.id, JobChunk.status == ChunkStatus.DONE
+            )
+        ).all()
+        for first_row, count, chunk_id in chunks:
+            start = first_row - 1
+            wanted = [row for row in rows if start <= row < start + count]
+            if not wanted:
+                continue
+            scored = ScoredTable.from_bytes(session.scalar(select(JobChunk.result).where(JobChunk.id == chunk_id)))
+            for row in wanted:
+                if scored.errors[row - start] is None:
+                    found[row] = _prediction_of(scored, row - start, classes)
+    return found
+
+
+def _prediction_of(scored: ScoredTable, offset: int, classes: list[str] | None) -> dict[str, Any]:
+    if scored.probabilities is not None and classes is not None:
+        probabilities = scored.probabilities[offset]
+        return {
+            "label": classes[int(probabilities.argmax())],
+            "probabilities": dict(zip(classes, map(float, probabilities), strict=True)),
+        }
+    assert scored.values is not None
+    return {"value": float(scored.values[offset])}
+
+
+def figures(sessions: sessionmaker[Session], name: str, task: str, days: int = WINDOW_DAYS) -> list[VersionFigures]:
+    """Each version's figures over the last `days` days of predictions with outcomes, newest version first."""
+    since = utcnow().date() - timedelta(days=days - 1)
+    window = (Outcome.model_name == name) & (Outcome.day >= since)
+    with sessions() as session:
+        predicted = dict(
+            session.execute(
+                select(Job.model_version, func.sum(Job.rows_done - Job.rows_failed))
+                .where(Job.model_name == name, Job.status == JobStatus.SUCCEEDED)
+                .where(Job.created_at >= utcnow() - timedelta(days=days))
+                .group_by(Job.model_version)
+            ).all()
+        )
+        if task == "classification":
+            cells = session.execute(
+                select(
+                    Outcome.model_version,
+                    Outcome.day,
+                    Outcome.label_true,
+                    Outcome.label_predicted,
+                    func.count(),
+                    func.sum(Outcome.loss),
+                )
+                .where(window)
+                .group_by(Outcome.model_version, Outcome.day, Outcome.label_true, Outcome.label_predicted)
+            ).all()
+            return _classifier_versions(cells, predicted)
+        sums = session.execute(
+            select(
+                Outcome.model_version,
+                Outcome.day,
+                func.count(),
+                func.sum(func.abs(Outcome.error)),
+                func.sum(Outcome.error * Outcome.error),
+            )
+            .where(window)
+            .group_by(Outcome.model_version, Outcome.day)
+        ).all()
+    return _regressor_versions(sums, predicted)
+
+
+def _classifier_versions(rows: Iterable[Any], predicted: dict[str, int]) -> list[VersionFigures]:
+    by_version: dict[str, dict[date, list[ClassCell]]] = {}
+    for version, day, true, guessed, count, loss in rows:
+        by_version.setdefault(version, {}).setdefault(day, []).append(ClassCell(true, guessed, count, loss or 0.0))
+    versions = []
+    for version, days in by_version.items():
+        every = [cell for cells in days.values() for cell in cells]
+        daily = [(day, classifier_figures(cells)) for day, cells in sorted(days.items())]
+        versions.append(VersionFigures(version, classifier_figures(every), int(predicted.get(version) or 0), daily))
+    return sorted(versions, key=_newest_first)
+
+
+def _regressor_versions(rows: Iterable[Any], predicted: dict[str, int]) -> list[VersionFigures]:
+    by_version: dict[str, list[tuple[date, int, float, float]]] = {}
+    for version, day, count, absolute, squared in rows:
+        by_version.setdefault(version, []).append((day, count, absolute or 0.0, squared or 0.0))
+    versions = []
+    for version, days in by_version.items():
+        total = regressor_figures(sum(d[1] for d in days), sum(d[2] for d in days), sum(d[3] for d in days))
+        daily = [(day, regressor_figures(n, a, s)) for day, n, a, s in sorted(days)]
+        versions.append(VersionFigures(version, total, int(predicted.get(version) or 0), daily))
+    return sorted(versions, key=_newest_first)
+
+
+def _newest_first(figures: VersionFigures) -> tuple[int, str]:
+    return (-int(figures.version) if figures.version.isdigit() else 0, figures.version)
+
+
+def _uuid(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text.strip())
+    except ValueError:
+        return None
+
+
+def daily_chart(versions: list[VersionFigures], task: str, most: int = 3) -> tuple[list[str], list[Any]]:
+    """Days, and per version (the newest `most`) its accuracy or MAE on each day (0 on a day without outcomes)."""
+    measure = "accuracy" if task == "classification" else "mae"
+    days = sorted({day for v in versions[:most] for day, _ in v.days})
+    series = []
+    for i, v in enumerate(versions[:most]):
+        by_day = dict(v.days)
+        values = [getattr(by_day[d], measure) if d in by_day else 0.0 for d in days]
+        series.append((f"version {v.version}", f"bar-version-{i}", values))
+    return [d.strftime("%b %d") for d in days], series
+
+
+def all_figures(sessions: sessionmaker[Session], days: int = WINDOW_DAYS) -> dict[tuple[str, str], Figures]:
+    """Every model version's figures over the window, by (model, version), for /metrics."""
+    since = utcnow().date() - timedelta(days=days - 1)
+    cells: dict[tuple[str, str], list[ClassCell]] = {}
+    with sessions() as session:
+        for name, version, true, guessed, count, loss in session.execute(
+            select(
+                Outcome.model_name,
+                Outcome.model_version,
+                Outcome.label_true,
+                Outcome.label_predicted,
+                func.count(),
+                func.sum(Outcome.loss),
+            )
+            .where(Outcome.day >= since, Outcome.label_true.is_not(None))
+            .group_by(Outcome.model_name, Outcome.model_version, Outcome.label_true, Outcome.label_predicted)
+        ):
+            cells.setdefault((name, version), []).append(ClassCell(str(true), str(guessed), count, loss or 0.0))
+        sums = session.execute(
+            select(
+                Outcome.model_name,
+                Outcome.model_version,
+                func.count(),
+                func.sum(func.abs(Outcome.error)),
+                func.sum(Outcome.error * Outcome.error),
+            )
+            .where(Outcome.day >= since, Outcome.error.is_not(None))
+            .group_by(Outcome.model_name, Outcome.model_version)
+        ).all()
+    found = {key: classifier_figures(parts) for key, parts in cells.items()}
+    found.update({(n, v): regressor_figures(c, a or 0.0, q or 0.0) for n, v, c, a, q in sums})
+    return found
