@@ -4,6 +4,7 @@ version was registered with. Rows drawn from the training data are not flagged; 
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,7 +28,7 @@ from webapp.services.tracking.summaries import compact, day_summary
 
 
 @pytest.fixture
-def settings(database_url: str, models_dir: object) -> Settings:
+def settings(database_url: str, models_dir: Path) -> Settings:
     """Chunks of 150 rows: a CSV of a few hundred rows is a few tasks."""
     return Settings(
         database_url=database_url,
@@ -61,7 +62,7 @@ def score_csv(client: TestClient, enqueue: RecordingEnqueue, registry: ModelRegi
 def flagged_on_page(client: TestClient) -> list[str]:
     soup = parse(client.get("/models/penguins").text)
     assert soup.select("#drift table.drift tbody tr"), "the drift table is shown"
-    return [row["data-feature"] for row in soup.select("#drift tr.flagged")]
+    return [str(row["data-feature"]) for row in soup.select("#drift tr.flagged")]
 
 
 def test_rows_like_the_training_data_are_not_flagged(

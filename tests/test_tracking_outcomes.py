@@ -44,7 +44,7 @@ def penguins(count: int) -> tuple[list[dict[str, Any]], list[str]]:
 def figures_on_page(client: TestClient, model: str) -> dict[str, list[str]]:
     soup = parse(client.get(f"/models/{model}").text)
     return {
-        row["data-version"]: [cell.get_text(" ", strip=True) for cell in row.find_all("td")]
+        str(row["data-version"]): [cell.get_text(" ", strip=True) for cell in row.find_all("td")]
         for row in soup.select("#outcomes table.outcome-figures tbody tr")
     }
 

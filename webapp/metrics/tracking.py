@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ml.drift import compare, reference_or_default
 from ml.schema import InputSchema
 from webapp.models import RegisteredModel, utcnow
-from webapp.services.tracking.outcomes import WINDOW_DAYS, all_figures
+from webapp.services.tracking.figures import WINDOW_DAYS, all_figures
 from webapp.services.tracking.summaries import summaries_of_day
 
 FIGURES = {

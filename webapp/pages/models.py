@@ -20,7 +20,7 @@ from webapp.http.ratelimit import limit_submissions
 from webapp.http.security import require_csrf
 from webapp.http.templating import is_htmx, render
 from webapp.services.jobs import JobRequest, Unavailable
-from webapp.services.tracking.outcomes import WINDOW_DAYS, daily_chart
+from webapp.services.tracking.figures import WINDOW_DAYS, daily_chart
 
 router = APIRouter()
 

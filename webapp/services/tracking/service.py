@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from ml.drift import FeatureDrift
 from ml.store import ModelInfo
 from webapp.models import Job
-from webapp.services.tracking import outcomes, summaries
-from webapp.services.tracking.outcomes import Reported, VersionFigures
+from webapp.services.tracking import figures, outcomes, summaries
+from webapp.services.tracking.figures import VersionFigures
+from webapp.services.tracking.outcomes import Reported
 
 # Most outcomes one CSV request may carry; `apot outcomes` sends a longer file in parts of this many.
 MAX_OUTCOME_ROWS = 10_000
@@ -33,7 +34,7 @@ class TrackingService:
 
     def figures(self, model: ModelInfo) -> list[VersionFigures]:
         """Each version's accuracy, log loss and F1, or MAE and RMSE, over the window and per day."""
-        return outcomes.figures(self.sessions, model.name, model.task)
+        return figures.figures(self.sessions, model.name, model.task)
 
     def drift(self, model: ModelInfo) -> list[FeatureDrift]:
         """Each feature of this version today against its reference."""

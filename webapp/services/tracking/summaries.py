@@ -3,6 +3,7 @@ read back per model version and day to compare with the version's reference."""
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from datetime import date
 from typing import Any
@@ -15,6 +16,9 @@ from ml.drift import FeatureDrift, Summary, compare, merge, summarise
 from ml.store import ModelInfo
 from webapp.db import transaction
 from webapp.models import FeatureSummary, utcnow
+
+# Workers append a summary per task; merging a day's every minute keeps reading it a handful of rows.
+COMPACT_EVERY_SECONDS = 60.0
 
 
 class SummaryBatch:
@@ -104,3 +108,16 @@ def compact(sessions: sessionmaker[Session]) -> int:
                 )
                 merged += len(taken)
     return merged
+
+
+class Compactor:
+    """Runs `compact` at most every COMPACT_EVERY_SECONDS, from the reconciler's loop."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+        self._next_run = 0.0
+
+    def compact_if_due(self) -> None:
+        if time.monotonic() >= self._next_run:
+            self._next_run = time.monotonic() + COMPACT_EVERY_SECONDS
+            compact(self.sessions)
