@@ -2,7 +2,8 @@
 in the same run, printed as one markdown table.
 
 Parts: `single` (single-row and 1,000-row JSON jobs on each stack), `csv` (1,000,000-row CSV), `history` (`/jobs`
-with 1,000,000 jobs), `metrics` (`/metrics` with as many), `charts` (`/` and a model's page with as many); all by
+with 1,000,000 jobs), `metrics` (`/metrics` with as many), `charts` (`/` and a model's page with as many),
+`tracking` (jobs/s at 64 clients and the CSV, APOT_TRACKING off and on; APOT_BENCH_CSV_ROWS shrinks the file); all by
 default (`python -m bench single csv`). The Postgres + Redis parts run when APOT_TEST_DATABASE_URL and
 APOT_TEST_BROKER_URL are set; the others say they were skipped.
 """
@@ -17,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench import csv_jobs, history, metrics
+from bench import csv_jobs, history, metrics, tracking
 from bench.baseline.stack import running_baseline
 from bench.figures import Figure, ms, table, times
 from bench.single_jobs import (
@@ -35,7 +36,7 @@ from bench.stacks import RunningStack, postgres_schema, running_stack
 from ml.demo import train_penguins
 from webapp.cli.embedded_broker import EmbeddedRedis
 
-PARTS = ("single", "csv", "history", "metrics", "charts")
+PARTS = ("single", "csv", "history", "metrics", "charts", "tracking")
 
 
 def main() -> None:
@@ -82,6 +83,8 @@ def measure_parts(
                 figures += history.measure_charts(database, root / "charts")
             else:
                 skipped.append("/ and /models/penguins with 1,000,000 jobs (needs APOT_TEST_DATABASE_URL)")
+        if "tracking" in parts:
+            figures += tracking.measure(database, broker, root / "tracking")
 
 
 def single_jobs(root: Path, database: str | None, broker: str | None, skipped: list[str]) -> list[Figure]:

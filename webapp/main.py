@@ -36,6 +36,7 @@ from webapp.services.jobs import JobService
 from webapp.services.models import REGISTRY_CACHE_SECONDS, ModelRegistry
 from webapp.services.readiness import Readiness
 from webapp.services.stats import STATS_CACHE_SECONDS, StatsService
+from webapp.services.tracking.explanations import ExplanationService
 from webapp.services.tracking.service import TrackingService
 from webapp.services.webhooks import job_end_announcer
 
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
         app.state.metrics = MetricsService.for_app(engine, settings)
         app.state.stats = StatsService(sessions, cache_seconds=STATS_CACHE_SECONDS)
         app.state.tracking = TrackingService(sessions)
+        app.state.explanations = ExplanationService(app.state.jobs, models)
         app.state.readiness = Readiness(engine, settings.broker_url)
         intake.start()
         listener = asyncio.create_task(wakeups.listen(), name="apot-wakeups")

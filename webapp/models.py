@@ -79,6 +79,8 @@ class JobKind(enum.StrEnum):
     SINGLE = "single"
     BATCH = "batch"
     CSV = "csv"
+    # What moves a single-row job's prediction: its row with each feature swept over its range, scored in one call.
+    EXPLAIN = "explain"
 
 
 class ChunkStatus(enum.StrEnum):

@@ -14,6 +14,7 @@ from datetime import timedelta
 from itertools import groupby
 from typing import Any
 
+import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,9 +23,10 @@ from ml.predict import predict_frame
 from ml.schema import to_frame
 from ml.store import ModelIntegrityError, ModelNotFound
 from webapp.db import pinned_session
-from webapp.models import JobStatus, jobs_table, utcnow
+from webapp.models import JobKind, JobStatus, jobs_table, utcnow
 from webapp.services.events import Announcer
 from webapp.services.models import ModelRegistry
+from webapp.services.tracking.explanations import explained
 from webapp.services.tracking.summaries import SummaryBatch
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,7 @@ class ClaimedJob:
     model_name: str
     model_version: str
     inputs: list[dict[str, Any]]
+    kind: str = JobKind.SINGLE
 
 
 def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> None:
@@ -104,7 +107,7 @@ def claim_jobs(session: Session, ctx: ScoringContext, job_ids: list[uuid.UUID]) 
             worker=ctx.worker,
             lease_until=now + timedelta(seconds=ctx.lease_seconds),
         )
-        .returning(table.c.id, table.c.model_name, table.c.model_version, table.c.inputs)
+        .returning(table.c.id, table.c.model_name, table.c.model_version, table.c.inputs, table.c.kind)
     )
     return [ClaimedJob(*row) for row in claimed]
 
@@ -134,12 +137,17 @@ def _score_group(
             return [_score_alone(estimator, features, jobs[0])]
         log.warning("scoring %d jobs together failed; scoring them one by one", len(jobs), exc_info=True)
         return [_score_alone(estimator, features, job) for job in jobs]
-    summaries.observe(info, frame)
-    outcomes, start = [], 0
+    outcomes, start, tracked = [], 0, np.ones(len(frame), dtype=bool)
     for job in jobs:
         end = start + len(job.inputs)
-        outcomes.append(_succeeded(job, predictions[start:end]))
+        if job.kind == JobKind.EXPLAIN:  # made-up rows: explained, never counted as traffic
+            tracked[start:end] = False
+            result = explained(estimator, info.schema, job.inputs, predictions[start:end])
+            outcomes.append(Outcome(job.id, JobStatus.SUCCEEDED, result=result, rows_done=end - start))
+        else:
+            outcomes.append(_succeeded(job, predictions[start:end]))
         start = end
+    summaries.observe(info, frame[tracked])
     return outcomes
 
 
