@@ -42,3 +42,19 @@ def test_the_model_page_flags_drift_and_shows_how_right_the_model_was(page: Page
     expect(page.locator("#outcomes tr[data-version='1'] td").first).to_have_text("300 of 300 predictions")
     expect(page.locator("figure#outcomes-over-time rect.bar-version-0")).to_have_count(1)
     screenshot(page, "model-tracking")
+
+
+def test_a_single_row_jobs_page_shows_what_moves_its_prediction(page: Page, stack: Stack) -> None:
+    with Client(stack.base_url, api_key=stack.account.key) as client:
+        job = client.predict("penguins", {"island": "Dream", "bill_length_mm": 49.0, "flipper_length_mm": 195})
+
+    page.goto(f"{stack.base_url}/jobs/{job['id']}")
+
+    # htmx asks for the panel, which polls itself until the worker has scored the explain job.
+    curves = page.locator("#explanation figure.curve")
+    expect(curves).to_have_count(len(stack.models.get("penguins").schema.features), timeout=20_000)
+    expect(curves.first.locator("polyline.curve-line")).to_be_visible()
+    expect(page.locator("#explanation table.contributions tr")).to_have_count(6)
+    stroke = curves.first.locator("polyline").evaluate("e => getComputedStyle(e).fill")
+    assert stroke == "none", "drawn as a line, coloured by the stylesheet"
+    screenshot(page, "job-explanation")

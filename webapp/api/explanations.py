@@ -39,7 +39,11 @@ class ExplanationOut(BaseModel):
     "/jobs/{job_id}/explanation",
     name="api_explanation",
     response_model=ExplanationOut,
-    responses={202: {"model": ExplanationOut, "description": "Being computed: ask again"}, 409: {"model": ErrorOut}},
+    responses={
+        202: {"model": ExplanationOut, "description": "Being computed: ask again"},
+        404: {"model": ErrorOut},
+        409: {"model": ErrorOut, "description": "Not a single-row job that succeeded"},
+    },
 )
 async def explanation(request: Request, response: Response, job: JobDep, explanations: ExplanationsDep) -> Any:
     """Per feature, the prediction across its range with the others fixed (computed once per job, by one batched

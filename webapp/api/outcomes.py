@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -15,6 +16,7 @@ from webapp.services.tracking.outcomes import OutcomesRefused, Reported
 from webapp.services.tracking.service import MAX_OUTCOME_ROWS
 
 router = APIRouter(tags=["outcomes"])
+TOO_LARGE = {"model": ErrorOut, "description": "Body over APOT_MAX_BODY_BYTES"}
 REFUSED = {"model": ErrorOut, "description": "A row, job or outcome is wrong (each named); nothing was stored"}
 
 
@@ -35,15 +37,22 @@ class OutcomesRecorded(BaseModel):
     "/jobs/{job_id}/outcomes",
     name="api_record_outcomes",
     response_model=OutcomesRecorded,
-    responses={404: {"model": ErrorOut}, 422: REFUSED},
+    responses={
+        400: {"model": ErrorOut, "description": "The body is not readable JSON"},
+        404: {"model": ErrorOut},
+        413: TOO_LARGE,
+    },
 )
 async def record_outcomes(body: OutcomesIn, job: JobDep, tracking: TrackingDep) -> OutcomesRecorded:
-    """Attach the true outcome to rows of a job that succeeded; sending the same again changes nothing."""
+    """Attach the true outcome to rows of a job that succeeded; sending the same again changes nothing. A
+    refusal (422) names every bad row, and stores none."""
     reported = [Reported(item.row, item.outcome) for item in body.outcomes]
     try:
         recorded = await run_in_threadpool(tracking.record, job, reported)
     except OutcomesRefused as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise RequestValidationError(
+            [{"loc": ("body", "outcomes"), "msg": problem, "type": "value_error"} for problem in exc.problems]
+        ) from exc
     return OutcomesRecorded(recorded=recorded)
 
 
@@ -56,7 +65,7 @@ CSV_BODY: Any = {
     "/outcomes",
     name="api_record_outcome_file",
     response_model=OutcomesRecorded,
-    responses={422: REFUSED},
+    responses={413: TOO_LARGE, 422: REFUSED},
     openapi_extra={"requestBody": {"required": True, **CSV_BODY}},
 )
 async def record_outcome_file(request: Request, tracking: TrackingDep, user: CurrentUser) -> OutcomesRecorded:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ml.explain import Curve, curves, grid, grid_rows, linear_contributions
 from ml.schema import InputSchema
+from ml.store import ModelNotFound
 from webapp.models import Job, JobKind, JobStatus, utcnow
 from webapp.services.jobs import SUBMIT_TIMEOUT_SECONDS, JobService, Unavailable
 from webapp.services.models import ModelRegistry
@@ -67,7 +68,10 @@ class ExplanationService:
         return Explanation(found, label, lines, found.result.get("contributions"))
 
     def _start(self, job: Job, key: str) -> Job:
-        info = self.models.get(job.model_name, job.model_version)
+        try:
+            info = self.models.get(job.model_name, job.model_version)
+        except ModelNotFound as exc:
+            raise NotExplainable(f"{exc}: the model that made this prediction is gone") from exc
         values = grid(info.schema, info.reference, job.inputs[0])
         rows = grid_rows(job.inputs[0], values)
         explain = Job(

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ml.scores import ClassCell, Figures, classifier_figures, regressor_figures
-from webapp.models import Job, JobStatus, Outcome, utcnow
+from webapp.models import Job, JobKind, JobStatus, Outcome, utcnow
 
 # The model page and /metrics look this far back, by the day the predictions were made.
 WINDOW_DAYS = 30
@@ -36,7 +36,7 @@ def figures(sessions: sessionmaker[Session], name: str, task: str, days: int = W
         predicted = dict(
             session.execute(
                 select(Job.model_version, func.sum(Job.rows_done - Job.rows_failed))
-                .where(Job.model_name == name, Job.status == JobStatus.SUCCEEDED)
+                .where(Job.model_name == name, Job.status == JobStatus.SUCCEEDED, Job.kind != JobKind.EXPLAIN)
                 .where(Job.created_at >= utcnow() - timedelta(days=days))
                 .group_by(Job.model_version)
             ).all()

@@ -67,6 +67,13 @@ def record_file(sessions: sessionmaker[Session], text: str, owner: uuid.UUID | N
 
 
 def _read_csv(text: str, max_rows: int) -> tuple[dict[uuid.UUID, list[Reported]], list[str]]:
+    try:
+        return _parse_csv(text, max_rows)
+    except csv.Error as exc:  # a NUL byte, a cell past the csv module's limit
+        return {}, [f"the file is not readable CSV: {exc}"]
+
+
+def _parse_csv(text: str, max_rows: int) -> tuple[dict[uuid.UUID, list[Reported]], list[str]]:
     lines = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     header = [cell.strip().lower() for cell in next(lines, [])]
     if header[:3] != ["job_id", "row", "outcome"]:
@@ -81,16 +88,17 @@ def _read_csv(text: str, max_rows: int) -> tuple[dict[uuid.UUID, list[Reported]]
         if len(cells) < 3:
             problems.append(f"line {number}: expected job_id,row,outcome")
             continue
-        job_id = _uuid(cells[0])
-        row = cells[1].strip()
-        if job_id is None or not row.isdigit():
+        job_id, row = _uuid(cells[0]), _row(cells[1])
+        if job_id is None or row is None:
             problems.append(f"line {number}: {cells[0]!r} is not a job id or {cells[1]!r} not a row number")
             continue
-        by_job.setdefault(job_id, []).append(Reported(int(row), cells[2].strip()))
+        by_job.setdefault(job_id, []).append(Reported(row, cells[2].strip()))
     return by_job, problems
 
 
 def _scored(sessions: sessionmaker[Session], job: Job, reported: Sequence[Reported]) -> list[dict[str, Any]]:
+    if job.kind == JobKind.EXPLAIN:
+        raise OutcomesRefused([f"job {job.id} explains another job: its rows are made up, they have no outcomes"])
     if job.status != JobStatus.SUCCEEDED:
         raise OutcomesRefused([f"job {job.id} has not succeeded (it is {job.status}): it has no predictions"])
     if job.pruned_at is not None:
@@ -192,3 +200,11 @@ def _uuid(text: str) -> uuid.UUID | None:
         return uuid.UUID(text.strip())
     except ValueError:
         return None
+
+
+def _row(text: str) -> int | None:
+    try:
+        row = int(text.strip())
+    except ValueError:
+        return None
+    return row if row >= 0 else None
