@@ -8,6 +8,8 @@ population stability index (PSI).
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import pairwise
@@ -27,6 +29,8 @@ MIN_ROWS = 100
 # Empty bins on either side would make PSI infinite; a proportion is never taken below this.
 FLOOR = 1e-4
 NUMERIC = ("number", "integer")
+# From this many rows, pandas counts categories faster than a Python loop.
+LARGE = 1000
 COUNTED = ("category", "boolean")
 
 Reference = dict[str, Any]
@@ -73,27 +77,44 @@ def _categories(feature: Feature, column: pd.Series | None) -> dict[str, Any] | 
 
 
 def summarise(reference: Reference, frame: pd.DataFrame) -> Summary:
-    """Counts of the rows of `frame` (typed as the model takes them) per feature of the reference."""
+    """Counts of the rows of `frame` (typed as the model takes them) per feature of the reference.
+
+    Workers call this for every batch they score, so it stays in numpy and plain Python: pandas' per-call
+    overhead alone would cost more than a small batch's prediction."""
     features: dict[str, Any] = {}
     for name, ref in reference.get("features", {}).items():
         if name not in frame:
             continue
-        column = frame[name]
-        missing = column.isna().to_numpy()
+        column = frame[name].to_numpy()
         if ref["kind"] == "numeric":
-            values = pd.to_numeric(column, errors="coerce").to_numpy(float)[~missing]
-            bins = np.bincount(np.searchsorted(ref["edges"], values, side="right"), minlength=len(ref["edges"]) + 1)
-            outside = int(((values < ref["min"]) | (values > ref["max"])).sum())
+            values = column.astype(float)
+            missing = np.isnan(values)
+            present = values[~missing]
+            edges = np.asarray(ref["edges"], dtype=float)
+            bins = np.bincount(edges.searchsorted(present, side="right"), minlength=len(edges) + 1)
+            outside = int(np.count_nonzero((present < ref["min"]) | (present > ref["max"])))
             features[name] = {"bins": bins.tolist(), "missing": int(missing.sum()), "outside": outside}
         else:
-            counts = column[~missing].astype(str).value_counts()
-            outside = int(counts[~counts.index.isin(list(ref["expected"]))].sum())
+            counts = _count(column)
+            known = ref["expected"]
             features[name] = {
-                "bins": {str(k): int(v) for k, v in counts.items()},
-                "missing": int(missing.sum()),
-                "outside": outside,
+                "bins": dict(counts),
+                "missing": len(column) - sum(counts.values()),
+                "outside": sum(n for value, n in counts.items() if value not in known),
             }
     return {"rows": len(frame), "features": features}
+
+
+def _count(column: np.ndarray) -> dict[str, int]:
+    """Each value's rows, by its text; missing values left out."""
+    if len(column) < LARGE:
+        return dict(Counter(str(v) for v in column.tolist() if not _is_missing(v)))
+    counts = pd.Series(column, dtype=object).value_counts(sort=False, dropna=True)
+    return {str(value): int(n) for value, n in counts.items()}
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def merge(summaries: Iterable[Summary]) -> Summary:

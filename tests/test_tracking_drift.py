@@ -21,10 +21,11 @@ from tests.html import parse
 from tests.metrics import parse as parse_metrics
 from tests.metrics import value
 from webapp.config import Settings
-from webapp.models import FeatureSummary, Job, utcnow
+from webapp.models import Job, utcnow
 from webapp.services.models import ModelRegistry
 from webapp.services.scoring import score_jobs
 from webapp.services.tracking.summaries import compact, day_summary
+from webapp.services.tracking.tables import FeatureSummary
 
 
 @pytest.fixture

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
-    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -79,8 +78,7 @@ class JobKind(enum.StrEnum):
     SINGLE = "single"
     BATCH = "batch"
     CSV = "csv"
-    # What moves a single-row job's prediction: its row with each feature swept over its range, scored in one call.
-    EXPLAIN = "explain"
+    EXPLAIN = "explain"  # what moves a single-row job's prediction (services/tracking/explanations.py)
 
 
 class ChunkStatus(enum.StrEnum):
@@ -238,8 +236,7 @@ class RegisteredModel(Base):
     sklearn_version: Mapped[str] = mapped_column(String(32))
     file_format: Mapped[str] = mapped_column(String(8))
     is_default: Mapped[bool] = mapped_column(default=False)
-    # Per feature, the distribution scored rows are compared with (ml.drift.build_reference); none for versions
-    # registered before it was kept: then it is derived from the schema's ranges and categories.
+    # Per feature, what scored rows are compared with for drift (ml.drift; older versions: none, from the schema).
     reference: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -280,46 +277,3 @@ class ApiKey(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-
-
-class Outcome(Base):
-    """The true label or value of one predicted row, reported after the fact, and what it says of the prediction.
-
-    The prediction is reduced when the outcome arrives (ml.scores.score_row), so a version's figures are sums
-    grouped by the database, not a re-read of every job's result.
-    """
-
-    __tablename__ = "outcomes"
-
-    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
-    row: Mapped[int] = mapped_column(primary_key=True)  # 0-based, in the job's input order
-    model_name: Mapped[str] = mapped_column(String(64))
-    model_version: Mapped[str] = mapped_column(String(64))
-    day: Mapped[date] = mapped_column(Date)  # the UTC day the prediction was made
-    actual: Mapped[Any] = mapped_column(JSON)
-    label_true: Mapped[str | None] = mapped_column(String(255), default=None)
-    label_predicted: Mapped[str | None] = mapped_column(String(255), default=None)
-    loss: Mapped[float | None] = mapped_column(Float, default=None)
-    error: Mapped[float | None] = mapped_column(Float, default=None)
-    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-    __table_args__ = (Index(None, "model_name", "model_version", "day"),)
-
-
-class FeatureSummary(Base):
-    """Counts per feature of rows one model version scored on one day (ml.drift.summarise): never the rows.
-
-    Workers append one per finished batch or chunk, in the transaction that stores its results (no row is
-    updated by two workers at once); the reconciler merges a day's into one now and then.
-    """
-
-    __tablename__ = "feature_summaries"
-
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    model_name: Mapped[str] = mapped_column(String(64))
-    model_version: Mapped[str] = mapped_column(String(64))
-    day: Mapped[date] = mapped_column(Date)
-    rows: Mapped[int]
-    counts: Mapped[dict[str, Any]] = mapped_column(JSON)
-
-    __table_args__ = (Index(None, "model_name", "model_version", "day"),)

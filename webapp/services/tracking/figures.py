@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ml.scores import ClassCell, Figures, classifier_figures, regressor_figures
-from webapp.models import Job, JobKind, JobStatus, Outcome, utcnow
+from webapp.models import Job, JobKind, JobStatus, utcnow
+from webapp.services.tracking.tables import Outcome
 
 # The model page and /metrics look this far back, by the day the predictions were made.
 WINDOW_DAYS = 30

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from ml.scores import BadOutcome, score_row
 from ml.table import ScoredTable
 from webapp.db import transaction
-from webapp.models import ChunkStatus, Job, JobChunk, JobKind, JobStatus, Outcome, utcnow
+from webapp.models import ChunkStatus, Job, JobChunk, JobKind, JobStatus, utcnow
+from webapp.services.tracking.tables import Outcome
 
 
 class OutcomesRefused(ValueError):

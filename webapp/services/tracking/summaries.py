@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from ml.drift import FeatureDrift, Summary, compare, merge, summarise
 from ml.store import ModelInfo
 from webapp.db import transaction
-from webapp.models import FeatureSummary, utcnow
+from webapp.models import utcnow
+from webapp.services.tracking.tables import FeatureSummary
 
 # Workers append a summary per task; merging a day's every minute keeps reading it a handful of rows.
 COMPACT_EVERY_SECONDS = 60.0
