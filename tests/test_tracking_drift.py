@@ -4,13 +4,11 @@ version was registered with. Rows drawn from the training data are not flagged; 
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from ml.demo import training_data
@@ -29,15 +27,9 @@ from webapp.services.tracking.tables import FeatureSummary
 
 
 @pytest.fixture
-def settings(database_url: str, models_dir: Path) -> Settings:
+def settings(settings: Settings) -> Settings:
     """Chunks of 150 rows: a CSV of a few hundred rows is a few tasks."""
-    return Settings(
-        database_url=database_url,
-        models_dir=models_dir,
-        broker_url="",
-        csv_chunk_rows=150,
-        secret_key=SecretStr("test"),
-    )
+    return settings.model_copy(update={"csv_chunk_rows": 150})
 
 
 def penguins_csv(rows: int, seed: int, shift: str | None = None) -> bytes:

@@ -70,7 +70,7 @@ class ComparisonService:
         if new.status != JobStatus.SUCCEEDED or old.status != JobStatus.SUCCEEDED or old.pruned_at or new.pruned_at:
             return comparison  # nothing to compare (yet, or any more: retention deleted the results)
         pairs = self._csv_pairs(old, new) if new.kind == JobKind.CSV else [(1, _from_result(old), _from_result(new))]
-        old_classes, new_classes = _classes(old), _classes(new)
+        old_classes, new_classes = job_classes(old), job_classes(new)
         changes: Counter[tuple[str, str]] = Counter()
         shifts: list[Shift] = []
         differences: list[np.ndarray] = []
@@ -113,7 +113,8 @@ class ComparisonService:
         return ScoredTable.from_bytes(result) if result is not None else None
 
 
-def _classes(job: Job) -> list[str] | None:
+def job_classes(job: Job) -> list[str] | None:
+    """A classifier job's class names, in the order of its probabilities; None for a regressor's."""
     if job.kind == JobKind.CSV:
         classes = (job.upload or {}).get("classes")
         return [str(c) for c in classes] if classes else None

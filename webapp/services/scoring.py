@@ -147,7 +147,7 @@ def _score_group(
         else:
             outcomes.append(_succeeded(job, predictions[start:end]))
         start = end
-    summaries.observe(info, frame[tracked])
+    summaries.observe(info, frame if tracked.all() else frame[tracked])
     return outcomes
 
 

@@ -18,6 +18,7 @@ from ml.scores import BadOutcome, score_row
 from ml.table import ScoredTable
 from webapp.db import transaction
 from webapp.models import ChunkStatus, Job, JobChunk, JobKind, JobStatus, utcnow
+from webapp.services.comparison import job_classes
 from webapp.services.tracking.tables import Outcome
 
 
@@ -105,7 +106,7 @@ def _scored(sessions: sessionmaker[Session], job: Job, reported: Sequence[Report
     if job.pruned_at is not None:
         raise OutcomesRefused([f"the results of job {job.id} were deleted by retention"])
     predictions = _predictions(sessions, job, {r.row for r in reported})
-    classes = _classes(job)
+    classes = job_classes(job)
     day = (job.finished_at or job.created_at).date()
     values: dict[int, dict[str, Any]] = {}
     problems: list[str] = []
@@ -152,20 +153,12 @@ def _upsert(session: Session, values: list[dict[str, Any]]) -> None:
     )
 
 
-def _classes(job: Job) -> list[str] | None:
-    if job.kind == JobKind.CSV:
-        classes = (job.upload or {}).get("classes")
-        return [str(c) for c in classes] if classes else None
-    first = (job.result or {}).get("predictions", [{}])[0]
-    return list(first["probabilities"]) if "probabilities" in first else None
-
-
 def _predictions(sessions: sessionmaker[Session], job: Job, rows: set[int]) -> dict[int, dict[str, Any]]:
     """The stored predictions of these rows, as the API shows them; rows without one are left out."""
     if job.kind != JobKind.CSV:
         stored = (job.result or {}).get("predictions", [])
         return {row: stored[row] for row in rows if 0 <= row < len(stored)}
-    classes = _classes(job)
+    classes = job_classes(job)
     found: dict[int, dict[str, Any]] = {}
     with sessions() as session:
         chunks = session.execute(
