@@ -92,8 +92,12 @@ class JobService:
     def create(self, request: JobRequest) -> Job:
         """Validate the rows against the model's schema, store a queued job and publish its task (waiting for the
         broker a bounded time: if it does not answer, the job stays queued for the reconciler)."""
+        return self.store(self.prepare(request))
+
+    def store(self, job: Job) -> Job:
+        """Store a prepared job and publish its task, as `create` does (for jobs apot makes itself)."""
         with self.intake.arriving():
-            pending = self.intake.submit(self.prepare(request))
+            pending = self.intake.submit(job)
         try:
             job = pending.stored.result(SUBMIT_TIMEOUT_SECONDS)
         except TimeoutError as exc:

@@ -16,7 +16,7 @@ from ml.explain import Curve, curves, grid, grid_rows, linear_contributions
 from ml.schema import InputSchema
 from ml.store import ModelNotFound
 from webapp.models import Job, JobKind, JobStatus, utcnow
-from webapp.services.jobs import SUBMIT_TIMEOUT_SECONDS, JobService, Unavailable
+from webapp.services.jobs import JobService
 from webapp.services.models import ModelRegistry
 
 
@@ -92,9 +92,4 @@ class ExplanationService:
             attempts=0,
             created_at=utcnow(),
         )
-        with self.jobs.intake.arriving():
-            pending = self.jobs.intake.submit(explain)
-        try:
-            return pending.stored.result(SUBMIT_TIMEOUT_SECONDS)
-        except TimeoutError as exc:
-            raise Unavailable("the database did not store the job in time; try again") from exc
+        return self.jobs.store(explain)
