@@ -10,10 +10,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --create-home --uid 10001 apot
 WORKDIR /app
 
+# Model libraries to install with apot: `docker build --build-arg APOT_EXTRAS=lightgbm,xgboost .` (both need
+# OpenMP's runtime, libgomp1, which the slim image lacks).
+ARG APOT_EXTRAS=""
+RUN if [ -n "$APOT_EXTRAS" ]; then \
+        apt-get update && apt-get install --yes --no-install-recommends libgomp1 && rm -rf /var/lib/apt/lists/*; \
+    fi
+
 # Dependencies in a layer of their own, so a change to the code does not reinstall them.
 COPY pyproject.toml README.md ./
 RUN mkdir apot webapp tasks ml && touch apot/__init__.py webapp/__init__.py tasks/__init__.py ml/__init__.py \
-    && pip install . && pip uninstall --yes apot
+    && pip install ".${APOT_EXTRAS:+[$APOT_EXTRAS]}" && pip uninstall --yes apot
 
 # Editable: apot finds its templates, static files and migrations beside its code, in /app.
 COPY . .

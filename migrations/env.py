@@ -28,7 +28,8 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    engine = make_engine(config.get_main_option("sqlalchemy.url") or get_settings().database_url)
+    url = config.get_main_option("sqlalchemy.url") or get_settings().database_url
+    engine = make_engine(url, statement_timeout=None)  # a migration may rewrite a large table
     with engine.connect() as connection:
         # render_as_batch: SQLite can only ALTER a table by copying it; Alembic's batch mode does that for us.
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)

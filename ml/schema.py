@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -13,14 +13,17 @@ from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
-from ml.predict import model_input
+from ml.predict import model_input, takes_text
 
-FeatureType = Literal["number", "integer", "category", "boolean"]
+FeatureType = Literal["number", "integer", "category", "boolean", "text"]
+TEXT_MAX_LENGTH = 10_000
+# Probed at registration: a category the model scores although its encoder never saw it is taken with a warning.
+UNSEEN = "\x00apot-unseen"
 
 
 @dataclass(frozen=True)
 class Feature:
-    """One input column as a client must send it."""
+    """One input column as a client must send it, and how it is rebuilt for the model."""
 
     name: str
     type: FeatureType
@@ -28,6 +31,11 @@ class Feature:
     choices: list[Any] | None = None
     min: float | None = None
     max: float | None = None
+    # "category": the model was fitted on a pandas Categorical of `choices`, and is given one again.
+    dtype: str | None = None
+    # A category the model can score values outside `choices` of (they come with a warning).
+    accepts_unknown: bool | None = None
+    max_length: int | None = None  # of a text
 
 
 @dataclass(frozen=True)
@@ -68,38 +76,86 @@ def derive_schema(
             "the estimator has no feature_names_in_ (it was fitted on a bare array): fit it on a pandas DataFrame "
             "with named columns, or give the feature names in a metadata file"
         )
-    categories = dict(_encoder_categories(estimator))
-    features = [_describe(str(name), categories.get(str(name)), training) for name in names]
-    return InputSchema(_mark_optional(estimator, features, training))
+    known = dict(_fitted_columns(estimator))
+    if names is not None and len(names) == 1 and takes_text(estimator):
+        known.setdefault(str(names[0]), ("text", None))
+    features = [_describe(str(name), known.get(str(name)), training) for name in names]
+    return InputSchema(_probe(estimator, features, training))
 
 
-def _describe(name: str, categories: list[Any] | None, training: pd.DataFrame | None) -> Feature:
+def _describe(name: str, fitted: tuple[str, list[Any] | None] | None, training: pd.DataFrame | None) -> Feature:
     column = training[name] if training is not None and name in training else None
+    if fitted is not None and fitted[0] == "text":
+        return Feature(name, "text", max_length=TEXT_MAX_LENGTH)
+    if column is not None and isinstance(column.dtype, pd.CategoricalDtype):
+        choices = [_plain(v) for v in column.cat.categories]
+        return Feature(name, "category", choices=choices, dtype="category")
     if column is not None and pd.api.types.is_bool_dtype(column):
         return Feature(name, "boolean")
-    if categories is not None or (column is not None and not pd.api.types.is_numeric_dtype(column)):
-        seen = categories if categories is not None else column.dropna().unique().tolist()  # type: ignore[union-attr]
-        return Feature(name, "category", choices=sorted(_plain(v) for v in seen if not _is_missing(v)))
+    if fitted is not None or (column is not None and not pd.api.types.is_numeric_dtype(column)):
+        seen = fitted[1] if fitted is not None else column.dropna().unique().tolist()  # type: ignore[union-attr]
+        dtype = fitted[0] if fitted is not None and fitted[0] == "category" else None
+        choices = [_plain(v) for v in seen or [] if not _is_missing(v)]
+        return Feature(name, "category", choices=choices if dtype else sorted(choices), dtype=dtype)
     if column is None or column.dropna().empty:
         return Feature(name, "number")
     kind: FeatureType = "integer" if pd.api.types.is_integer_dtype(column) else "number"
     return Feature(name, kind, min=_plain(column.min()), max=_plain(column.max()))
 
 
-def _encoder_categories(estimator: Any) -> Iterator[tuple[str, list[Any]]]:
-    """Yield (column, categories) for every fitted encoder reached through Pipelines and ColumnTransformers."""
+def _fitted_columns(estimator: Any) -> Iterator[tuple[str, tuple[str, list[Any] | None]]]:
+    """Yield (column, (how, categories)) for the columns a fitted encoder, text vectoriser or native-categorical
+    model reached through Pipelines and ColumnTransformers knows: how is "encoded", "category" (pandas
+    Categorical expected) or "text"."""
     if isinstance(estimator, Pipeline):
         for _, step in estimator.steps:
-            yield from _encoder_categories(step)
+            yield from _fitted_columns(step)
     elif isinstance(estimator, ColumnTransformer):
         for _, transformer, columns in estimator.transformers_:
-            if isinstance(columns, str):
-                columns = [columns]
-            if not all(isinstance(c, str) for c in columns):
+            if isinstance(columns, str) and takes_text(transformer):
+                yield columns, ("text", None)
+                continue
+            columns = _column_names(estimator, columns)
+            if columns is None:
                 continue
             encoder = _find_encoder(transformer)
             if encoder is not None:
-                yield from zip(columns, (list(c) for c in encoder.categories_), strict=False)
+                yield from zip(columns, (("encoded", list(c)) for c in encoder.categories_), strict=False)
+    else:
+        # HistGradientBoosting fitted on pandas Categoricals keeps an encoder of them (categorical_features
+        # "from_dtype"); it must be given Categoricals again.
+        native = getattr(estimator, "_preprocessor", None)
+        if isinstance(native, ColumnTransformer):
+            for column, (_, categories) in _fitted_columns(native):
+                yield column, ("category", categories)
+        yield from _lightgbm_categories(estimator)
+
+
+def _lightgbm_categories(estimator: Any) -> Iterator[tuple[str, tuple[str, list[Any] | None]]]:
+    """A LightGBM model fitted on pandas Categoricals records their categories, in the order it coded them."""
+    booster = getattr(estimator, "_Booster", None)
+    categories = getattr(booster, "pandas_categorical", None)
+    names = getattr(estimator, "feature_names_in_", None)
+    if booster is None or not categories or names is None:
+        return
+    positions = booster.params.get("categorical_column") or []
+    for position, choices in zip(positions, categories, strict=False):
+        yield str(names[position]), ("category", list(choices))
+
+
+def _column_names(transformer: ColumnTransformer, columns: Any) -> list[str] | None:
+    """The names a ColumnTransformer's column selection stands for (names, positions or a boolean mask)."""
+    if isinstance(columns, str):
+        return [columns]
+    names = getattr(transformer, "feature_names_in_", None)
+    selected = np.asarray(columns)
+    if selected.dtype == bool and names is not None and len(selected) == len(names):
+        return [str(n) for n in names[selected]]
+    if selected.dtype.kind in "iu" and names is not None:
+        return [str(names[i]) for i in selected]
+    if all(isinstance(c, str) for c in columns):
+        return list(columns)
+    return None
 
 
 def _find_encoder(transformer: Any) -> Any | None:
@@ -110,27 +166,43 @@ def _find_encoder(transformer: Any) -> Any | None:
     return None
 
 
-def _mark_optional(estimator: Any, features: list[Feature], training: pd.DataFrame | None) -> list[Feature]:
-    """A feature is optional when the estimator still predicts with that one value missing.
+def _probe(estimator: Any, features: list[Feature], training: pd.DataFrame | None) -> list[Feature]:
+    """A feature is optional when the estimator still predicts with that one value missing, and a category
+    accepts unknown values when it still predicts with one no encoder saw.
 
     Probing the fitted estimator is the only check that holds for any pipeline: imputers, encoders that
-    treat missing as a category and trees with native missing-value support all pass it.
+    treat missing as a category or ignore unknown ones, and trees with native missing-value support all pass it.
+    A model that cannot score its typical row is left as it is: registration refuses it, saying why.
     """
-    typical = {f.name: _typical_value(f, training) for f in features}
-    try:
-        estimator.predict(model_input(estimator, to_frame([typical], features)))
-    except Exception:  # an estimator that cannot score its own typical row: leave every feature required
+    typical = typical_row(InputSchema(features), training)
+    if not _scores(estimator, [typical], features):
         return features
-    marked = []
-    for feature in features:
-        row = {**typical, feature.name: None}
-        try:
-            estimator.predict(model_input(estimator, to_frame([row], features)))
-        except Exception:
-            marked.append(feature)
-        else:
-            marked.append(Feature(**{**asdict(feature), "required": False}))
-    return marked
+    # One call per kind of probe when the model scores all of its rows at once (the usual case); one call per
+    # feature only to find out which of them it cannot do without.
+    gaps = {f.name: {**typical, f.name: None} for f in features}
+    unseen = {f.name: {**typical, f.name: UNSEEN} for f in features if f.type == "category"}
+    optional, open_ = _passing(estimator, gaps, features), _passing(estimator, unseen, features)
+    return [replace(f, required=f.name not in optional, accepts_unknown=f.name in open_ or None) for f in features]
+
+
+def _passing(estimator: Any, probes: dict[str, dict[str, Any]], features: list[Feature]) -> set[str]:
+    """The names whose probe row the estimator scores."""
+    if not probes or _scores(estimator, list(probes.values()), features):
+        return set(probes)
+    return {name for name, row in probes.items() if _scores(estimator, [row], features)}
+
+
+def _scores(estimator: Any, rows: list[dict[str, Any]], features: list[Feature]) -> bool:
+    try:
+        estimator.predict(model_input(estimator, to_frame(rows, features)))
+    except Exception:
+        return False
+    return True
+
+
+def typical_row(schema: InputSchema, training: pd.DataFrame | None = None) -> dict[str, Any]:
+    """A row of the most common value of every feature: what registration scores to prove the model works."""
+    return {f.name: _typical_value(f, training) for f in schema.features}
 
 
 def _typical_value(feature: Feature, training: pd.DataFrame | None) -> Any:
@@ -141,19 +213,27 @@ def _typical_value(feature: Feature, training: pd.DataFrame | None) -> Any:
         return _plain(column.mode().iloc[0])
     if feature.choices:
         return feature.choices[0]
-    return False if feature.type == "boolean" else 0.0
+    return {"boolean": False, "text": "text"}.get(feature.type, 0.0)
 
 
 def to_frame(rows: Sequence[Mapping[str, Any]], features: Sequence[Feature]) -> pd.DataFrame:
     """Build the DataFrame an estimator expects: columns in training order, missing values as NaN."""
-    columns: dict[str, Any] = {}
-    for feature in features:
-        values = [row.get(feature.name) for row in rows]
-        if feature.type in ("number", "integer"):
-            columns[feature.name] = np.array([np.nan if v is None else v for v in values], dtype=float)
-        else:
-            columns[feature.name] = pd.Series([np.nan if v is None else v for v in values], dtype=object)
-    return pd.DataFrame(columns)
+    return pd.DataFrame(
+        {f.name: typed_column(f, np.array([row.get(f.name) for row in rows], dtype=object)) for f in features}
+    )
+
+
+def typed_column(feature: Feature, values: np.ndarray) -> Any:
+    """A column of checked values (None for missing) as the model was fitted with it: floats for numbers,
+    a pandas Categorical for a model fitted on one, booleans while none is missing, objects otherwise."""
+    missing = pd.isna(values)
+    if feature.type in ("number", "integer"):
+        return np.where(missing, np.nan, values).astype(float)
+    if feature.dtype == "category":
+        return pd.Categorical(pd.Series(values, dtype=object).where(~missing), categories=feature.choices)
+    if feature.type == "boolean" and not missing.any():
+        return values.astype(bool)
+    return pd.Series(np.where(missing, np.nan, values), dtype=object)
 
 
 def _plain(value: Any) -> Any:

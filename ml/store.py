@@ -16,19 +16,27 @@ import shutil
 import tempfile
 import threading
 import time
+import warnings
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import joblib
+import sklearn
 import skops.io as sio
+from sklearn.exceptions import InconsistentVersionWarning
 
+from ml.predict import Output
 from ml.schema import InputSchema
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# Model libraries apot knows the install line of: the extras in pyproject.toml.
+EXTRAS = {"lightgbm": "apot[lightgbm]", "xgboost": "apot[xgboost]", "catboost": "catboost"}
+# The state of every scikit-learn estimator holds "_sklearn_version": "1.5.2", pickled as a short string.
+VERSION_IN_PICKLE = re.compile(rb"_sklearn_version(?:\x94)?\x8c([\x01-\x20])", re.DOTALL)
 
 Task = Literal["classification", "regression"]
 FileFormat = Literal["joblib", "skops"]
@@ -40,6 +48,10 @@ class ModelNotFound(LookupError):
 
 class ModelIntegrityError(RuntimeError):
     """The model file on disk is not the one that was registered."""
+
+
+class ModelLoadError(RuntimeError):
+    """This process cannot load the model file (a package missing, another scikit-learn): the message says which."""
 
 
 class UntrustedModelFile(ValueError):
@@ -68,6 +80,24 @@ class ModelInfo:
     path: Path
     # Per feature, what scored rows are compared with for drift (ml.drift).
     reference: dict[str, Any] = field(default_factory=dict)
+    targets: list[Output] | None = None  # a multi-output model's targets; None for one target
+    # Types outside skops' default trusted set that an admin trusted for this file (by its sha256) when adding it.
+    trusted_types: list[str] = field(default_factory=list)
+
+    @property
+    def outputs(self) -> list[Output]:
+        """What the model predicts, per target: one unnamed output unless it has several targets."""
+        return self.targets or [Output("prediction", self.classes if self.task == "classification" else None)]
+
+    @property
+    def version_warning(self) -> str | None:
+        """Said wherever the model is shown when the scikit-learn it was saved with is not the one serving it."""
+        if self.sklearn_version == sklearn.__version__:
+            return None
+        return (
+            f"saved with scikit-learn {self.sklearn_version}, this server runs {sklearn.__version__}: its "
+            f"predictions may differ from those it gave where it was trained; re-save it with {sklearn.__version__}"
+        )
 
 
 def check_name(value: str, what: str) -> str:
@@ -130,7 +160,15 @@ class ModelFiles:
                     f"model file of {info.name} {info.version} has sha256 {digest[:12]}…, "
                     f"registered {info.sha256[:12]}…: refusing to load it"
                 )
-            self._loaded[key] = estimator = read_estimator(data, info.file_format)
+            with warnings.catch_warnings():
+                # A version mismatch was recorded at registration and is shown with the model; said once there,
+                # not in a log line per load.
+                warnings.simplefilter("ignore", InconsistentVersionWarning)
+                try:
+                    estimator = read_estimator(data, info.file_format, info.trusted_types)
+                except Exception as exc:  # a worker set up unlike the server that registered the model
+                    raise ModelLoadError(f"this worker cannot load the model: {why_not_loaded(data, exc)}") from exc
+            self._loaded[key] = estimator
             if self._on_load is not None:
                 self._on_load(info, time.perf_counter() - started)
             while len(self._loaded) > self._cache_size:
@@ -143,14 +181,44 @@ class ModelFiles:
             return [(name, version) for name, version, _ in self._loaded]
 
 
-def read_estimator(data: bytes, file_format: FileFormat) -> Any:
-    """Turn a model file's bytes into an estimator. skops files load only if every type in them is trusted."""
+def read_estimator(data: bytes, file_format: FileFormat, trusted: Sequence[str] = ()) -> Any:
+    """Turn a model file's bytes into an estimator. A skops file loads only if every type in it is on skops'
+    default trusted list or in `trusted` (types an admin looked at and trusted for this file)."""
     if file_format == "skops":
-        untrusted = sio.get_untrusted_types(data=data)
-        if untrusted:
-            raise UntrustedModelFile(sorted(untrusted))
-        return sio.loads(data, trusted=None)
+        needed = sio.get_untrusted_types(data=data)
+        refused = sorted(set(needed) - set(trusted))
+        if refused:
+            raise UntrustedModelFile(refused)
+        return sio.loads(data, trusted=needed or None)
     return joblib.load(io.BytesIO(data))
+
+
+def why_not_loaded(data: bytes, exc: BaseException) -> str:
+    """One line on why a model file does not load here: the package to install, or the scikit-learn it needs."""
+    package = (exc.name or "").split(".")[0] if isinstance(exc, ModuleNotFoundError) else ""
+    if package in EXTRAS:
+        return (
+            f"the model needs the package {package} on the server and on every worker: pip install '{EXTRAS[package]}'"
+        )
+    text = str(exc).strip()
+    reason = f"{type(exc).__name__}: {text.splitlines()[0] if text else 'no message'}"
+    saved = saved_sklearn_version(data)
+    if saved and saved != sklearn.__version__:
+        return (
+            f"it was saved with scikit-learn {saved}, this server runs {sklearn.__version__}: re-save it with "
+            f"{sklearn.__version__} or install scikit-learn=={saved} ({reason})"
+        )
+    return f"the file cannot be loaded: {reason}"
+
+
+def saved_sklearn_version(data: bytes) -> str | None:
+    """The scikit-learn version an estimator's pickled state records, found without running the pickle (joblib
+    puts array bytes between its opcodes, so a pickle disassembler cannot read it either): None when not found."""
+    found = VERSION_IN_PICKLE.search(data)
+    if found is None:
+        return None
+    length = found.group(1)[0]
+    return data[found.end() : found.end() + length].decode("ascii", "replace")
 
 
 def sha256_of(data: bytes) -> str:

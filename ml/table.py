@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.predict import is_classifier, model_input
-from ml.schema import Feature, InputSchema
+from ml.predict import Output, is_classifier, predict_blocks
+from ml.schema import TEXT_MAX_LENGTH, Feature, InputSchema, typed_column
+from ml.validation import value_warning
 
 TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
 FALSE_WORDS = frozenset({"false", "no", "off", "0"})
@@ -24,18 +25,23 @@ FALSE_WORDS = frozenset({"false", "no", "off", "0"})
 
 @dataclass
 class ScoredTable:
-    """Predictions for every row of a table, in row order; rows with an error have no prediction."""
+    """Predictions for every row of a table, in row order; rows with an error have no prediction.
+
+    A multi-output model's probabilities are its targets' blocks side by side, its values a column per target."""
 
     errors: list[str | None]
     probabilities: np.ndarray | None = None  # rows by classes, for a classifier
-    values: np.ndarray | None = None  # one per row, for a regressor
+    values: np.ndarray | None = None  # one per row (or per row and target), for a regressor
+    warnings: list[str | None] | None = None  # values the model never saw in training, per row
     # The rows that were scored, typed as the model took them (for drift summaries); never stored.
     scored_rows: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     def to_bytes(self) -> bytes:
-        """A plain npz of numbers plus the errors as JSON: nothing here is ever unpickled."""
+        """A plain npz of numbers plus the errors and warnings as JSON: nothing here is ever unpickled."""
         buffer = io.BytesIO()
-        arrays: dict[str, Any] = {"errors": np.frombuffer(json.dumps(self.errors).encode(), dtype=np.uint8)}
+        arrays: dict[str, Any] = {"errors": _json_array(self.errors)}
+        if self.warnings is not None:
+            arrays["warnings"] = _json_array(self.warnings)
         if self.probabilities is not None:
             arrays["probabilities"] = self.probabilities
         if self.values is not None:
@@ -50,70 +56,107 @@ class ScoredTable:
                 errors=json.loads(data["errors"].tobytes()),
                 probabilities=data.get("probabilities"),
                 values=data.get("values"),
+                warnings=json.loads(data["warnings"].tobytes()) if "warnings" in data else None,
             )
 
 
-def score_table(estimator: Any, schema: InputSchema, cells: pd.DataFrame, known_errors: Sequence[str]) -> ScoredTable:
+def _json_array(items: list[str | None]) -> np.ndarray:
+    return np.frombuffer(json.dumps(items).encode(), dtype=np.uint8)
+
+
+def score_table(
+    estimator: Any,
+    schema: InputSchema,
+    cells: pd.DataFrame,
+    known_errors: Sequence[str],
+    outputs: Sequence[Output] | None = None,
+) -> ScoredTable:
     """Check and score `cells` (strings; "" is missing). `known_errors` holds problems found before, "" for none."""
-    frame, errors = to_model_frame(schema, cells)
+    outputs = outputs or [Output("prediction", list(estimator.classes_) if is_classifier(estimator) else None)]
+    frame, errors, warnings = to_model_frame(schema, cells)
     for row, problem in enumerate(known_errors):
         if problem:
             errors[row] = problem
     valid = np.array([e is None for e in errors], dtype=bool)
-    scored = ScoredTable(errors=list(errors), scored_rows=frame[valid])
-    if is_classifier(estimator):
-        scored.probabilities = np.full((len(cells), len(estimator.classes_)), np.nan)
-        if valid.any():
-            scored.probabilities[valid] = estimator.predict_proba(model_input(estimator, frame[valid]))
+    scored = ScoredTable(
+        errors=list(errors),
+        warnings=[w if e is None else None for w, e in zip(warnings, errors, strict=True)],
+        scored_rows=frame[valid],
+    )
+    blocks = predict_blocks(estimator, frame[valid], outputs) if valid.any() else None
+    if outputs[0].classes is not None:
+        scored.probabilities = np.full((len(cells), sum(len(o.classes or []) for o in outputs)), np.nan)
+        if blocks is not None:
+            scored.probabilities[valid] = np.hstack(blocks)
     else:
-        scored.values = np.full(len(cells), np.nan)
-        if valid.any():
-            values = estimator.predict(model_input(estimator, frame[valid]))
-            scored.values[valid] = np.asarray(values, dtype=float).ravel()
+        scored.values = np.full((len(cells), len(outputs)) if len(outputs) > 1 else len(cells), np.nan)
+        if blocks is not None:
+            scored.values[valid] = np.column_stack(blocks) if len(outputs) > 1 else blocks[0]
     return scored
 
 
-def to_model_frame(schema: InputSchema, cells: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    """Typed columns in the model's order, and per row the first problem found (None when the row is good)."""
+def to_model_frame(schema: InputSchema, cells: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, list[str | None]]:
+    """Typed columns in the model's order; per row the first problem found (None when the row is good) and the
+    values never seen in training ("; "-joined, None when there are none)."""
     errors: np.ndarray = np.full(len(cells), None, dtype=object)
+    notes: list[list[str]] = [[] for _ in range(len(cells))]
     columns: dict[str, Any] = {}
     for feature in schema.features:
         text = cells[feature.name].str.strip() if feature.name in cells else pd.Series([""] * len(cells))
         empty = (text == "").to_numpy()
-        converted, problems = _convert(feature, text, empty)
+        converted, problems, unseen = _convert(feature, text, empty)
         if feature.required:
             problems.insert(0, (empty, "required but empty"))
         for mask, template in problems:
             # Only the few bad rows are looped over; each keeps the first problem found.
             for row in np.flatnonzero(mask & (errors == None)):  # noqa: E711 (elementwise, not identity)
                 errors[row] = f"{feature.name}: {template.format(value=text.iat[row])}"
-        columns[feature.name] = converted
-    return pd.DataFrame(columns, index=cells.index), errors
+        for row in np.flatnonzero(unseen & ~empty):
+            warning = value_warning(feature, converted[row])
+            if warning is not None:
+                notes[row].append(f"{feature.name}: {warning['value']} is {warning['message']}")
+        columns[feature.name] = typed_column(feature, converted)
+    return pd.DataFrame(columns, index=cells.index), errors, ["; ".join(n) if n else None for n in notes]
 
 
-def _convert(feature: Feature, text: pd.Series, empty: np.ndarray) -> tuple[Any, list[tuple[np.ndarray, str]]]:
+def _convert(
+    feature: Feature, text: pd.Series, empty: np.ndarray
+) -> tuple[np.ndarray, list[tuple[np.ndarray, str]], np.ndarray]:
+    """The column's values (None for missing), its problems, and which rows hold a value never seen in training."""
     if feature.type in ("number", "integer"):
+        lowered = text.str.lower()
         numbers = pd.to_numeric(text.where(~empty), errors="coerce").to_numpy(dtype=float)
+        # A column of booleans is 0 and 1 to a model; a file written by pandas says True and False.
+        numbers = np.where(lowered.isin(TRUE_WORDS), 1.0, np.where(lowered.isin(FALSE_WORDS), 0.0, numbers))
         problems = [(~empty & np.isnan(numbers), "{value!r} is not a number")]
         if feature.type == "integer":
             problems.append((~np.isnan(numbers) & (numbers % 1 != 0), "{value!r} is not a whole number"))
-        if feature.min is not None:
-            problems.append(
-                (numbers < feature.min, f"{{value}} is below {feature.min}, the smallest value seen in training")
-            )
-        if feature.max is not None:
-            problems.append(
-                (numbers > feature.max, f"{{value}} is above {feature.max}, the largest value seen in training")
-            )
-        return numbers, problems
+        low = -np.inf if feature.min is None else feature.min
+        high = np.inf if feature.max is None else feature.max
+        return _blank(numbers.astype(object), np.isnan(numbers)), problems, (numbers < low) | (numbers > high)
     if feature.type == "boolean":
         lowered = text.str.lower()
         truth = lowered.isin(TRUE_WORDS).to_numpy()
         falsity = lowered.isin(FALSE_WORDS).to_numpy()
-        values = pd.Series(np.where(truth, True, np.where(falsity, False, np.nan)), dtype=object)
-        return values.to_numpy(), [(~empty & ~truth & ~falsity, "{value!r} is not true or false")]
+        problems = [(~empty & ~truth & ~falsity, "{value!r} is not true or false")]
+        return _blank(truth.astype(object), ~truth & ~falsity), problems, np.zeros(len(text), bool)
+    if feature.type == "text":
+        limit = feature.max_length or TEXT_MAX_LENGTH
+        long = (text.str.len() > limit).to_numpy()
+        problems = [(long, f"longer than {limit} characters")]
+        return _blank(text.to_numpy(dtype=object), empty), problems, np.zeros(len(text), bool)
     by_text = {str(choice): choice for choice in feature.choices or []}
     known = text.isin(by_text).to_numpy()
+    if feature.accepts_unknown:  # an unknown category goes to the model as it was written
+        values = np.where(known, text.map(by_text).to_numpy(dtype=object), text.to_numpy(dtype=object))
+        return _blank(values.astype(object), empty), [], ~known
+    values = _blank(text.map(by_text).to_numpy(dtype=object), ~known)
     allowed = ", ".join(by_text)
-    values = text.map(by_text).astype(object).where(known, np.nan)
-    return values.to_numpy(dtype=object), [(~empty & ~known, f"{{value!r}} is not one of {allowed}")]
+    return values, [(~empty & ~known, f"{{value!r}} is not one of {allowed}")], ~known
+
+
+def _blank(values: np.ndarray, missing: np.ndarray) -> np.ndarray:
+    """`values` as objects, None where `missing`."""
+    out = values.astype(object)
+    out[missing] = None
+    return out

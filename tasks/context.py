@@ -12,7 +12,7 @@ from ml.store import ModelFiles
 from tasks.publish import celery_enqueue
 from webapp.api import api_links
 from webapp.config import get_settings
-from webapp.db import make_engine, make_session_factory
+from webapp.db import BACKGROUND_STATEMENT_TIMEOUT_SECONDS, make_engine, make_session_factory
 from webapp.metrics.worker import observe_model_load
 from webapp.services.models import REGISTRY_CACHE_SECONDS, ModelRegistry
 from webapp.services.scoring import ScoringContext
@@ -24,7 +24,8 @@ from webapp.services.webhooks import WebhookSettings, job_end_announcer
 def worker_context() -> ScoringContext:
     # Built lazily in the child process: an engine made before the fork would share sockets between processes.
     settings = get_settings()
-    sessions = make_session_factory(make_engine(settings.database_url))
+    engine = make_engine(settings.database_url, statement_timeout=BACKGROUND_STATEMENT_TIMEOUT_SECONDS)
+    sessions = make_session_factory(engine)
     return ScoringContext(
         sessions=sessions,
         models=ModelRegistry(

@@ -2,16 +2,58 @@
 
 from __future__ import annotations
 
-from celery import Task, shared_task
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
+from billiard.einfo import ExceptionInfo
+from celery import Task, current_app, shared_task
+from celery.exceptions import TimeLimitExceeded
+
+from ml.store import ModelFiles
 from tasks.context import worker_context
+from tasks.publish import celery_enqueue
+from webapp.config import get_settings
+from webapp.db import BACKGROUND_STATEMENT_TIMEOUT_SECONDS, make_engine, make_session_factory
 from webapp.logs import job_context
+from webapp.services.chunk_scoring import fail_chunk_over_time
 from webapp.services.chunk_scoring import score_chunk as run_chunk_scoring
 from webapp.services.dispatch import SCORE_CHUNK, SCORE_JOBS
+from webapp.services.models import ModelRegistry
+from webapp.services.scoring import ScoringContext, fail_over_time
 from webapp.services.scoring import score_jobs as run_scoring
+from webapp.services.webhooks import job_end_announcer
 
 
-@shared_task(name=SCORE_JOBS, bind=True)
+class TimeLimited(Task):
+    """A scoring task whose hard time limit (the model ignored the soft one) fails its work at once, with that
+    reason: Celery calls on_failure in the worker's main process after it killed the pool process."""
+
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: ExceptionInfo) -> None:
+        if not isinstance(exc, TimeLimitExceeded):
+            return
+        with _main_process_context() as ctx:
+            if self.name == SCORE_CHUNK:
+                fail_chunk_over_time(ctx, *args)
+            else:
+                fail_over_time(ctx, args, get_settings().task_time_limit)
+
+
+@contextmanager
+def _main_process_context() -> Iterator[ScoringContext]:
+    # Not worker_context(): the main process forks new pool processes, which must not inherit its connections.
+    settings = get_settings()
+    engine = make_engine(settings.database_url, statement_timeout=BACKGROUND_STATEMENT_TIMEOUT_SECONDS)
+    sessions = make_session_factory(engine)
+    try:
+        announcer = job_end_announcer(settings, celery_enqueue(current_app))
+        models = ModelRegistry(sessions, ModelFiles(settings.models_dir))  # not used: nothing is scored here
+        yield ScoringContext(sessions, models, announcer, "main", settings.lease_seconds)
+    finally:
+        engine.dispose()
+
+
+@shared_task(name=SCORE_JOBS, bind=True, base=TimeLimited)
 def score_jobs(task: Task, *job_ids: str) -> None:
     """Score the small jobs that were submitted together; ids already claimed or ended are skipped."""
     # Every line logged while they are scored names the task and its job (or jobs, for a message of several).
@@ -20,7 +62,7 @@ def score_jobs(task: Task, *job_ids: str) -> None:
         run_scoring(worker_context(), job_ids)
 
 
-@shared_task(name=SCORE_CHUNK, bind=True)
+@shared_task(name=SCORE_CHUNK, bind=True, base=TimeLimited)
 def score_chunk(task: Task, chunk_id: str) -> None:
     """Score one chunk of a CSV job; a message for a chunk already claimed or cancelled does nothing."""
     with job_context(task_id=task.request.id, chunk_id=chunk_id):

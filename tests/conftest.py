@@ -15,7 +15,7 @@ from tests.accounts import Account, add_account, sign_in
 from tests.models import Trained, register_all, train_test_models
 from tests.services import POSTGRES, SKIPPED_FOR, postgres_schema, required_url
 from webapp.config import Settings
-from webapp.db import make_engine, make_session_factory
+from webapp.db import BACKGROUND_STATEMENT_TIMEOUT_SECONDS, make_engine, make_session_factory
 from webapp.main import create_app
 from webapp.migrate import upgrade_to_head
 from webapp.models import Role
@@ -52,7 +52,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
+    # The services tested on it (reconciler, scoring) run in the background, with the background's deadlines.
+    engine = make_engine(database_url, statement_timeout=BACKGROUND_STATEMENT_TIMEOUT_SECONDS)
     yield engine
     engine.dispose()
 

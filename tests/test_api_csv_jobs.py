@@ -240,7 +240,7 @@ def test_a_regressors_results_have_a_predicted_value(
     created = upload(client, b"size,colour\n2,red\n3,green\n", model="sizes").json()
     enqueue.deliver(registry)
     rows = results(client, client.get(created["url"]).json())
-    assert list(rows[0]) == ["size", "colour", "prediction", "error"]
+    assert list(rows[0]) == ["size", "colour", "prediction", "error", "warnings"]
     assert float(rows[0]["prediction"]) == pytest.approx(20.0)
     assert rows[1]["prediction"] == "" and "'green' is not one of blue, red" in rows[1]["error"]
 

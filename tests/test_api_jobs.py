@@ -14,7 +14,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from tests.conftest import RecordingEnqueue
+from tests.html import parse
 from webapp.models import Job, JobStatus, utcnow
+from webapp.services.models import ModelRegistry
 
 PENGUIN = {"island": "Biscoe", "bill_length_mm": 48.6, "flipper_length_mm": 230, "sex": "male"}
 
@@ -80,9 +82,9 @@ def test_a_version_can_be_pinned(client: TestClient) -> None:
         ({"model": "penguins", "inputs": {**PENGUIN, "island": "Mars"}}, ["body", "inputs", "island"], "'Biscoe'"),
         ({"model": "penguins", "inputs": {"island": "Biscoe"}}, ["body", "inputs", "bill_length_mm"], "required"),
         (
-            {"model": "penguins", "inputs": {**PENGUIN, "bill_length_mm": 500}},
+            {"model": "penguins", "inputs": {**PENGUIN, "bill_length_mm": "long"}},
             ["body", "inputs", "bill_length_mm"],
-            "59.6",
+            "valid number",
         ),
         ({"model": "penguins", "inputs": {**PENGUIN, "wings": 2}}, ["body", "inputs", "wings"], "Unknown feature"),
         ({"model": "penguins", "inputs": [PENGUIN, {**PENGUIN, "sex": "x"}]}, ["body", "inputs", 1, "sex"], "'female'"),
@@ -106,6 +108,31 @@ def test_bad_input_is_422_naming_the_field_and_nothing_is_created(
     assert any(msg_part in e["msg"] for e in matching), errors
     assert count_jobs(engine) == 0
     assert enqueue.published == []
+
+
+def test_a_value_outside_the_training_range_is_scored_and_carries_a_warning(
+    client: TestClient, enqueue: RecordingEnqueue, registry: ModelRegistry
+) -> None:
+    rows = [{**PENGUIN, "bill_length_mm": 70}, PENGUIN]
+    created = client.post("/api/v1/jobs", json={"model": "penguins", "inputs": rows})
+    assert created.status_code == 202, created.text
+    enqueue.deliver(registry)
+    outside, inside = client.get(created.json()["url"]).json()["result"]["predictions"]
+    assert outside["warnings"] == [
+        {
+            "feature": "bill_length_mm",
+            "value": 70,
+            "type": "out_of_range",
+            "message": "outside the range seen in training (32.1 to 59.6)",
+            "min": 32.1,
+            "max": 59.6,
+        }
+    ]
+    assert outside["label"] in ("Adelie", "Chinstrap", "Gentoo") and "warnings" not in inside
+    page = parse(client.get(f"/jobs/{created.json()['id']}").text)
+    assert [li.text for li in page.select("ul.warnings li")] == [
+        "bill_length_mm = 70: outside the range seen in training (32.1 to 59.6)"
+    ]
 
 
 def test_malformed_json_is_422(client: TestClient, engine: Engine) -> None:

@@ -10,9 +10,11 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io as sio
 from sklearn.linear_model import LinearRegression
 from typer.testing import CliRunner
 
+from tests.zoo import churn_pipeline
 from webapp.cli import cli
 from webapp.config import get_settings
 
@@ -76,3 +78,14 @@ def test_bad_registrations_say_why_and_exit_1(apot: Run, tmp_path: Path) -> None
     assert code == 1 and "is not allowed" in output
     code, output = apot("models", "show", "nothing")
     assert code == 1 and "'nothing' is not registered" in output
+
+
+def test_a_skops_file_registers_once_its_untrusted_types_are_trusted_by_name(apot: Run, tmp_path: Path) -> None:
+    model, _ = churn_pipeline()
+    path = tmp_path / "churn.skops"
+    sio.dump(model, path)
+    code, output = apot("models", "add", str(path), "--name", "churn")
+    assert code == 1 and "TreePredictor" in output and "--trust TYPE" in output
+    needed = sio.get_untrusted_types(file=path)
+    code, output = apot("models", "add", str(path), "--name", "churn", *[f"--trust={t}" for t in needed])
+    assert code == 0, output

@@ -52,6 +52,7 @@ def test_ready_when_database_schema_and_broker_are_all_there(
         "database": True,
         "migrations": True,
         "broker": True,
+        "intake": True,
     }
     assert body["checks"]["migrations"]["detail"] == f"at {', '.join(sorted(head_revisions()))}"
 

@@ -85,5 +85,5 @@ def test_the_diabetes_demo_is_a_regressor_whose_lab_values_are_optional() -> Non
     assert features["sex"].choices == ["1", "2"]
     assert [f.name for f in diabetes.schema.features if not f.required] == ["s1", "s2", "s3", "s4", "s5", "s6"]
     row = {"age": 59, "sex": "2", "bmi": 32.1, "bp": 101.0}
-    (prediction,) = predict_frame(estimator, to_frame([row], diabetes.schema.features))
+    (prediction,) = predict_frame(estimator, to_frame([row], diabetes.schema.features), diabetes.outputs)
     assert 25 <= prediction["value"] <= 346, "within the range of progressions seen in training"

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn
 import skops.io as sio
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -19,10 +20,13 @@ from ml.store import (
     ModelFiles,
     ModelInfo,
     ModelIntegrityError,
+    ModelLoadError,
     UntrustedModelFile,
     read_estimator,
+    saved_sklearn_version,
     sha256_of,
 )
+from tests.zoo import needs_package, saved_with
 from webapp.services.models import estimator_bytes
 
 FRAME = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
@@ -124,3 +128,19 @@ def test_removing_a_version_deletes_its_file_and_forgets_it_in_memory(tmp_path: 
     files.load(info)
     files.remove("toy", "1")
     assert not info.path.parent.exists() and files.loaded() == []
+
+
+def test_a_worker_without_the_models_package_says_which_one_to_install(tmp_path: Path) -> None:
+    info = stored(ModelFiles(tmp_path), "boosted", needs_package("lightgbm_stand_in"))
+    with pytest.raises(ModelLoadError, match="this worker cannot load the model: the file cannot be loaded"):
+        ModelFiles(tmp_path).load(info)
+    info = stored(ModelFiles(tmp_path), "catboosted", needs_package("catboost"))
+    with pytest.raises(ModelLoadError, match=r"needs the package catboost on the server and on every worker"):
+        ModelFiles(tmp_path).load(info)
+
+
+def test_the_scikit_learn_version_a_pickle_was_saved_with_is_read_without_loading_it() -> None:
+    data = estimator_bytes(classifier())
+    assert saved_sklearn_version(data) == sklearn.__version__
+    assert saved_sklearn_version(saved_with(data, "1.5.2")) == "1.5.2"
+    assert saved_sklearn_version(b"not a pickle") is None

@@ -42,12 +42,21 @@ def test_good_rows_are_scored_and_bad_rows_say_why(penguins: tuple[Any, InputSch
         "island: 'Mars' is not one of Biscoe, Dream, Torgersen",
         "bill_length_mm: 'abc' is not a number",
         "island: required but empty",
-        "bill_length_mm: 99 is above 59.6, the largest value seen in training",
+        None,
         "flipper_length_mm: '200.5' is not a whole number",
     ]
+    # A bill longer than any seen in training is scored, and the row says so.
+    assert scored.warnings == [
+        None,
+        None,
+        None,
+        None,
+        "bill_length_mm: 99.0 is outside the range seen in training (32.1 to 59.6)",
+        None,
+    ]
     assert scored.probabilities is not None
-    assert scored.probabilities[0].sum() == pytest.approx(1.0)
-    assert np.isnan(scored.probabilities[1:]).all()
+    assert scored.probabilities[[0, 4]].sum(axis=1) == pytest.approx([1.0, 1.0])
+    assert np.isnan(scored.probabilities[[1, 2, 3, 5]]).all()
 
 
 def test_problems_found_while_reading_the_file_win(penguins: tuple[Any, InputSchema]) -> None:

@@ -20,6 +20,7 @@ from tests.factories import add_job
 from tests.html import csrf_token, one, parse
 from tests.models import Trained, sizes_v2
 from tests.test_ml_store import doubled
+from tests.zoo import churn_pipeline
 from webapp.models import Job
 from webapp.services.models import ModelRegistry, estimator_bytes
 
@@ -97,6 +98,34 @@ def test_a_skops_file_with_untrusted_types_is_refused_with_their_names(
     assert response.status_code == 422
     assert "tests.test_ml_store.doubled" in one(parse(response.text), "#model-file-error").text
     assert [m.name for m in registry.all_models()] == ["penguins", "sizes"]
+
+
+def test_an_admin_sees_the_types_skops_does_not_trust_and_may_trust_them_for_the_file(
+    admin_client: TestClient, registry: ModelRegistry, enqueue: RecordingEnqueue
+) -> None:
+    model, frame = churn_pipeline()
+    data = sio.dumps(model)
+    refused = parse(skops_upload(admin_client, data, name="churn").text)
+    offered = [box["value"] for box in refused.select("fieldset.trust input[name=trust]")]
+    assert "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor" in offered
+    assert "churn" not in [m.name for m in registry.all_models()]
+
+    token = csrf_token(admin_client)
+    fields = {"csrf_token": token, "name": "churn", "trust": offered[:-1]}
+    files = {"file": ("m.skops", data, "application/octet-stream")}
+    partly = admin_client.post("/upload-model", data=fields, files=files, follow_redirects=False)
+    assert partly.status_code == 422, "every type it needs must be trusted"
+    fields["trust"] = offered
+    added = admin_client.post("/upload-model", data=fields, files=files, follow_redirects=False)
+    assert added.status_code == 303, added.text
+
+    row = frame.head(1).to_dict("records")[0]
+    job = admin_client.post("/api/v1/jobs", json={"model": "churn", "inputs": {**row, "has_support": False}}).json()
+    enqueue.deliver(registry)  # the worker loads the file with the types trusted for it
+    scored = admin_client.get(f"/api/v1/jobs/{job['id']}").json()
+    assert scored["status"] == "succeeded", scored["error"]
+    expected = model.predict_proba(frame.head(1).assign(has_support=False))[0]
+    assert list(scored["result"]["predictions"][0]["probabilities"].values()) == pytest.approx(expected)
 
 
 def test_joblib_files_are_not_accepted_from_the_dashboard(

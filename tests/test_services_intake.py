@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -11,10 +16,11 @@ from sqlalchemy.orm import Session
 from tests.accounts import Account
 from tests.conftest import RecordingEnqueue
 from webapp.models import Job, JobStatus
+from webapp.services import intake as intake_module
 from webapp.services.dispatch import SCORE_JOBS
 from webapp.services.events import SilentAnnouncer, Wakeups
 from webapp.services.intake import JobIntake
-from webapp.services.jobs import JobRequest, JobService
+from webapp.services.jobs import JobRequest, JobService, not_stored
 from webapp.services.models import ModelRegistry
 
 GENTOO = {"island": "Biscoe", "bill_length_mm": 48.6, "flipper_length_mm": 230, "sex": "male"}
@@ -103,6 +109,178 @@ def test_when_the_broker_is_unreachable_the_jobs_stay_queued_for_the_reconciler(
     with Session(engine) as session:
         waiting = session.execute(select(Job.status, Job.published_at)).all()
     assert waiting == [(JobStatus.QUEUED, None)] * 2, "queued, publish pending"
+
+
+def test_a_job_is_marked_published_only_once_its_task_reached_the_broker(
+    registry: ModelRegistry, intake: JobIntake, enqueue: RecordingEnqueue, engine: Engine
+) -> None:
+    jobs = service(registry, intake, enqueue)
+    pending = intake.submit(jobs.prepare(JobRequest("penguins", None, GENTOO)))
+    assert pending.published.result(timeout=5) is True
+
+    def marked() -> bool:
+        with Session(engine) as session:
+            return session.get_one(Job, pending.job.id).published_at is not None
+
+    # Written after the publish: a process that dies in between leaves the job to the reconciler's short grace.
+    until(marked, "the job to be marked published")
+
+
+def test_jobs_of_different_models_arriving_together_travel_in_messages_of_their_own(
+    registry: ModelRegistry, intake: JobIntake, enqueue: RecordingEnqueue
+) -> None:
+    jobs = service(registry, intake, enqueue)
+    with intake.arriving():
+        penguins = [intake.submit(jobs.prepare(JobRequest("penguins", None, GENTOO))) for _ in range(2)]
+        sizes = intake.submit(jobs.prepare(JobRequest("sizes", None, {"size": 2.0, "colour": "red"})))
+    assert all(p.published.result(timeout=5) for p in [*penguins, sizes])
+
+    # A slow model's time limit then fails its own message's jobs only.
+    assert sorted(sorted(d.targets) for d in enqueue.dispatches) == sorted(
+        [sorted(str(p.job.id) for p in penguins), [str(sizes.job.id)]]
+    )
+
+
+class Gate:
+    """Wraps a function so that its first call waits until the test opens the gate."""
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self.function = function
+        self.entered = threading.Event()
+        self.opened = threading.Event()
+        self.calls = 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls == 1:
+            self.entered.set()
+            assert self.opened.wait(30), "the test never opened the gate"
+        return self.function(*args, **kwargs)
+
+
+def started_intake(registry: ModelRegistry, enqueue: Callable[..., Any], **options: Any) -> JobIntake:
+    """An intake that closes each group at once (no window to wait for)."""
+    intake = JobIntake(registry.sessions, enqueue, max_rows=256, wait_seconds=0, **options)
+    intake.start()
+    return intake
+
+
+def give_up_waiting(future: Future[Any]) -> None:
+    """What a request's deadline does to the future it awaits: asyncio cancels the wrapper and the future."""
+
+    async def wait() -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.wrap_future(future), 0.05)
+        await asyncio.sleep(0.05)  # the cancellation reaches the wrapped future on the next turn of the loop
+
+    asyncio.run(wait())
+
+
+def test_a_request_that_gives_up_on_a_slow_publish_leaves_the_publish_thread_working(
+    registry: ModelRegistry, enqueue: RecordingEnqueue
+) -> None:
+    slow = Gate(enqueue)
+    intake = started_intake(registry, slow)
+    try:
+        first = intake.submit(service(registry, intake, enqueue).prepare(JobRequest("penguins", None, GENTOO)))
+        assert slow.entered.wait(10)
+        give_up_waiting(first.published)
+        slow.opened.set()
+        assert first.published.result(timeout=10) is True
+
+        later = intake.submit(service(registry, intake, enqueue).prepare(JobRequest("penguins", None, GENTOO)))
+        assert later.published.result(timeout=10) is True
+        assert intake.problem() is None
+    finally:
+        slow.opened.set()
+        intake.stop()
+    assert enqueue.published == [str(first.job.id), str(later.job.id)]
+
+
+def test_a_request_that_gives_up_on_a_slow_store_gets_a_true_answer_and_the_store_thread_goes_on(
+    registry: ModelRegistry, enqueue: RecordingEnqueue, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow = Gate(intake_module.insert_new)
+    monkeypatch.setattr(intake_module, "insert_new", slow)
+    intake = started_intake(registry, enqueue)
+    jobs = service(registry, intake, enqueue)
+    try:
+        taken = intake.submit(jobs.prepare(JobRequest("penguins", None, GENTOO)))
+        assert slow.entered.wait(10)
+        waiting = intake.submit(jobs.prepare(JobRequest("penguins", None, GENTOO, idempotency_key="k-1")))
+        give_up_waiting(taken.stored)
+        give_up_waiting(waiting.stored)
+        # The store thread had the first job in hand: it may have been created, and the answer says how to tell.
+        assert str(taken.job.id) in str(not_stored(taken))
+        # The second was still in the queue: withdrawn, it will never be created.
+        assert "it was not created" in str(not_stored(waiting))
+        slow.opened.set()
+
+        later = jobs.create(JobRequest("penguins", None, GENTOO))
+    finally:
+        slow.opened.set()
+        intake.stop()
+    with Session(engine) as session:
+        stored = set(session.scalars(select(Job.id)))
+    assert stored == {taken.job.id, later.id}
+    assert intake.problem() is not None, "stopped"
+
+
+def fail_the_next_insert(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
+    def failing(*_args: Any) -> set[Any]:
+        monkeypatch.undo()
+        raise error
+
+    monkeypatch.setattr(intake_module, "insert_new", failing)
+
+
+def test_an_error_in_one_group_fails_that_group_only(
+    registry: ModelRegistry, intake: JobIntake, enqueue: RecordingEnqueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fail_the_next_insert(monkeypatch, RuntimeError("a bug in the insert"))
+    jobs = service(registry, intake, enqueue)
+    first = intake.submit(jobs.prepare(JobRequest("penguins", None, GENTOO)))
+    with pytest.raises(RuntimeError):
+        first.stored.result(timeout=10)
+
+    assert jobs.create(JobRequest("penguins", None, GENTOO)).status == JobStatus.QUEUED
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the thread's end, on purpose
+def test_an_intake_thread_that_ends_is_started_again(
+    registry: ModelRegistry, intake: JobIntake, enqueue: RecordingEnqueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fail_the_next_insert(monkeypatch, SystemExit("ends the thread, as nothing in the intake catches it"))
+    jobs = service(registry, intake, enqueue)
+    intake.submit(jobs.prepare(JobRequest("penguins", None, GENTOO)))
+    until(lambda: intake.problem() is not None, "the store thread to end")
+
+    until(lambda: intake.problem() is None, "the watcher to start it again")
+    assert jobs.create(JobRequest("penguins", None, GENTOO)).status == JobStatus.QUEUED
+
+
+def test_a_stuck_intake_is_reported_and_handed_to_on_stuck(
+    registry: ModelRegistry, enqueue: RecordingEnqueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(intake_module, "STUCK_AFTER_SECONDS", 0.5)
+    stuck = Gate(enqueue)
+    reported: list[str] = []
+    intake = started_intake(registry, stuck, on_stuck=reported.append)
+    try:
+        intake.submit(service(registry, intake, enqueue).prepare(JobRequest("penguins", None, GENTOO)))
+        until(lambda: bool(reported), "the watcher to report the stuck publish")
+        assert "apot-intake-publish has been busy" in (intake.problem() or "")
+    finally:
+        stuck.opened.set()
+        intake.stop()
+    assert reported[0].startswith("apot-intake-publish has been busy")
+
+
+def until(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {timeout:.0f} s for {what}"
+        time.sleep(0.05)
 
 
 def test_a_retry_with_the_same_idempotency_key_gets_the_first_job_back(

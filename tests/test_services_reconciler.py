@@ -127,6 +127,20 @@ def test_jobs_whose_publish_failed_are_published_after_the_grace(registry: Model
     assert str(published) not in enqueue.published
 
 
+def test_jobs_of_different_models_are_published_again_in_messages_of_their_own(
+    registry: ModelRegistry, engine: Engine
+) -> None:
+    enqueue = RecordingEnqueue()
+    penguins = add_jobs(engine, 2, published_at=None)
+    sizes = add_jobs(engine, 1, published_at=None, model_name="sizes")
+
+    reconciler(registry, enqueue).run_once()
+
+    assert sorted(sorted(d.targets) for d in enqueue.dispatches) == sorted(
+        [sorted(map(str, penguins)), [str(sizes[0])]]
+    ), "a slow model's time limit must fail only its own jobs"
+
+
 def test_jobs_the_broker_lost_are_published_again_after_republish_after(
     registry: ModelRegistry, engine: Engine
 ) -> None:

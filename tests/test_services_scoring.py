@@ -7,17 +7,20 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sklearn.linear_model import Ridge
+from sklearn.multioutput import MultiOutputRegressor
+from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
 from tests.conftest import RecordingEnqueue, worker_context
 from tests.models import Trained
-from webapp.models import Job, JobStatus
+from tests.zoo import diabetes_two_targets
+from webapp.models import Job, JobStatus, RegisteredModel
 from webapp.services import scoring
 from webapp.services.events import SilentAnnouncer, Wakeups
 from webapp.services.intake import JobIntake
 from webapp.services.jobs import JobRequest, JobService
-from webapp.services.models import ModelRegistry
+from webapp.services.models import ModelRegistry, estimator_bytes
 from webapp.services.scoring import ScoringContext, score_jobs
 
 GENTOO = {"island": "Biscoe", "bill_length_mm": 48.6, "flipper_length_mm": 230, "sex": "male"}
@@ -43,9 +46,9 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     made: list[int] = []
     real = scoring.predict_frame
 
-    def counted(estimator: Any, frame: Any) -> list[dict[str, Any]]:
+    def counted(estimator: Any, frame: Any, outputs: Any) -> list[dict[str, Any]]:
         made.append(len(frame))
-        return real(estimator, frame)
+        return real(estimator, frame, outputs)
 
     monkeypatch.setattr(scoring, "predict_frame", counted)
     return made
@@ -114,6 +117,31 @@ def test_a_row_the_model_rejects_fails_only_its_own_job(
     failed = read(engine, bad)
     assert failed.status == JobStatus.FAILED
     assert failed.error is not None and "purple" in failed.error
+
+
+def test_an_answer_of_another_shape_fails_the_whole_group_loudly_and_is_never_split_by_position(
+    context: ScoringContext,
+    jobs: JobService,
+    registry: ModelRegistry,
+    engine: Engine,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    features, targets = diabetes_two_targets()
+    model = MultiOutputRegressor(Ridge()).fit(features, targets)
+    registry.register(estimator_bytes(model), "joblib", "two", training=features)
+    # As a two-target model registered before apot knew of targets: it answers two values per row.
+    with registry.sessions.begin() as session:
+        session.execute(update(RegisteredModel).where(RegisteredModel.name == "two").values(targets=None))
+    rows = features.head(3).to_dict("records")
+    ids = [store(jobs, "two", rows[0]), store(jobs, "two", rows[1:])]
+
+    score_jobs(context, [str(i) for i in ids])
+
+    for job_id in ids:
+        job = read(engine, job_id)
+        assert (job.status, job.result, job.rows_done) == (JobStatus.FAILED, None, 0)
+        assert job.error is not None and "no result was kept" in job.error
+    assert any(r.levelname == "ERROR" and "wrong shape" in r.getMessage() for r in caplog.records)
 
 
 def test_a_message_delivered_twice_scores_each_job_once(

@@ -156,3 +156,19 @@ def test_a_reference_without_a_sample_comes_from_the_training_ranges_and_categor
     drift = {d.name: d for d in compare(reference, merge([summarise(reference, frame)]))}
     assert (drift["size"].outside, drift["size"].missing, drift["colour"].outside) == (1, 1, 1)
     assert drift["colour"].labels == ["blue", "red", "green"], "an unseen category is shown beside the known"
+
+
+def test_values_scored_with_a_warning_are_counted_outside_the_reference(
+    client: TestClient, enqueue: RecordingEnqueue, registry: ModelRegistry
+) -> None:
+    """Values beyond training are scored (with a warning) since models take them: drift counts the same ones."""
+    bird = {"island": "Biscoe", "bill_length_mm": 500.0, "flipper_length_mm": 230, "sex": "male"}
+    response = client.post("/api/v1/jobs", json={"model": "penguins", "inputs": [bird, {**bird, "bill_length_mm": 45}]})
+    assert response.status_code == 202, response.text
+    enqueue.deliver(registry)
+    predictions = client.get(response.json()["url"]).json()["result"]["predictions"]
+    assert [[w["feature"] for w in p.get("warnings", [])] for p in predictions] == [["bill_length_mm"], []]
+
+    counted = day_summary(registry.sessions, "penguins", "1", utcnow().date())["features"]
+    assert counted["bill_length_mm"]["outside"] == 1
+    assert counted["flipper_length_mm"]["outside"] == 0

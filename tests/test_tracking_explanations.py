@@ -8,14 +8,17 @@ import uuid
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from sklearn.linear_model import Ridge
+from sklearn.multioutput import MultiOutputRegressor
 from sqlalchemy import func, select
 
 from ml.predict import model_input, predict_frame
 from ml.schema import to_frame
 from tests.conftest import RecordingEnqueue
 from tests.html import parse
+from tests.zoo import diabetes_two_targets
 from webapp.models import Job, utcnow
-from webapp.services.models import ModelRegistry
+from webapp.services.models import ModelRegistry, estimator_bytes
 from webapp.services.tracking.summaries import day_summary
 
 GENTOO = {"island": "Biscoe", "bill_length_mm": 48.6, "flipper_length_mm": 230, "sex": "male"}
@@ -52,7 +55,10 @@ def test_the_curves_are_the_models_predictions_on_the_same_grid(
     for curve in explanation["curves"]:
         feature = features[curve["feature"]]
         rows = [{**row, feature.name: value} for value in curve["values"]]
-        expected = [p["probabilities"][label] for p in predict_frame(estimator, to_frame(rows, info.schema.features))]
+        expected = [
+            p["probabilities"][label]
+            for p in predict_frame(estimator, to_frame(rows, info.schema.features), info.outputs)
+        ]
         assert curve["predictions"] == pytest.approx(expected, abs=1e-12)
         assert curve["current"] == row.get(feature.name)
         if feature.min is not None:
@@ -107,3 +113,23 @@ def test_only_a_single_row_job_that_succeeded_is_explained(
     answer = client.get(f"/api/v1/jobs/{batch}/explanation")
     assert answer.status_code == 409
     assert "single-row" in answer.json()["detail"]
+
+
+def test_a_multi_output_models_job_is_tracked_but_neither_explained_nor_given_outcomes(
+    client: TestClient, enqueue: RecordingEnqueue, registry: ModelRegistry
+) -> None:
+    features, targets = diabetes_two_targets()
+    model = MultiOutputRegressor(Ridge()).fit(features, targets)
+    metadata = {"targets": list(targets.columns)}
+    registry.register(estimator_bytes(model), "joblib", "two", training=features, metadata=metadata)
+    response = client.post("/api/v1/jobs", json={"model": "two", "inputs": features.head(1).to_dict("records")[0]})
+    assert response.status_code == 202, response.text
+    enqueue.deliver(registry)
+    job_id = response.json()["id"]
+    assert client.get(f"/api/v1/jobs/{job_id}").json()["status"] == "succeeded"
+    assert day_summary(registry.sessions, "two", "1", utcnow().date())["rows"] == 1, "its rows count for drift"
+
+    refused = client.get(f"/api/v1/jobs/{job_id}/explanation")
+    assert refused.status_code == 409 and "multi-output" in refused.text
+    outcome = client.post(f"/api/v1/jobs/{job_id}/outcomes", json={"outcomes": [{"row": 0, "outcome": 1.0}]})
+    assert outcome.status_code == 422 and "multi-output" in outcome.text

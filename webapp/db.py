@@ -1,4 +1,12 @@
-"""Engines and sessions. Built by whoever owns the process (the web lifespan, a worker process), never at import."""
+"""Engines and sessions. Built by whoever owns the process (the web lifespan, a worker process), never at import.
+
+Every wait on the database has a deadline, so a database that hangs (a stopped server, a network that drops
+packets silently) fails a request, a store or a reconciler pass within seconds, as one that is down does, and the
+next attempt finds a fresh connection: connecting (`connect_timeout`), a pooled connection coming free
+(`pool_timeout`), a statement the server works on too long (`statement_timeout`), a peer gone from the network
+(TCP keepalives, `tcp_user_timeout`), and, for a server that takes the bytes but never answers, a deadline on every
+wait for its answer (DeadlineConnection).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +16,30 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
+from psycopg import errors
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# The longest a statement may run: for a request someone waits on, and for the background (a worker's writes, a
+# reconciler pass over a thousand rows), which nobody waits on and which a busy database may make slow.
+STATEMENT_TIMEOUT_SECONDS = 5.0
+BACKGROUND_STATEMENT_TIMEOUT_SECONDS = 30.0
+# How much longer the client waits for any answer before it gives the connection up: a slow statement is cancelled
+# cleanly by the server's statement timeout (a COMMIT's flush may take a moment more); only a hung server is cut
+# off here.
+ANSWER_MARGIN_SECONDS = 5.0
+CONNECT_TIMEOUT_SECONDS = 5
+POOL_TIMEOUT_SECONDS = 5.0
+# libpq's TCP settings: a peer that stops acknowledging is dropped after ~10 s, an idle one probed after 10 s.
+TCP_SETTINGS = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 3,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
 
 
 def _json_dumps(value: Any) -> str:
@@ -22,17 +50,56 @@ def _json_dumps(value: Any) -> str:
 JSON_CODEC: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
 
 
-def make_engine(url: str) -> Engine:
-    """An engine with the connection settings each backend needs to serve many processes at once."""
+def make_engine(url: str, *, statement_timeout: float | None = STATEMENT_TIMEOUT_SECONDS) -> Engine:
+    """An engine with the connection settings each backend needs to serve many processes at once. With
+    `statement_timeout` None (migrations, which may rewrite large tables) statements may run as long as they need."""
+    pool = {"pool_timeout": POOL_TIMEOUT_SECONDS}
     if url.startswith("sqlite"):
         database = make_url(url).database
-        if database and database != ":memory:":
+        in_memory = not database or database == ":memory:"  # one connection per thread, no pool to wait for
+        if database and not in_memory:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False}, **JSON_CODEC)
+        # A local file does not hang; its one wait, for another writer's lock, is bounded by the busy timeout.
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False}, **({} if in_memory else pool), **JSON_CODEC
+        )
         event.listen(engine, "connect", _tune_sqlite)
         return engine
+    given = make_url(url).query  # settings in the URL win
+    defaults: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **TCP_SETTINGS}
+    connect_args = {key: value for key, value in defaults.items() if key not in given}
+    if statement_timeout is not None and "options" not in given:
+        connect_args["options"] = f"-c statement_timeout={int(statement_timeout * 1000)}"
     # pre-ping: a database restart costs one failed checkout, not a 500 on every pooled connection
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **JSON_CODEC)
+    engine = create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args, **pool, **JSON_CODEC
+    )
+    if statement_timeout is not None and make_url(url).get_driver_name() == "psycopg":
+        answer_timeout = statement_timeout + ANSWER_MARGIN_SECONDS
+
+        @event.listens_for(engine, "do_connect")
+        def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> psycopg.Connection[Any]:
+            connection = DeadlineConnection.connect(*cargs, **cparams)
+            connection.answer_timeout = answer_timeout
+            return connection
+
+    return engine
+
+
+class DeadlineConnection(psycopg.Connection[Any]):
+    """A psycopg connection that waits for the server at most `answer_timeout` seconds per operation, then closes:
+    a server that is stopped or black-holed never answers, and its statement timeout cannot fire."""
+
+    answer_timeout = STATEMENT_TIMEOUT_SECONDS + ANSWER_MARGIN_SECONDS
+
+    def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+        try:
+            return super().wait(gen, interval, self.answer_timeout if timeout is None else timeout)
+        except errors._WaitTimeout as exc:
+            self.close()  # mid-protocol, it cannot be used again; closed, SQLAlchemy drops it from the pool
+            raise psycopg.OperationalError(
+                f"the database did not answer within {self.answer_timeout:g} s; connection closed"
+            ) from exc
 
 
 def _tune_sqlite(connection: Any, _record: Any) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -32,7 +34,7 @@ from webapp.services.csv_jobs import CsvJobService
 from webapp.services.dispatch import Enqueue
 from webapp.services.events import choose_wakeups
 from webapp.services.intake import JobIntake
-from webapp.services.jobs import JobService
+from webapp.services.jobs import SUBMIT_TIMEOUT_SECONDS, JobService
 from webapp.services.models import REGISTRY_CACHE_SECONDS, ModelRegistry
 from webapp.services.readiness import Readiness
 from webapp.services.stats import STATS_CACHE_SECONDS, StatsService
@@ -60,7 +62,11 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
         publish = enqueue or celery_enqueue(create_celery(settings, publisher=True))
         wakeups = choose_wakeups(settings.database_url, settings.broker_url, settings.queue)
         intake = JobIntake(
-            sessions, publish, max_rows=settings.batch_max_rows, wait_seconds=settings.batch_wait_ms / 1000
+            sessions,
+            publish,
+            max_rows=settings.batch_max_rows,
+            wait_seconds=settings.batch_wait_ms / 1000,
+            on_stuck=_exit_for_a_restart,
         )
         announcer = job_end_announcer(settings, publish)
         app.state.settings = settings
@@ -86,14 +92,14 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
         app.state.stats = StatsService(sessions, cache_seconds=STATS_CACHE_SECONDS)
         app.state.tracking = TrackingService(sessions)
         app.state.explanations = ExplanationService(app.state.jobs, models)
-        app.state.readiness = Readiness(engine, settings.broker_url)
+        app.state.readiness = Readiness(engine, settings.broker_url, intake_problem=intake.problem)
         intake.start()
         listener = asyncio.create_task(wakeups.listen(), name="apot-wakeups")
         try:
             yield
         finally:
             listener.cancel()
-            await anyio.to_thread.run_sync(intake.stop)
+            await anyio.to_thread.run_sync(intake.stop, SUBMIT_TIMEOUT_SECONDS)
             engine.dispose()
 
     app = FastAPI(
@@ -116,3 +122,9 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
     app.include_router(metrics_route.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def _exit_for_a_restart(_problem: str) -> None:
+    """A stuck intake thread cannot be stopped from inside: shut the server down (as SIGTERM does) so that
+    whatever runs it (`apot run`, systemd, the container runtime) starts a fresh one."""
+    os.kill(os.getpid(), signal.SIGTERM)

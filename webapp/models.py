@@ -231,6 +231,10 @@ class RegisteredModel(Base):
     task: Mapped[str] = mapped_column(String(16))
     features: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     classes: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    # A multi-output model's targets in order, [{"name", "classes"}]; None for a model with one target.
+    targets: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=None)
+    # skops types outside its default trusted set that an admin trusted for this file when adding it.
+    trusted_types: Mapped[list[str] | None] = mapped_column(JSON, default=None)
     sha256: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int]
     sklearn_version: Mapped[str] = mapped_column(String(32))

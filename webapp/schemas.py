@@ -21,11 +21,25 @@ InputRow = dict[str, FeatureValue]
 
 class FeatureOut(BaseModel):
     name: str
-    type: Literal["number", "integer", "category", "boolean"]
+    type: Literal["number", "integer", "category", "boolean", "text"]
     required: bool
     choices: list[Any] | None = None
-    min: int | float | None = None
-    max: int | float | None = None
+    min: int | float | None = Field(
+        None, description="The smallest value seen in training; a smaller one is taken with a warning."
+    )
+    max: int | float | None = Field(
+        None, description="The largest value seen in training; a larger one is taken with a warning."
+    )
+    dtype: Literal["category"] | None = Field(None, description="The model was fitted on a pandas Categorical.")
+    accepts_unknown: bool | None = Field(
+        None, description="A category outside `choices` is scored (with a warning) rather than refused."
+    )
+    max_length: int | None = Field(None, description="The longest text taken.")
+
+
+class TargetOut(BaseModel):
+    name: str
+    classes: list[Any] | None = Field(None, description="The labels of a classification target; null for a number.")
 
 
 class ModelOut(BaseModel):
@@ -34,6 +48,11 @@ class ModelOut(BaseModel):
     task: Literal["classification", "regression"]
     features: list[FeatureOut]
     classes: list[Any] | None = Field(None, description="The labels a classifier can predict; null for a regressor.")
+    targets: list[TargetOut] | None = Field(
+        None, description="A multi-output model's targets: each prediction then has one answer per target name."
+    )
+    sklearn_version: str = Field(description="The scikit-learn version the model file was saved with.")
+    warning: str | None = Field(None, description="Why its predictions may not be those it gave where it was trained.")
 
 
 class JobCreate(BaseModel):
@@ -72,17 +91,55 @@ class JobCreated(BaseModel):
     url: str = Field(description="Where to read the job: GET it, with ?wait=S to hold until it ends.")
 
 
-class ClassPrediction(BaseModel):
+# Present only on a row with values not seen in training; absent, not null, on every other.
+ROW_WARNINGS: Any = Field(
+    None,
+    description="The row's values not seen in training; absent when there are none.",
+    exclude_if=lambda v: v is None,
+)
+
+
+class InputWarning(BaseModel):
+    """A value the model took although it never saw one like it in training: the prediction extrapolates."""
+
+    feature: str
+    value: Any
+    type: Literal["out_of_range", "unknown_category"]
+    message: str
+    min: int | float | None = Field(
+        None, description="The smallest value seen in training (out_of_range).", exclude_if=lambda v: v is None
+    )
+    max: int | float | None = Field(
+        None, description="The largest value seen in training (out_of_range).", exclude_if=lambda v: v is None
+    )
+
+
+class ClassAnswer(BaseModel):
     label: Any
     probabilities: dict[str, float]
 
 
-class ValuePrediction(BaseModel):
+class ValueAnswer(BaseModel):
     value: float
 
 
+class ClassPrediction(ClassAnswer):
+    warnings: list[InputWarning] | None = ROW_WARNINGS
+
+
+class ValuePrediction(ValueAnswer):
+    warnings: list[InputWarning] | None = ROW_WARNINGS
+
+
+class TargetsPrediction(BaseModel):
+    """A multi-output model's prediction: one answer per target, by the target's name (the model's `targets`)."""
+
+    targets: dict[str, ClassAnswer | ValueAnswer]
+    warnings: list[InputWarning] | None = ROW_WARNINGS
+
+
 class JobResult(BaseModel):
-    predictions: list[ClassPrediction | ValuePrediction]
+    predictions: list[ClassPrediction | ValuePrediction | TargetsPrediction]
 
 
 class JobSummary(BaseModel):

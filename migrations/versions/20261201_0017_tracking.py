@@ -1,7 +1,7 @@
 """Tracking: outcomes of predictions, per-day feature summaries, and each model version's reference distribution
 
 Revision ID: 0017
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import webapp.models
 
 revision: str = "0017"
-down_revision: str | None = "0010"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -42,21 +42,36 @@ def test_submitting_the_form_shows_the_result_without_a_reload(
 def test_an_invalid_value_is_explained_next_to_its_field(page: Page, stack: Stack) -> None:
     page.goto(f"{stack.base_url}/models/penguins")
     page.evaluate("window.notReloaded = true")
-    fill_gentoo(page, bill_length="500")
+    fill_gentoo(page)
+    page.fill("#f-flipper_length_mm", "230.5")
 
     page.click("#predict-form button[type=submit]")
 
-    error = page.locator("#f-bill_length_mm-error")
-    expect(error).to_contain_text("less than or equal to 59.6")
-    expect(page.locator("#f-bill_length_mm")).to_have_value("500")
+    error = page.locator("#f-flipper_length_mm-error")
+    expect(error).to_contain_text("valid integer")
+    expect(page.locator("#f-flipper_length_mm")).to_have_value("230.5")
     expect(page.locator("#f-island")).to_have_value("Biscoe")
     expect(page.locator("#job-status article")).to_have_count(0)
     assert page.evaluate("window.notReloaded") is True
     screenshot(page, "predict-invalid")
 
-    page.fill("#f-bill_length_mm", "48.6")  # fixing it and submitting again works from the swapped-in form
+    page.fill("#f-flipper_length_mm", "230")  # fixing it and submitting again works from the swapped-in form
     page.click("#predict-form button[type=submit]")
     expect(page.locator("#job-status .badge")).to_have_text("succeeded", timeout=20_000)
+
+
+def test_a_value_outside_the_training_range_is_scored_and_the_card_says_so(page: Page, stack: Stack) -> None:
+    page.goto(f"{stack.base_url}/models/penguins")
+    fill_gentoo(page, bill_length="500")
+
+    page.click("#predict-form button[type=submit]")
+
+    card = page.locator("#job-status article.status-card")
+    expect(card.locator(".badge")).to_have_text("succeeded", timeout=20_000)
+    expect(card.locator("ul.warnings li")).to_have_text(
+        "bill_length_mm = 500.0: outside the range seen in training (32.1 to 59.6)"
+    )
+    screenshot(page, "predict-warning")
 
 
 def test_the_new_job_is_in_the_history_and_has_its_page(page: Page, stack: Stack) -> None:

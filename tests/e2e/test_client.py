@@ -66,6 +66,7 @@ def assert_scored_in_order(results: Path, sample: Path) -> pd.DataFrame:
         "prediction",
         *(f"probability_{c}" for c in CLASSES),
         "error",
+        "warnings",
     ]
     assert len(result) == ROWS
     assert (result[original.columns] == original).all().all(), "every input row comes back, in order"

@@ -7,9 +7,15 @@ from datetime import datetime
 from typing import Any
 
 import httpx2
+import pandas as pd
 import pytest
+from sklearn.linear_model import Ridge
+from sklearn.multioutput import MultiOutputRegressor
 
+from tests.accounts import add_account
 from tests.stacks import Stack
+from tests.zoo import diabetes_two_targets
+from webapp.services.models import estimator_bytes
 
 GENTOO = {"island": "Biscoe", "bill_length_mm": 48.6, "flipper_length_mm": 230, "sex": "male"}
 ADELIE = {"island": "Torgersen", "bill_length_mm": 36.7, "flipper_length_mm": 187, "bill_depth_mm": 19.3}
@@ -99,6 +105,39 @@ def test_jobs_submitted_together_are_scored_together_and_each_ends_once(stack: S
     assert [job["result"]["predictions"][0]["label"] for job in ended] == ["Gentoo", "Adelie", "Chinstrap"] * 20
     assert {job["rows_done"] for job in ended} == {1}
     assert len({job["task_id"] for job in ended}) < len(ended), "some jobs travelled in one message"
+
+
+def test_single_jobs_of_two_users_scored_together_on_a_multi_output_model_each_get_their_own_rows(
+    stack: Stack,
+) -> None:
+    features, targets = diabetes_two_targets()
+    model = MultiOutputRegressor(Ridge()).fit(features, targets)
+    metadata = {"targets": ["progression", "s1"]}
+    stack.models.register(estimator_bytes(model), "joblib", "two-targets", training=features, metadata=metadata)
+    users = [stack.account, add_account(stack.models.sessions, "otto")]
+    rows = features.head(24).to_dict("records")
+
+    def submit_and_wait(index: int) -> dict[str, Any]:
+        response = httpx2.post(
+            f"{stack.base_url}/api/v1/jobs",
+            json={"model": "two-targets", "inputs": rows[index]},
+            headers={"Prefer": "wait=40", **users[index % 2].bearer},
+            timeout=50,
+        )
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    with ThreadPoolExecutor(16) as pool:
+        ended = list(pool.map(submit_and_wait, range(len(rows))))
+
+    assert len({job["task_id"] for job in ended}) < len(ended), "some jobs travelled in one message"
+    for row, job in zip(rows, ended, strict=True):
+        assert job["status"] == "succeeded", job["error"]
+        (prediction,) = job["result"]["predictions"]
+        own = model.predict(pd.DataFrame([row]))[0]
+        assert prediction == {
+            "targets": {"progression": {"value": pytest.approx(own[0])}, "s1": {"value": pytest.approx(own[1])}}
+        }
 
 
 def test_a_model_file_changed_after_registration_fails_the_job_and_is_not_loaded(stack: Stack) -> None:

@@ -93,6 +93,22 @@ class FaultStack:
     logs: Path
     account: Account  # an admin with a key, made before the server started
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    web: subprocess.Popen[bytes] | None = None
+
+    def start_web(self) -> None:
+        self.web = start_apot(["web", "--no-access-log"], self.env, self.logs)
+        wait_for_http(f"{self.base_url}/healthz", self.web, self.logs)
+
+    def stop_web(self) -> None:
+        if self.web is not None:
+            stop(self.web)
+
+    def kill_web(self) -> None:
+        """SIGKILL the web server (mid-request, mid-commit, whatever it was doing) and start another."""
+        assert self.web is not None
+        self.web.kill()
+        self.web.wait()
+        self.start_web()
 
     @property
     def auth(self) -> dict[str, str]:
@@ -141,6 +157,19 @@ class FaultStack:
         until(lambda: not ({JobStatus.QUEUED, JobStatus.RUNNING} & set(self.statuses())), "every job to end", timeout)
         return self.statuses()
 
+    def audit(
+        self, accepted: set[str], unanswered: frozenset[str] = frozenset(), timeout: float = SETTLE_SECONDS
+    ) -> None:
+        """Every accepted job ended, once and in one row; no job exists that was neither accepted nor left
+        unanswered (a 503 that said "may have been created", a request cut off)."""
+        self.wait_until_all_ended(timeout)
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(Job.id, Job.status, Job.attempts)).all()
+        stored = {str(job_id): (status, attempts) for job_id, status, attempts in rows}
+        assert accepted <= set(stored), f"lost: {accepted - set(stored)}"
+        assert set(stored) <= accepted | unanswered, f"created without a 202: {set(stored) - accepted - unanswered}"
+        assert all(JobStatus(status).ended for status, _ in stored.values()), stored
+
 
 def until(condition: Callable[[], bool], what: str, timeout: float = SETTLE_SECONDS) -> None:
     deadline = time.monotonic() + timeout
@@ -151,43 +180,49 @@ def until(condition: Callable[[], bool], what: str, timeout: float = SETTLE_SECO
 
 
 @contextmanager
-def fault_stack(root: Path, trained: dict[str, Trained], **settings: str) -> Iterator[FaultStack]:
-    """Web, one worker and one reconciler (looking every half second) on Postgres and a private Redis."""
+def fault_stack(
+    root: Path,
+    trained: dict[str, Trained],
+    database_url: str | None = None,
+    **settings: str,
+) -> Iterator[FaultStack]:
+    """Web, one worker and one reconciler (looking every half second) on Postgres (a fresh schema of the shared
+    server, or `database_url`) and a private Redis; `settings` override the APOT_ settings below."""
     with ExitStack() as cleanup:
         broker = PrivateRedis(root)
         broker.start()
         cleanup.callback(broker.stop)
         cleanup.callback(broker.resume)  # a test that paused it and failed must not leave it stopped
-        database_url = cleanup.enter_context(postgres_schema(required_url(POSTGRES)))
+        if database_url is None:
+            database_url = cleanup.enter_context(postgres_schema(required_url(POSTGRES)))
         upgrade_to_head(database_url)
         engine = make_engine(database_url)
         cleanup.callback(engine.dispose)
         models = register_all(make_session_factory(engine), root / "models", trained)
         account = add_account(models.sessions, "fault-admin", Role.ADMIN)
         port = free_port()
-        env = apot_env(
-            database_url=database_url,
-            broker_url=broker.url,
-            models_dir=str(root / "models"),
-            queue=f"apot-fault-{uuid.uuid4().hex[:8]}",
-            port=str(port),
-            secret_key=uuid.uuid4().hex,
-            rate_limit_per_user="",  # submissions come in bursts; the limits are tested elsewhere
-            rate_limit_per_key="",
-            task_time_limit=str(TASK_TIME_LIMIT),
-            reconcile_seconds="0.5",
-            republish_after_seconds="5",
-            csv_chunk_rows="20",
-            **settings,
-        )
+        defaults = {
+            "database_url": database_url,
+            "broker_url": broker.url,
+            "models_dir": str(root / "models"),
+            "queue": f"apot-fault-{uuid.uuid4().hex[:8]}",
+            "port": str(port),
+            "secret_key": uuid.uuid4().hex,
+            "rate_limit_per_user": "",  # submissions come in bursts; the limits are tested elsewhere
+            "rate_limit_per_key": "",
+            "task_time_limit": str(TASK_TIME_LIMIT),
+            "reconcile_seconds": "0.5",
+            "republish_after_seconds": "5",
+            "csv_chunk_rows": "20",
+        }
+        env = apot_env(**{**defaults, **settings})
         logs = root / "apot.log"
         stack = FaultStack(f"http://127.0.0.1:{port}", engine, models, broker, env, logs, account)
         cleanup.callback(stack.kill_workers)
         stack.start_worker()
         cleanup.callback(stop, start_apot(["reconciler"], env, logs))
-        web = start_apot(["web", "--no-access-log"], env, logs)
-        cleanup.callback(stop, web)
-        wait_for_http(f"{stack.base_url}/healthz", web, logs)
+        cleanup.callback(stack.stop_web)
+        stack.start_web()
         yield stack
 
 
@@ -195,3 +230,9 @@ def register_sleepy(models: ModelRegistry) -> None:
     from tests.faults.sleepy import Sleepy, training
 
     models.register(estimator_bytes(Sleepy().fit(training())), "joblib", "sleepy", training=training())
+
+
+def register_stubborn(models: ModelRegistry) -> None:
+    from tests.faults.sleepy import Stubborn, training
+
+    models.register(estimator_bytes(Stubborn().fit(training())), "joblib", "stubborn", training=training())

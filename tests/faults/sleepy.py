@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import suppress
 from typing import Any
 
 import numpy as np
@@ -31,3 +32,18 @@ class Sleepy(ClassifierMixin, BaseEstimator):
 
 def training() -> pd.DataFrame:
     return pd.DataFrame({"minutes": [1.0, 5.0, 30.0]})
+
+
+STUBBORN_MINUTES = 7  # not in the training data: registering the model (which predicts on it) is quick
+
+
+class Stubborn(Sleepy):
+    """Asked about STUBBORN_MINUTES, ignores the soft time limit: catches everything (SoftTimeLimitExceeded too)
+    and goes on for a minute."""
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        until = time.monotonic() + (60 if (frame["minutes"] == STUBBORN_MINUTES).all() else 0)
+        while time.monotonic() < until:
+            with suppress(Exception):  # SoftTimeLimitExceeded too: the point of this model
+                time.sleep(0.1)
+        return np.tile([1.0, 0.0], (len(frame), 1))

@@ -1,5 +1,6 @@
-"""A bounded chaos soak: 500 jobs submitted while 20 faults hit the workers and the broker; every accepted job ends,
-none is lost, none is stored twice. The figures are written to test-output/soak.json for the closing notes."""
+"""A bounded chaos soak: 500 jobs submitted while 20 faults hit the web, the workers and the broker (killed, flushed,
+hung); every accepted job ends, none is lost, none is stored twice. The figures are written to
+test-output/soak.json for the closing notes."""
 
 from __future__ import annotations
 
@@ -52,12 +53,19 @@ def faults(stack: FaultStack) -> dict[str, Callable[[], None]]:
         time.sleep(1.0)
         stack.broker.resume()
 
+    def hang_redis() -> None:  # longer than a publish may take: the web gives up on it and goes on
+        stack.broker.pause()
+        time.sleep(3.0)
+        stack.broker.resume()
+
     return {
         "kill a pool process": kill_a_pool_process,
         "kill every worker process, start a new one": kill_the_workers,
         "restart redis (its queue is lost)": restart_redis,
         "flush redis": stack.broker.flushall,
         "pause redis for a second": pause_redis,
+        "hang redis for 3 s": hang_redis,
+        "kill the web server, start another": stack.kill_web,
     }
 
 

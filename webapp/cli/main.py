@@ -144,14 +144,15 @@ def reconciler() -> None:
     from tasks.publish import celery_enqueue
     from webapp.background.reconciler import Reconciler, ReconcilerSettings
     from webapp.background.retention import Pruner
-    from webapp.db import make_engine, make_session_factory
+    from webapp.db import BACKGROUND_STATEMENT_TIMEOUT_SECONDS, make_engine, make_session_factory
     from webapp.logs import setup_logging
     from webapp.services.tracking.summaries import Compactor
     from webapp.services.webhooks import job_end_announcer
 
     settings = get_settings()
     setup_logging(settings)
-    sessions = make_session_factory(make_engine(settings.database_url))
+    engine = make_engine(settings.database_url, statement_timeout=BACKGROUND_STATEMENT_TIMEOUT_SECONDS)
+    sessions = make_session_factory(engine)
     enqueue = celery_enqueue(create_celery(settings, publisher=True))
     Reconciler(
         sessions,

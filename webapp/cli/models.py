@@ -42,6 +42,9 @@ def add(
     sample: Annotated[
         Path | None, typer.Option(exists=True, dir_okay=False, help="CSV of typical inputs: categories and ranges")
     ] = None,
+    trust: Annotated[
+        list[str] | None, typer.Option(help="A type a .skops file needs that skops does not trust by default (repeat)")
+    ] = None,
 ) -> None:
     """Check a fitted estimator or Pipeline, derive its input schema and register it as a new version."""
     import pandas as pd
@@ -54,10 +57,17 @@ def add(
         meta = json.loads(metadata.read_text()) if metadata else None
         training = pd.read_csv(sample) if sample else None
         with _registry() as registry:
-            info = registry.register(path.read_bytes(), file_format, name, version, training=training, metadata=meta)
-    except (SchemaError, UntrustedModelFile, ValueError, FileExistsError) as exc:
+            info = registry.register(
+                path.read_bytes(), file_format, name, version, training=training, metadata=meta, trusted=trust or []
+            )
+    except UntrustedModelFile as exc:
+        raise _fail(f"{exc}; if you trust them, add --trust TYPE for each") from exc
+    except (SchemaError, ValueError, FileExistsError) as exc:
         raise _fail(str(exc)) from exc
-    typer.echo(f"registered {info.name} {info.version}: {info.task}, {len(info.schema.features)} features")
+    targets = f", {len(info.targets)} targets" if info.targets else ""
+    typer.echo(f"registered {info.name} {info.version}: {info.task}, {len(info.schema.features)} features{targets}")
+    if info.version_warning:
+        typer.echo(f"warning: {info.version_warning}")
     if info.is_default:
         typer.echo("it is the model's default version")
     else:

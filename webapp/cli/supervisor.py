@@ -1,14 +1,21 @@
-"""`apot run`: the embedded broker, a worker and the web server as children of one process, stopped together."""
+"""`apot run`: the embedded broker, a worker and the web server as children of one process, stopped together.
+
+The children die with it however it ends: on SIGINT, SIGTERM or SIGHUP (a closed terminal) it stops them in order,
+and if it is killed outright the kernel sends each of them SIGTERM (`die_with_parent`), so no stack is left running
+unsupervised and the next `apot run` starts cleanly.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -18,6 +25,22 @@ READY_TIMEOUT_SECONDS = 60
 
 # Logged, not printed: in a container each of these is one more JSON line (APOT_LOG_FORMAT).
 log = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A `preexec_fn` that has Linux send the child SIGTERM when this process dies, even by SIGKILL (None
+    elsewhere: there a killed `apot run` leaves its children to be stopped by hand)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    parent = os.getpid()
+
+    def in_child() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the request was made
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return in_child
 
 
 @dataclass
@@ -36,7 +59,9 @@ class Supervisor:
     def spawn(self, name: str, argv: Sequence[str], env: dict[str, str], output: IO[bytes] | None = None) -> None:
         """Start a child; its output goes to ours unless `output` is given."""
         # A session of its own: the terminal's Ctrl-C reaches only us, so we choose the stopping order.
-        process = subprocess.Popen(list(argv), env=env, start_new_session=True, stdout=output, stderr=output)
+        process = subprocess.Popen(
+            list(argv), env=env, start_new_session=True, stdout=output, stderr=output, preexec_fn=die_with_parent()
+        )
         self.adopt(name, process)
 
     def adopt(self, name: str, process: subprocess.Popen[bytes]) -> None:
@@ -48,6 +73,7 @@ class Supervisor:
 
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGHUP, request_stop)  # the terminal closed: stop the children, do not orphan them
 
     def wait_until_ready(self, url: str) -> bool:
         """Poll `url` until it answers 200; False if stopped, a child died, or time ran out first."""
@@ -101,7 +127,7 @@ def keep_running(name: str, argv: Sequence[str], env: dict[str, str]) -> int:
     try:
         while not supervisor.stopping:
             started = time.monotonic()
-            child = subprocess.Popen(list(argv), env=env)
+            child = subprocess.Popen(list(argv), env=env, preexec_fn=die_with_parent())
             while not supervisor.stopping and child.poll() is None:
                 time.sleep(0.2)
             if supervisor.stopping:

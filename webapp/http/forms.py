@@ -33,6 +33,8 @@ def row_from_form(schema: InputSchema, form: Mapping[str, Any]) -> dict[str, Any
 
 def _typed(feature: Feature, text: str) -> Any:
     if feature.type in ("number", "integer"):
+        if text.lower() in TRUE_WORDS | FALSE_WORDS:  # a boolean column is 0 or 1 to the model
+            return text.lower() in TRUE_WORDS
         try:
             number = float(text)
         except ValueError:

@@ -1,6 +1,9 @@
-"""Adding a model version from the dashboard: skops files only, loaded only if every type in them is trusted."""
+"""Adding a model version from the dashboard: skops files only, loaded only if every type in them is trusted
+(by skops by default, or by the admin, who is shown the other types and ticks those they trust)."""
 
 from __future__ import annotations
+
+from functools import partial
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
@@ -32,13 +35,14 @@ def uploads_allowed(settings: SettingsDep, admin: AdminUser) -> None:
 @router.get(PATH, name="model_upload_page", dependencies=[Depends(uploads_allowed)])
 def model_upload_page(request: Request) -> Response:
     """The form for a .skops file, its model name and an optional version."""
-    return render(request, "models/upload.html", {"values": {}, "errors": {}})
+    return render(request, "models/upload.html", {"values": {}, "errors": {}, "untrusted": []})
 
 
 @router.post(PATH, name="submit_model_upload", dependencies=[Depends(uploads_allowed), Depends(require_csrf)])
 async def submit_model_upload(request: Request, models: ModelsDep) -> Response:
     """Register the file as a new version, or say why it cannot be."""
     form = await read_form(request)
+    untrusted: list[str] = []
     try:
         file, name, version = form.get("file"), str(form.get("name") or "").strip(), str(form.get("version") or "")
         values = {"name": name, "version": version}
@@ -48,10 +52,15 @@ async def submit_model_upload(request: Request, models: ModelsDep) -> Response:
             errors = {"file": "Only .skops files can be added here (joblib files can run code when loaded)."}
         else:
             data = await file.read()
+            trusted = [str(t) for t in form.getlist("trust")]
             try:
-                info = await run_in_threadpool(models.register, data, "skops", name, version.strip() or None)
+                info = await run_in_threadpool(
+                    partial(models.register, data, "skops", name, version.strip() or None, trusted=trusted)
+                )
             except UntrustedModelFile as exc:
-                errors = {"file": f"Refused: loading it would need types that are not trusted: {', '.join(exc.types)}."}
+                # skops' own workflow: show the types, let the admin trust them explicitly, and load again.
+                errors = {"file": "Loading it needs types skops does not trust by default: " + ", ".join(exc.types)}
+                untrusted = exc.types
             except (SchemaError, ValueError, FileExistsError) as exc:
                 errors = {"name" if "name" in str(exc) else "file": str(exc)}
             else:
@@ -59,4 +68,5 @@ async def submit_model_upload(request: Request, models: ModelsDep) -> Response:
                 return redirect(request, str(target))
     finally:
         await form.close()
-    return render(request, "models/upload.html", {"values": values, "errors": errors}, block="form", status_code=422)
+    context = {"values": values, "errors": errors, "untrusted": untrusted}
+    return render(request, "models/upload.html", context, block="form", status_code=422)

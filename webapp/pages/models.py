@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-import sklearn
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -61,7 +60,6 @@ def _about(models: ModelsDep, stats: StatsDep, model: ModelInfo) -> dict[str, An
         "versions": models.versions(model.name),
         "served": served,
         "p50": None if p50 is None else timedelta(seconds=p50),
-        "installed_sklearn": sklearn.__version__,
     }
 
 

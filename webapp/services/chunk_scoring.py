@@ -10,7 +10,7 @@ from datetime import timedelta
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import exists, select, update
 
-from ml.store import ModelInfo, ModelIntegrityError, ModelNotFound
+from ml.store import ModelInfo, ModelIntegrityError, ModelLoadError, ModelNotFound
 from ml.table import ScoredTable, score_table
 from webapp.csvio import unpack_frame
 from webapp.db import transaction
@@ -21,6 +21,7 @@ from webapp.services.tracking.summaries import SummaryBatch
 
 log = logging.getLogger(__name__)
 ERRORS_IN_SUMMARY = 3
+CHUNK_OVER_TIME = "scoring a chunk took longer than the task time limit"
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,11 @@ def _score_claimed(ctx: ScoringContext, claimed: ClaimedChunk) -> None:
         info = ctx.models.get(job.model_name, job.model_version)
         cells = unpack_frame(claimed.packed, upload["columns"], upload["delimiter"])
         known = [claimed.problems.get(str(row), "") for row in range(len(cells))]
-        scored = score_table(ctx.models.files.load(info), info.schema, cells, known)
+        scored = score_table(ctx.models.files.load(info), info.schema, cells, known, info.outputs)
     except SoftTimeLimitExceeded:
-        _fail_job(ctx, job.id, "scoring a chunk took longer than the task time limit")
+        _fail_job(ctx, job.id, CHUNK_OVER_TIME)
         return
-    except (ModelNotFound, ModelIntegrityError) as exc:
+    except (ModelNotFound, ModelIntegrityError, ModelLoadError) as exc:
         _fail_job(ctx, job.id, str(exc))
         return
     except Exception as exc:
@@ -137,6 +138,16 @@ def _store(ctx: ScoringContext, claimed: ClaimedChunk, scored: ScoredTable, fail
         ctx.announcer.announce(session, ended)
     if ended:
         log.info("job succeeded", extra={"rows": claimed.job.rows_total})
+
+
+def fail_chunk_over_time(ctx: ScoringContext, chunk_id: str) -> None:
+    """The task scoring this chunk was killed at its hard time limit: its job fails now, with the real reason."""
+    with ctx.sessions() as session:
+        job_id = session.scalar(
+            select(JobChunk.job_id).where(JobChunk.id == uuid.UUID(chunk_id), JobChunk.status == ChunkStatus.RUNNING)
+        )
+    if job_id is not None:
+        _fail_job(ctx, job_id, CHUNK_OVER_TIME)
 
 
 def _fail_job(ctx: ScoringContext, job_id: uuid.UUID, error: str) -> None:

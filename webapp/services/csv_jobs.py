@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ml.predict import Output, outputs_from_dict
 from ml.store import ModelInfo
 from ml.table import ScoredTable
 from webapp.csvio import (
@@ -26,7 +27,7 @@ from webapp.csvio import (
     unpack_frame,
 )
 from webapp.db import transaction
-from webapp.models import Job, JobChunk, JobKind, JobStatus
+from webapp.models import Job, JobChunk, JobKind, JobStatus, utcnow
 from webapp.services.accounts import Principal
 from webapp.services.dispatch import SCORE_CHUNK, Dispatch
 from webapp.services.jobs import JobService
@@ -96,7 +97,6 @@ class CsvJobService:
                 rows=packed.rows,
                 input=packed.data,
                 problems={str(k): v for k, v in packed.problems.items()} or None,
-                published_at=job.created_at,
             )
             session.add(chunk)
             session.flush()
@@ -107,8 +107,8 @@ class CsvJobService:
             raise UploadError("The file has a header but no rows.")
 
     def _publish(self, job: Job, dispatches: list[Dispatch]) -> None:
-        """After the commit, so a worker always finds the chunks; if the broker cannot be reached, the chunks are
-        left for the reconciler to publish."""
+        """After the commit, so a worker always finds the chunks; if the broker cannot be reached (or this process
+        dies first), the chunks stay unpublished and the reconciler publishes them a couple of seconds later."""
         # task_id names the job's group of chunk tasks; the worker's lines carry each chunk's own task id.
         fields = {"job_id": str(job.id), "task_id": job.task_id}
         log.info("job queued", extra={**fields, "model": job.model_name, "chunks": len(dispatches)})
@@ -116,8 +116,12 @@ class CsvJobService:
             self.jobs.enqueue(dispatches)
         except Exception:
             log.warning("could not publish the chunks of the job; the reconciler will", exc_info=True, extra=fields)
+            return
+        try:  # if this fails, the reconciler publishes the chunks a second time: harmless
             with transaction(self.jobs.sessions) as session:
-                session.execute(update(JobChunk).where(JobChunk.job_id == job.id).values(published_at=None))
+                session.execute(update(JobChunk).where(JobChunk.job_id == job.id).values(published_at=utcnow()))
+        except Exception:
+            log.warning("could not mark the chunks of the job as published", exc_info=True, extra=fields)
 
     def rerun(self, job: Job, version: str, by: Principal, *, compare: bool = False) -> Job:
         """The same file, on another version of its model, as a job of `by`: the chunks are copied, not uploaded
@@ -148,7 +152,6 @@ class CsvJobService:
                     rows=old.rows,
                     input=old.input,
                     problems=old.problems,
-                    published_at=new.created_at,
                 )
                 session.add(chunk)
                 session.flush()
@@ -161,8 +164,8 @@ class CsvJobService:
     def result_lines(self, job: Job) -> Iterator[str]:
         """The results as CSV text: the input columns, then the prediction columns and an error column."""
         upload = job.upload or {}
-        columns, classes = upload["columns"], upload.get("classes")
-        yield _line([*columns, *output_columns(columns, classes)])
+        columns, outputs = upload["columns"], job_outputs(upload)
+        yield _line([*columns, *output_columns(columns, outputs)])
         with self.jobs.sessions() as session:
             chunk_ids = session.scalars(
                 select(JobChunk.id).where(JobChunk.job_id == job.id).order_by(JobChunk.position)
@@ -174,7 +177,7 @@ class CsvJobService:
                 packed, result = chunk.input, chunk.result
             cells = unpack_frame(packed, columns, upload["delimiter"]).apply(neutralise_column)
             scored = ScoredTable.from_bytes(result) if result is not None else None
-            table = [cells[c].to_numpy() for c in cells.columns] + _prediction_cells(len(cells), scored, classes)
+            table = [cells[c].to_numpy() for c in cells.columns] + _prediction_cells(len(cells), scored, outputs)
             buffer = io.StringIO()  # csv's C writer over the columns: faster than DataFrame.to_csv for text
             csv.writer(buffer, lineterminator="\n").writerows(zip(*table, strict=True))
             yield buffer.getvalue()
@@ -194,34 +197,58 @@ def _csv_job(
         task_id=str(uuid.uuid4()),  # names the job's group of chunk tasks; each chunk has its own task id
         inputs=[],
         rows_total=rows_total,
-        upload={**upload, "classes": info.classes},
+        upload={**upload, "classes": info.classes, "targets": [t.to_dict() for t in info.targets or []]},
         compare_to=compare_to,
     )
 
 
-def output_columns(input_columns: list[str], classes: list[Any] | None) -> list[str]:
+def output_columns(input_columns: list[str], outputs: list[Output]) -> list[str]:
     """The columns apot appends; prefixed with "apot_" should the file already have columns of those names."""
-    names = ["prediction", *(f"probability_{c}" for c in classes or []), "error"]
+    names = []
+    for output in outputs:
+        probability = "probability" if len(outputs) == 1 else f"{output.name}_probability"
+        names += [output.name, *(f"{probability}_{c}" for c in output.classes or [])]
+    names += ["error", "warnings"]
     if set(names) & set(input_columns):
         return [f"apot_{name}" for name in names]
     return names
 
 
-def _prediction_cells(rows: int, scored: ScoredTable | None, classes: list[Any] | None) -> list[np.ndarray]:
-    """The appended columns as text: the prediction (and a probability per class), then the error."""
-    width = 1 + len(classes or [])
+def job_outputs(upload: dict[str, Any]) -> list[Output]:
+    """The targets a CSV job's results have columns for, as the job recorded them when it was made."""
+    if upload.get("targets"):
+        return outputs_from_dict(upload["targets"])
+    return [Output("prediction", upload.get("classes"))]
+
+
+def _prediction_cells(rows: int, scored: ScoredTable | None, outputs: list[Output]) -> list[np.ndarray]:
+    """The appended columns as text: per target the prediction (and a probability per class), then the error
+    and the warnings."""
+    width = sum(1 + len(o.classes or []) for o in outputs)
     if scored is None:  # a chunk the job never reached (it was cancelled or failed first)
         blank = np.full(rows, "", dtype=object)
-        return [blank] * width + [np.full(rows, "not scored: the job ended before this row's turn", dtype=object)]
+        return [blank] * width + [
+            np.full(rows, "not scored: the job ended before this row's turn", dtype=object),
+            blank,
+        ]
     errors = np.array([neutralise(e) if e else "" for e in scored.errors], dtype=object)
+    warnings = np.array([neutralise(w) if w else "" for w in scored.warnings or [None] * rows], dtype=object)
     good = errors == ""
-    if classes and scored.probabilities is not None:
-        labels = np.array([str(c) for c in classes], dtype=object)
-        best = np.nan_to_num(scored.probabilities, nan=-1).argmax(axis=1)
-        probabilities = [fixed_decimals(scored.probabilities[:, i]).astype(object) for i in range(len(classes))]
-        return [np.where(good, column, "") for column in [labels[best], *probabilities]] + [errors]
-    assert scored.values is not None
-    return [np.where(good, np.array([f"{v:.6g}" for v in scored.values], dtype=object), ""), errors]
+    columns: list[np.ndarray] = []
+    start = 0
+    for index, output in enumerate(outputs):
+        if output.classes and scored.probabilities is not None:
+            block = scored.probabilities[:, start : start + len(output.classes)]
+            start += len(output.classes)
+            labels = np.array([str(c) for c in output.classes], dtype=object)
+            best = np.nan_to_num(block, nan=-1).argmax(axis=1)
+            probabilities = [fixed_decimals(block[:, i]).astype(object) for i in range(len(output.classes))]
+            columns += [np.where(good, column, "") for column in [labels[best], *probabilities]]
+        else:
+            assert scored.values is not None
+            values = scored.values if scored.values.ndim == 1 else scored.values[:, index]
+            columns.append(np.where(good, np.array([f"{v:.6g}" for v in values], dtype=object), ""))
+    return [*columns, errors, warnings]
 
 
 def _line(cells: list[str]) -> str:

@@ -5,9 +5,11 @@ lets a worker score many jobs with one call (see services/scoring.py). A group c
 `max_rows` rows, when no other submission is on its way, or `wait_seconds` after its first job — so a lone
 request never waits, and a crowd of them travels together.
 
-Storing and publishing run on two threads: a broker that is down or hangs holds up publishing only, never the
-commits, and a request waits for its publish no longer than PUBLISH_WAIT_SECONDS. A job whose publish failed keeps
-`published_at` empty, and the reconciler publishes it again (services/reconciler.py).
+Storing and publishing run on two watched threads (services/watched_threads.py): a broker that is down or hangs
+holds up publishing only, and a request waits for its publish no longer than PUBLISH_WAIT_SECONDS. `published_at`
+is written once the task reached the broker; until then the reconciler publishes the job itself after a couple of
+seconds, whatever happened to this process. A request that stops waiting never harms the threads: a job withdrawn
+before the store thread took it is never stored, a taken one's futures can only be resolved, not cancelled.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,8 +29,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from webapp.db import transaction
-from webapp.models import Job, jobs_table
+from webapp.models import Job, jobs_table, utcnow
 from webapp.services.dispatch import SCORE_JOBS, Dispatch, Enqueue
+from webapp.services.watched_threads import WatchedThreads
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +39,26 @@ log = logging.getLogger(__name__)
 PUBLISH_WAIT_SECONDS = 1.5
 # How long the next group is held back while the previous one is being published.
 STORE_WAITS_FOR_PUBLISH_SECONDS = 0.2
+# A thread busy with one group longer than this is stuck: every wait in it has a shorter deadline (database, broker).
+STUCK_AFTER_SECONDS = 60.0
 
 
 @dataclass
 class Pending:
     job: Job
     stored: Future[Job] = field(default_factory=Future)
-    """The job as committed, or the one stored earlier under the same idempotency key."""
+    """The job as committed, or the one stored earlier under the same idempotency key; cancelled (`withdraw`)
+    before the store thread takes it, the job is never stored."""
     published: Future[bool] = field(default_factory=Future)
     """Whether its task reached the broker; False leaves it to the reconciler."""
+
+    def __post_init__(self) -> None:
+        # Running from the start: a waiter that gives up (asyncio cancels a wrapped future) cannot cancel it.
+        self.published.set_running_or_notify_cancel()
+
+    def withdraw(self) -> bool:
+        """The request stops waiting: True if the job will never be stored, False if it may have been or was."""
+        return self.stored.cancel()
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,7 @@ class JobIntake:
         *,
         max_rows: int,
         wait_seconds: float,
+        on_stuck: Callable[[str], None] | None = None,
     ) -> None:
         self.sessions = sessions
         self.enqueue = enqueue
@@ -74,20 +89,23 @@ class JobIntake:
         self._lock = threading.Lock()
         self._publisher_idle = threading.Event()
         self._publisher_idle.set()
-        self._threads = [
-            threading.Thread(target=self._store_groups, name="apot-intake-store", daemon=True),
-            threading.Thread(target=self._publish_groups, name="apot-intake-publish", daemon=True),
-        ]
+        self.threads = WatchedThreads(
+            {"apot-intake-store": self._store_groups, "apot-intake-publish": self._publish_groups},
+            stuck_after=STUCK_AFTER_SECONDS,
+            on_stuck=on_stuck,
+        )
 
     def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
+        self.threads.start()
 
-    def stop(self) -> None:
-        """Store and publish what was handed in, then end the threads."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Store and publish what was handed in, then end the threads (waiting at most `timeout` for each)."""
         self._pending.put(None)
-        for thread in self._threads:
-            thread.join()
+        self.threads.join(timeout)
+
+    def problem(self) -> str | None:
+        """Why the intake cannot take jobs now (a thread ended or stuck), or None."""
+        return self.threads.problem()
 
     @contextmanager
     def arriving(self) -> Iterator[None]:
@@ -112,8 +130,14 @@ class JobIntake:
             # Not longer than this, so that a broker that hangs delays the commits only a little.
             self._publisher_idle.wait(STORE_WAITS_FOR_PUBLISH_SECONDS)
             group, stopping = self._gather()
+            group = [pending for pending in group if pending.stored.set_running_or_notify_cancel()]
             if group:
-                self._store(group)
+                with self.threads.busy("apot-intake-store"):
+                    try:
+                        self._store(group)
+                    except Exception as exc:  # a bug: this group's requests get an error, the next group is served
+                        log.exception("the intake failed to store %d jobs", len(group))
+                        _fail(group, exc)
             if stopping:
                 self._stored.put(None)
                 return
@@ -142,25 +166,23 @@ class JobIntake:
         return group, False
 
     def _store(self, group: list[Pending]) -> None:
-        task_id = str(uuid.uuid4())
+        # One message per model version: a slow model's time limit fails only its own jobs.
+        task_ids: dict[tuple[str, str], str] = {}
         for pending in group:
-            pending.job.task_id = task_id
-            # Counted as published from the start; a failed publish clears it (one write fewer per group).
-            pending.job.published_at = pending.job.created_at
+            job = pending.job
+            job.task_id = task_ids.setdefault((job.model_name, job.model_version), str(uuid.uuid4()))
         try:
             with transaction(self.sessions) as session:
                 inserted = insert_new(session, [pending.job for pending in group])
                 earlier = _stored_earlier(session, [p.job for p in group if p.job.id not in inserted])
         except Exception as exc:
             log.exception("could not store %d new jobs", len(group), extra={"job_ids": [str(p.job.id) for p in group]})
-            for pending in group:
-                pending.stored.set_exception(exc)
-                pending.published.set_result(False)
+            _fail(group, exc)
             return
         new = [pending for pending in group if pending.job.id in inserted]
         for pending in new:  # on this thread, off the requests' path
             job = pending.job
-            log.info("job queued", extra={"job_id": str(job.id), "task_id": task_id, "model": job.model_name})
+            log.info("job queued", extra={"job_id": str(job.id), "task_id": job.task_id, "model": job.model_name})
         for pending in group:
             if pending.job.id in inserted:
                 pending.stored.set_result(pending.job)
@@ -172,8 +194,10 @@ class JobIntake:
             else:
                 pending.stored.set_result(before)
             pending.published.set_result(True)
-        if new:
-            self._stored.put(StoredGroup(new, task_id))
+        for task_id in task_ids.values():
+            same_task = [pending for pending in new if pending.job.task_id == task_id]
+            if same_task:
+                self._stored.put(StoredGroup(same_task, task_id))
 
     def _publish_groups(self) -> None:
         while True:
@@ -194,7 +218,12 @@ class JobIntake:
     def _publish(self, groups: list[StoredGroup]) -> None:
         self._publisher_idle.clear()
         try:
-            self._send(groups)
+            with self.threads.busy("apot-intake-publish"):
+                self._send(groups)
+        except Exception:  # a bug: the reconciler publishes these jobs; the next groups are served
+            log.exception("the intake failed to publish %d groups", len(groups))
+            for group in groups:
+                _resolve(group.pending, published=False)
         finally:
             self._publisher_idle.set()
 
@@ -212,13 +241,25 @@ class JobIntake:
                 exc_info=True,
                 extra={"job_ids": [str(i) for i in job_ids], "task_ids": [group.task_id for group in groups]},
             )
-            mark_unpublished(self.sessions, job_ids)
-            published = False
-        else:
-            published = True
-        for group in groups:
-            for pending in group.pending:
-                pending.published.set_result(published)
+            for group in groups:
+                _resolve(group.pending, published=False)
+            return
+        pending = [p for group in groups for p in group.pending]
+        _resolve(pending, published=True)  # the requests go on before the write below
+        mark_published(self.sessions, [p.job.id for p in pending])
+
+
+def _resolve(group: Sequence[Pending], *, published: bool) -> None:
+    for pending in group:
+        if not pending.published.done():
+            pending.published.set_result(published)
+
+
+def _fail(group: Sequence[Pending], exc: Exception) -> None:
+    for pending in group:
+        if not pending.stored.done():
+            pending.stored.set_exception(exc)
+    _resolve(group, published=False)
 
 
 def insert_new(session: Session, jobs: Sequence[Job]) -> set[uuid.UUID]:
@@ -249,7 +290,10 @@ def _stored_earlier(session: Session, retried: list[Job]) -> dict[tuple[uuid.UUI
     return {(job.owner_id, job.idempotency_key or ""): job for job in session.scalars(query)}
 
 
-def mark_unpublished(sessions: sessionmaker[Session], job_ids: list[uuid.UUID]) -> None:
-    """These jobs' task did not reach the broker: the reconciler's next pass publishes them."""
-    with transaction(sessions) as session:
-        session.execute(update(Job).where(Job.id.in_(job_ids)).values(published_at=None))
+def mark_published(sessions: sessionmaker[Session], job_ids: list[uuid.UUID]) -> None:
+    """Their task reached the broker (if this write fails, the reconciler sends a second, harmless message)."""
+    try:
+        with transaction(sessions) as session:
+            session.execute(update(Job).where(Job.id.in_(job_ids)).values(published_at=utcnow()))
+    except Exception:
+        log.warning("could not mark %d published jobs as published", len(job_ids), exc_info=True)

@@ -22,7 +22,7 @@ from webapp.services.accounts import Principal
 from webapp.services.callback_urls import check_callback_url
 from webapp.services.dispatch import Enqueue
 from webapp.services.events import Announcer, Wakeups
-from webapp.services.intake import PUBLISH_WAIT_SECONDS, JobIntake
+from webapp.services.intake import PUBLISH_WAIT_SECONDS, JobIntake, Pending
 from webapp.services.models import ModelRegistry
 from webapp.services.pagination import decode_cursor, encode_cursor
 from webapp.services.reads import CoalescedReads
@@ -43,6 +43,19 @@ class JobAlreadyEnded(RuntimeError):
 
 class Unavailable(RuntimeError):
     """The database did not answer in time; answered 503, like a database that cannot be reached."""
+
+
+def not_stored(pending: Pending) -> Unavailable:
+    """The 503 of a submission whose job was not stored in time; true to what happens to the job afterwards."""
+    if pending.withdraw():
+        return Unavailable("the database did not store the job in time; it was not created: try again")
+    job = pending.job
+    again = (
+        f"submit again with the same Idempotency-Key ({job.idempotency_key!r}) to get it"
+        if job.idempotency_key
+        else f"look it up at /api/v1/jobs/{job.id} before submitting again"
+    )
+    return Unavailable(f"the database did not answer in time; the job may have been created as {job.id}: {again}")
 
 
 @dataclass(frozen=True)
@@ -89,19 +102,15 @@ class JobService:
         self.max_rows = max_rows
         self.allow_private_callbacks = allow_private_callbacks
 
-    def create(self, request: JobRequest) -> Job:
-        """Validate the rows against the model's schema, store a queued job and publish its task (waiting for the
-        broker a bounded time: if it does not answer, the job stays queued for the reconciler)."""
-        return self.store(self.prepare(request))
-
-    def store(self, job: Job) -> Job:
-        """Store a prepared job and publish its task, as `create` does (for jobs apot makes itself)."""
+    def create(self, request: JobRequest | Job) -> Job:
+        """Validate the rows against the model's schema (a Job apot made itself is taken as it is), store a queued
+        job and publish its task (waiting for the broker a bounded time: if not, it stays queued for the reconciler)."""
         with self.intake.arriving():
-            pending = self.intake.submit(job)
+            pending = self.intake.submit(request if isinstance(request, Job) else self.prepare(request))
         try:
             job = pending.stored.result(SUBMIT_TIMEOUT_SECONDS)
         except TimeoutError as exc:
-            raise Unavailable("the database did not store the job in time; try again") from exc
+            raise not_stored(pending) from exc
         with suppress(TimeoutError):
             pending.published.result(PUBLISH_WAIT_SECONDS)
         return job
@@ -120,7 +129,7 @@ class JobService:
                 with anyio.fail_after(SUBMIT_TIMEOUT_SECONDS):
                     job = await asyncio.wrap_future(pending.stored)
             except TimeoutError as exc:
-                raise Unavailable("the database did not store the job in time; try again") from exc
+                raise not_stored(pending) from exc
             with anyio.move_on_after(PUBLISH_WAIT_SECONDS):
                 await asyncio.wrap_future(pending.published)
             if ended is None:

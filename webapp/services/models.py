@@ -6,7 +6,7 @@ import io
 import statistics
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,10 +18,11 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ml.demo import DEMOS
-from ml.drift import build_reference, reference_or_default
-from ml.registration import describe_estimator
+from ml.drift import Reference, build_reference, reference_or_default
+from ml.predict import outputs_from_dict
+from ml.registration import Description, describe_estimator, load_estimator
 from ml.schema import InputSchema
-from ml.store import FileFormat, ModelFiles, ModelInfo, ModelNotFound, check_name, read_estimator, sha256_of
+from ml.store import FileFormat, ModelFiles, ModelInfo, ModelNotFound, check_name, sha256_of
 from webapp.config import Settings
 from webapp.db import make_engine, make_session_factory, transaction
 from webapp.models import Job, JobStatus, RegisteredModel
@@ -92,6 +93,7 @@ class ModelRegistry:
         *,
         training: pd.DataFrame | None = None,
         metadata: Mapping[str, Any] | None = None,
+        trusted: Sequence[str] = (),
     ) -> ModelInfo:
         """Check a model file, describe its inputs, keep the file and record the version.
 
@@ -102,12 +104,13 @@ class ModelRegistry:
         version = check_name(version or self._next_version(name), "version")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", InconsistentVersionWarning)
-            estimator = read_estimator(data, file_format)
+            estimator = load_estimator(data, file_format, trusted)
         saved_with = next(
             (w.message.original_sklearn_version for w in caught if isinstance(w.message, InconsistentVersionWarning)),
             sklearn.__version__,
         )
         description = describe_estimator(estimator, training, metadata)
+        reference = build_reference(description.schema, training)
         with self.sessions() as session:
             taken = session.scalar(
                 select(RegisteredModel.id).where(RegisteredModel.name == name, RegisteredModel.version == version)
@@ -117,6 +120,26 @@ class ModelRegistry:
             raise FileExistsError(f"{name} {version} is already registered")
         self.files.remove(name, version)  # a file left by a registration that failed halfway
         self.files.write(name, version, file_format, data)
+        try:
+            self._insert(name, version, file_format, data, description, str(saved_with), first, trusted, reference)
+        except BaseException:
+            self.files.remove(name, version)  # nothing is left of a version that was not recorded
+            raise
+        self._cache.clear()
+        return self.get(name, version)
+
+    def _insert(
+        self,
+        name: str,
+        version: str,
+        file_format: FileFormat,
+        data: bytes,
+        description: Description,
+        saved_with: str,
+        first: bool,
+        trusted: Sequence[str],
+        reference: Reference,
+    ) -> None:
         with transaction(self.sessions) as session:
             session.add(
                 RegisteredModel(
@@ -125,16 +148,16 @@ class ModelRegistry:
                     task=description.task,
                     features=description.schema.to_dict(),
                     classes=description.classes,
+                    targets=[t.to_dict() for t in description.targets] if description.targets else None,
                     sha256=sha256_of(data),
                     size_bytes=len(data),
-                    sklearn_version=str(saved_with),
+                    sklearn_version=saved_with,
                     file_format=file_format,
                     is_default=first,
-                    reference=build_reference(description.schema, training),
+                    trusted_types=sorted(set(trusted)) or None,
+                    reference=reference,
                 )
             )
-        self._cache.clear()
-        return self.get(name, version)
 
     def set_default(self, name: str, version: str) -> ModelInfo:
         """Make `version` the one used when a request names no version."""
@@ -205,6 +228,8 @@ class ModelRegistry:
             registered_at=row.registered_at,
             path=self.files.path_for(row.name, row.version, "skops" if row.file_format == "skops" else "joblib"),
             reference=reference_or_default(row.reference, schema),
+            targets=outputs_from_dict(row.targets) if row.targets else None,
+            trusted_types=row.trusted_types or [],
         )
 
 

@@ -1,9 +1,10 @@
 """Readiness: whether this web process can do its work now, and if not, why.
 
-Ready means the database answers, at the schema revision this code was written for, and the broker takes a
-connection. Each check runs on a thread with a deadline, so a hung database or broker makes the probe answer
-"not ready" in a few seconds instead of hanging it; a check still stuck from an earlier probe is awaited again,
-not started a second time, so a long outage never piles threads up.
+Ready means the database answers, at the schema revision this code was written for, the broker takes a
+connection, and the job intake's threads are alive and not stuck. Each check runs on a thread with a deadline,
+so a hung database or broker makes the probe answer "not ready" in a few seconds instead of hanging it; a check
+still stuck from an earlier probe is awaited again, not started a second time, so a long outage never piles
+threads up.
 """
 
 from __future__ import annotations
@@ -50,10 +51,18 @@ class Report:
 class Readiness:
     """One per web process: checks the database, its schema revision and the broker on request."""
 
-    def __init__(self, engine: Engine, broker_url: str, *, timeout: float = CHECK_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        broker_url: str,
+        *,
+        timeout: float = CHECK_TIMEOUT_SECONDS,
+        intake_problem: Callable[[], str | None] = lambda: None,
+    ) -> None:
         self.engine = engine
         self.broker_url = broker_url
         self.timeout = timeout
+        self.intake_problem = intake_problem
         self.heads = head_revisions()  # read from the migration scripts once
         self._running: dict[str, asyncio.Future[Checks]] = {}
 
@@ -63,7 +72,9 @@ class Readiness:
             self._bounded(self.check_database, ("database", "migrations")),
             self._bounded(self.check_broker, ("broker",)),
         )
-        return Report({**database, **broker})
+        problem = self.intake_problem()
+        intake = Check(problem is None, problem or "storing and publishing")
+        return Report({**database, **broker, "intake": intake})
 
     async def _bounded(self, probe: Callable[[], Checks], names: tuple[str, ...]) -> Checks:
         running = self._running.get(names[0])

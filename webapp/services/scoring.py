@@ -15,13 +15,15 @@ from itertools import groupby
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from ml.predict import predict_frame
+from ml.predict import PredictionShapeError, predict_frame
 from ml.schema import to_frame
-from ml.store import ModelIntegrityError, ModelNotFound
+from ml.store import ModelInfo, ModelIntegrityError, ModelLoadError, ModelNotFound
+from ml.validation import row_warnings
 from webapp.db import pinned_session
 from webapp.models import JobKind, JobStatus, jobs_table, utcnow
 from webapp.services.events import Announcer
@@ -31,6 +33,7 @@ from webapp.services.tracking.summaries import SummaryBatch
 
 log = logging.getLogger(__name__)
 MAX_ERROR_LENGTH = 1000
+OVER_TIME = "scoring took longer than the task time limit"
 
 
 @dataclass(frozen=True)
@@ -79,8 +82,7 @@ def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> None:
                 outcomes.extend(_score_group(ctx.models, name, version, list(group), summaries))
         except SoftTimeLimitExceeded:
             done = {outcome.job_id for outcome in outcomes}
-            error = "scoring took longer than the task time limit"
-            outcomes.extend(Outcome(job.id, JobStatus.FAILED, error=error) for job in jobs if job.id not in done)
+            outcomes.extend(Outcome(job.id, JobStatus.FAILED, error=OVER_TIME) for job in jobs if job.id not in done)
         with session.begin():
             _finish(session, ctx, outcomes)
             summaries.write(session)
@@ -91,6 +93,28 @@ def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> None:
             outcome.status.value,
             extra={"job_id": str(outcome.job_id), "rows": outcome.rows_done, "error": outcome.error},
         )
+
+
+def fail_over_time(ctx: ScoringContext, job_ids: Sequence[str], limit_seconds: float) -> None:
+    """The task scoring these jobs was killed at its hard time limit (the model ignored the soft one): fail those
+    still running since before the limit, once, with the real reason, instead of leaving them to run out their
+    lease and be tried again as if the worker had vanished."""
+    table, now = jobs_table, utcnow()
+    with pinned_session(ctx.sessions) as session, session.begin():
+        failed = session.connection().execute(
+            update(table)
+            .where(
+                table.c.id.in_([uuid.UUID(job_id) for job_id in job_ids]),
+                table.c.status == JobStatus.RUNNING,
+                table.c.started_at <= now - timedelta(seconds=limit_seconds),
+            )
+            .values(status=JobStatus.FAILED, error=OVER_TIME, finished_at=now, lease_until=None)
+            .returning(table.c.id)
+        )
+        ended = [job_id for (job_id,) in failed]
+        ctx.announcer.announce(session, ended)
+    for job_id in ended:
+        log.info("job failed", extra={"job_id": str(job_id), "error": OVER_TIME})
 
 
 def claim_jobs(session: Session, ctx: ScoringContext, job_ids: list[uuid.UUID]) -> list[ClaimedJob]:
@@ -120,23 +144,27 @@ def _score_group(
     models: ModelRegistry, name: str, version: str, jobs: list[ClaimedJob], summaries: SummaryBatch
 ) -> list[Outcome]:
     """One call for all the jobs on one model version; if it fails, each job alone, so that one job's bad row
-    fails that job and no other."""
+    fails that job and no other. An answer of the wrong shape fails the whole group: it is never split by position."""
     try:
         info = models.get(name, version)
         estimator = models.files.load(info)
-    except (ModelNotFound, ModelIntegrityError) as exc:
+    except (ModelNotFound, ModelIntegrityError, ModelLoadError) as exc:
         return [Outcome(job.id, JobStatus.FAILED, error=str(exc)) for job in jobs]
-    features = info.schema.features
+    rows = [row for job in jobs for row in job.inputs]
     try:
-        frame = to_frame([row for job in jobs for row in job.inputs], features)
-        predictions = predict_frame(estimator, frame)
+        frame = to_frame(rows, info.schema.features)
+        predictions = _predict(estimator, info, rows, frame)
     except SoftTimeLimitExceeded:
         raise
+    except PredictionShapeError as exc:
+        log.error("model %s %s answered %d jobs with the wrong shape: %s", name, version, len(jobs), exc)
+        error = f"prediction failed: {exc}; no result was kept"
+        return [Outcome(job.id, JobStatus.FAILED, error=error) for job in jobs]
     except Exception:
         if len(jobs) == 1:
-            return [_score_alone(estimator, features, jobs[0])]
+            return [_score_alone(estimator, info, jobs[0])]
         log.warning("scoring %d jobs together failed; scoring them one by one", len(jobs), exc_info=True)
-        return [_score_alone(estimator, features, job) for job in jobs]
+        return [_score_alone(estimator, info, job) for job in jobs]
     outcomes, start, tracked = [], 0, np.ones(len(frame), dtype=bool)
     for job in jobs:
         end = start + len(job.inputs)
@@ -151,15 +179,27 @@ def _score_group(
     return outcomes
 
 
-def _score_alone(estimator: Any, features: Any, job: ClaimedJob) -> Outcome:
+def _score_alone(estimator: Any, info: ModelInfo, job: ClaimedJob) -> Outcome:
     try:
-        return _succeeded(job, predict_frame(estimator, to_frame(job.inputs, features)))
+        return _succeeded(job, _predict(estimator, info, job.inputs, to_frame(job.inputs, info.schema.features)))
     except SoftTimeLimitExceeded:
         raise
     except Exception as exc:
         # The message is for the user; the traceback stays in the worker's log.
         log.exception("job failed while scoring", extra={"job_id": str(job.id)})
         return Outcome(job.id, JobStatus.FAILED, error=f"prediction failed: {type(exc).__name__}: {exc}")
+
+
+def _predict(estimator: Any, info: ModelInfo, rows: list[dict[str, Any]], frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A prediction per row of `frame` (`rows` typed), in row order, checked to be one per row sent (predict_frame
+    checks the arrays); a row with values never seen in training carries their `warnings`."""
+    predictions = predict_frame(estimator, frame, info.outputs)
+    if len(predictions) != len(rows):
+        raise PredictionShapeError(f"the model answered {len(predictions)} predictions for {len(rows)} rows")
+    for prediction, warnings in zip(predictions, row_warnings(info.schema, rows), strict=True):
+        if warnings:
+            prediction["warnings"] = warnings
+    return predictions
 
 
 def _succeeded(job: ClaimedJob, predictions: list[dict[str, Any]]) -> Outcome:

@@ -72,6 +72,9 @@ class ExplanationService:
             info = self.models.get(job.model_name, job.model_version)
         except ModelNotFound as exc:
             raise NotExplainable(f"{exc}: the model that made this prediction is gone") from exc
+        if len(info.outputs) > 1:
+            # A curve shows one output against each feature; which of several targets to draw is not asked yet.
+            raise NotExplainable("a multi-output model's prediction cannot be explained yet: it has several targets")
         values = grid(info.schema, info.reference, job.inputs[0])
         rows = grid_rows(job.inputs[0], values)
         explain = Job(
@@ -92,4 +95,4 @@ class ExplanationService:
             attempts=0,
             created_at=utcnow(),
         )
-        return self.jobs.store(explain)
+        return self.jobs.create(explain)

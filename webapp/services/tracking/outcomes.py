@@ -18,7 +18,7 @@ from ml.scores import BadOutcome, score_row
 from ml.table import ScoredTable
 from webapp.db import transaction
 from webapp.models import ChunkStatus, Job, JobChunk, JobKind, JobStatus, utcnow
-from webapp.services.comparison import job_classes
+from webapp.services.comparison import job_classes, multi_output
 from webapp.services.tracking.tables import Outcome
 
 
@@ -105,6 +105,9 @@ def _scored(sessions: sessionmaker[Session], job: Job, reported: Sequence[Report
         raise OutcomesRefused([f"job {job.id} has not succeeded (it is {job.status}): it has no predictions"])
     if job.pruned_at is not None:
         raise OutcomesRefused([f"the results of job {job.id} were deleted by retention"])
+    if multi_output(job):
+        # One outcome per row has no single target to score against; per-target outcomes are not tracked yet.
+        raise OutcomesRefused([f"job {job.id} is of a multi-output model: outcomes are tracked for one target only"])
     predictions = _predictions(sessions, job, {r.row for r in reported})
     classes = job_classes(job)
     day = (job.finished_at or job.created_at).date()
