@@ -1,11 +1,11 @@
 """`make bench`: apot against the blog-post design and the raw model, every figure with its comparison point measured
 in the same run, printed as one markdown table.
 
-Parts: `single` (single-row and 1,000-row JSON jobs on each stack), `csv` (1,000,000-row CSV), `history` (`/jobs`
-with 1,000,000 jobs), `metrics` (`/metrics` with as many), `charts` (`/` and a model's page with as many),
-`tracking` (jobs/s at 64 clients and the CSV, APOT_TRACKING off and on; APOT_BENCH_CSV_ROWS shrinks the file); all by
-default (`python -m bench single csv`). The Postgres + Redis parts run when APOT_TEST_DATABASE_URL and
-APOT_TEST_BROKER_URL are set; the others say they were skipped.
+Parts: `single` (single-row and 1,000-row JSON jobs on each stack), `csv` (1,000,000-row CSV), `parquet` (the same
+rows as Parquet beside CSV), `history` (`/jobs` with 1,000,000 jobs), `metrics` (`/metrics` with as many), `charts`
+(`/` and a model's page with as many), `tracking` (jobs/s at 64 clients and the CSV, APOT_TRACKING off and on;
+APOT_BENCH_CSV_ROWS shrinks the file); all by default (`python -m bench single csv`). The Postgres + Redis parts run
+when APOT_TEST_DATABASE_URL and APOT_TEST_BROKER_URL are set; the others say they were skipped.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench import csv_jobs, history, metrics, tracking
+from bench import csv_jobs, history, metrics, parquet_jobs, tracking
 from bench.baseline.stack import running_baseline
 from bench.figures import Figure, ms, table, times
 from bench.single_jobs import (
@@ -36,7 +36,7 @@ from bench.stacks import RunningStack, postgres_schema, running_stack
 from ml.demo import train_penguins
 from webapp.cli.embedded_broker import EmbeddedRedis
 
-PARTS = ("single", "csv", "history", "metrics", "charts", "tracking")
+PARTS = ("single", "csv", "parquet", "history", "metrics", "charts", "tracking")
 
 
 def main() -> None:
@@ -68,6 +68,11 @@ def measure_parts(
                 figures += csv_jobs.measure(database, broker, root / "csv")
             else:
                 skipped.append("the 1,000,000-row CSV (needs APOT_TEST_DATABASE_URL and APOT_TEST_BROKER_URL)")
+        if "parquet" in parts:
+            if database and broker:
+                figures += parquet_jobs.measure(database, broker, root / "parquet")
+            else:
+                skipped.append("the 1,000,000-row Parquet (needs APOT_TEST_DATABASE_URL and APOT_TEST_BROKER_URL)")
         if "history" in parts:
             if database:
                 figures += history.measure(database, root / "history")

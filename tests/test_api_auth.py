@@ -36,7 +36,13 @@ BAD_HEADERS = [
 
 def expect_401(response: object) -> None:
     assert response.status_code == 401  # type: ignore[attr-defined]
-    assert response.json() == {"detail": "a valid API key is required: send it as Authorization: Bearer <key>"}  # type: ignore[attr-defined]
+    assert response.headers["content-type"] == "application/problem+json"  # type: ignore[attr-defined]
+    assert response.json() == {  # type: ignore[attr-defined]
+        "type": "about:blank",
+        "title": "Unauthorized",
+        "status": 401,
+        "detail": "a valid API key is required: send it as Authorization: Bearer <key>",
+    }
     assert response.headers["www-authenticate"].startswith("Bearer")  # type: ignore[attr-defined]
 
 

@@ -135,9 +135,11 @@ def test_a_value_outside_the_training_range_is_scored_and_carries_a_warning(
     ]
 
 
-def test_malformed_json_is_422(client: TestClient, engine: Engine) -> None:
+def test_malformed_json_is_400_as_documented(client: TestClient, engine: Engine) -> None:
     response = client.post("/api/v1/jobs", content=b'{"model": ', headers={"content-type": "application/json"})
-    assert response.status_code == 422
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"].startswith("the body is not readable JSON")
     assert count_jobs(engine) == 0
 
 
@@ -194,12 +196,12 @@ def test_a_database_that_cannot_be_reached_is_a_json_503_not_a_500(
     response = client.get("/api/v1/jobs")
 
     assert response.status_code == 503
-    assert response.json() == {"detail": "the database cannot be reached right now; try again in a moment"}
+    assert response.json()["detail"] == "the database cannot be reached right now; try again in a moment"
 
 
 def test_unknown_job_is_404(client: TestClient) -> None:
     assert client.get(f"/api/v1/jobs/{uuid.uuid4()}").status_code == 404
-    assert client.get("/api/v1/jobs/not-a-uuid").status_code == 422
+    assert client.get("/api/v1/jobs/not-a-uuid").status_code == 404
 
 
 def test_wait_returns_as_soon_as_the_job_ends(client: TestClient, engine: Engine) -> None:

@@ -29,6 +29,9 @@ def test_a_key_over_its_limit_gets_429_with_retry_after(anonymous: TestClient, m
     refused = submit(anonymous, member.key)
     assert refused.status_code == 429  # type: ignore[attr-defined]
     assert 1 <= int(refused.headers["retry-after"]) <= 60  # type: ignore[attr-defined]
+    headers = refused.headers  # type: ignore[attr-defined]
+    assert (headers["ratelimit-limit"], headers["ratelimit-remaining"]) == ("3", "0")
+    assert headers["ratelimit-reset"] == headers["retry-after"] and headers["ratelimit-policy"] == "3;w=60"
     assert "at most 3 per 1 minute" in refused.json()["detail"]  # type: ignore[attr-defined]
     # Reading is not limited, and another user is not affected.
     assert anonymous.get("/api/v1/jobs", headers=member.bearer).status_code == 200

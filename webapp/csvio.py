@@ -79,14 +79,14 @@ class CsvUpload:
                         f"The file has more than {self._limits.max_rows:,} rows, the most one job may have."
                     )
                 if rows == size:
-                    yield _pack(lines, rows, problems)
+                    yield pack_lines(lines, rows, problems)
                     lines, problems, rows_before, rows = [], {}, rows_before + rows, 0
         except UnicodeDecodeError as exc:
             raise UploadError(f"The file is not UTF-8 text throughout (bad byte near position {exc.start}).") from exc
         except csv.Error as exc:
             raise UploadError(_malformed(exc, self._limits)) from exc
         if rows:
-            yield _pack(lines, rows, problems)
+            yield pack_lines(lines, rows, problems)
 
 
 def open_upload(binary: IO[bytes], limits: CsvLimits) -> CsvUpload:
@@ -140,7 +140,7 @@ def _format_row(row: list[str], delimiter: str) -> str:
     return buffer.getvalue()
 
 
-def _pack(lines: list[str], rows: int, problems: dict[int, str]) -> PackedChunk:
+def pack_lines(lines: list[str], rows: int, problems: dict[int, str]) -> PackedChunk:
     text = "".join(lines)
     if not text.endswith("\n"):
         text += "\n"  # the file's last line may lack its newline

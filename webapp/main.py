@@ -16,7 +16,8 @@ from ml.store import ModelFiles
 from tasks.app import create_celery
 from tasks.publish import celery_enqueue
 from webapp import api, pages
-from webapp.api import health
+from webapp.api import health, mlflow, v2
+from webapp.api.openapi import install_openapi, operation_id
 from webapp.config import Settings, get_settings
 from webapp.csvio import CsvLimits
 from webapp.db import make_engine, make_session_factory
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
         summary="Submit and track scikit-learn predictions.",
         version="0.1.0",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
     app.add_middleware(
         BodySizeLimit,
@@ -116,7 +118,12 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
     )
     app.add_middleware(SecurityHeaders)
     install_error_pages(app)
+    install_openapi(app)
     app.include_router(api.router)
+    app.include_router(v2.public)
+    app.include_router(v2.router)
+    app.include_router(mlflow.public)
+    app.include_router(mlflow.router)
     app.include_router(pages.router)
     app.include_router(health.router)
     app.include_router(metrics_route.router)

@@ -78,6 +78,7 @@ class JobKind(enum.StrEnum):
     SINGLE = "single"
     BATCH = "batch"
     CSV = "csv"
+    V2 = "v2"  # an Open Inference Protocol request: scored like a batch, answered in the protocol's shape
     EXPLAIN = "explain"  # what moves a single-row job's prediction (services/tracking/explanations.py)
 
 

@@ -149,7 +149,7 @@ class JobSummary(BaseModel):
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
     model: str
     version: str
-    kind: Literal["single", "batch", "csv"]
+    kind: Literal["single", "batch", "csv", "v2"]
     rows_total: int
     rows_done: int = Field(description="Rows scored so far (CSV jobs count up chunk by chunk).")
     rows_failed: int = Field(description="Rows skipped for bad values (CSV jobs with on_error=skip).")
@@ -203,5 +203,25 @@ class JobPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next (older) page; null on the last.")
 
 
-class ErrorOut(BaseModel):
-    detail: str
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details (application/problem+json)."""
+
+    type: str = Field("about:blank", description="Always about:blank: `title` and `status` say what happened.")
+    title: str = Field(description="The HTTP status's phrase.")
+    status: int
+    detail: str = Field(description="What went wrong, for people to read.")
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="Where the bad value is: body, inputs, row index, feature name.")
+    msg: str
+    type: str
+
+
+class ValidationProblem(BaseModel):
+    """A 422: a problem document whose `detail` lists every bad value, as FastAPI's errors do."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: list[FieldError]

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import PurePath
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
 from ml.store import ModelNotFound
 from webapp.api.headers import IdempotencyKey
@@ -18,7 +21,9 @@ from webapp.http.deps import CsvJobsDep, JobDep
 from webapp.http.forms import FormErrors, create_csv_job
 from webapp.http.ratelimit import limit_submissions
 from webapp.models import Job, JobKind, JobStatus
-from webapp.schemas import ErrorOut, JobCreated
+from webapp.schemas import JobCreated, Problem
+from webapp.services.parquet_uploads import MEDIA_TYPE as PARQUET
+from webapp.services.parquet_uploads import results_parquet
 
 router = APIRouter(tags=["jobs"])
 
@@ -59,11 +64,11 @@ UPLOAD_BODY = {
     dependencies=[Depends(limit_submissions)],
     openapi_extra=UPLOAD_BODY,
     responses={
-        400: {"model": ErrorOut, "description": "The body is not a readable multipart form"},
-        404: {"model": ErrorOut, "description": "Unknown model or version"},
-        413: {"model": ErrorOut, "description": "File over APOT_MAX_UPLOAD_MB, or a form of too many parts"},
+        400: {"model": Problem, "description": "The body is not a readable multipart form"},
+        404: {"model": Problem, "description": "Unknown model or version"},
+        413: {"model": Problem, "description": "File over APOT_MAX_UPLOAD_MB, or a form of too many parts"},
         429: RATE_LIMITED,
-        503: {"model": ErrorOut, "description": "The database did not answer in time"},
+        503: {"model": Problem, "description": "The database did not answer in time"},
     },
 )
 async def submit_csv(
@@ -89,28 +94,48 @@ async def submit_csv(
 
 
 @router.get(
-    "/jobs/{job_id}/results.csv",
+    "/jobs/{job_id:uuid}/results.csv",
     name="api_job_results",
+    operation_id="get_job_results",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"text/csv": {}}, "description": "The input columns, then predictions and an error column"},
-        404: {"model": ErrorOut},
-        409: {"model": ErrorOut, "description": "The job has not succeeded or been cancelled (yet)"},
-        410: {"model": ErrorOut, "description": "The results were deleted by retention (APOT_RESULT_TTL_DAYS)"},
+        200: {
+            "content": {"text/csv": {}, PARQUET: {}},
+            "description": "The input columns, then predictions and an error column: CSV, or Parquet (?format=parquet "
+            "or Accept: application/vnd.apache.parquet) with the input columns typed as uploaded",
+        },
+        404: {"model": Problem},
+        409: {"model": Problem, "description": "The job has not succeeded or been cancelled (yet)"},
+        410: {"model": Problem, "description": "The results were deleted by retention (APOT_RESULT_TTL_DAYS)"},
     },
 )
-def download_results(job: JobDep, csv_jobs: CsvJobsDep) -> StreamingResponse:
-    """The scored file, streamed in the input's row order; cells that could run as formulas are neutralised."""
+async def download_results(
+    request: Request,
+    job: JobDep,
+    csv_jobs: CsvJobsDep,
+    format: Annotated[Literal["csv", "parquet"] | None, Query(description="csv unless Accept asks for Parquet")] = None,
+) -> Response:
+    """The scored file in the input's row order; in CSV, cells that could run as formulas are neutralised."""
     if job.kind != JobKind.CSV:
         raise HTTPException(404, "only CSV jobs have a results file; read this job's result from its JSON")
     if (pruned := pruned_message(job)) is not None:
         raise HTTPException(410, pruned)
     if job.status not in (JobStatus.SUCCEEDED, JobStatus.CANCELLED):
         raise HTTPException(409, f"the results are ready once the job has ended; it is {job.status}")
+    name = results_filename(job)
+    if format == "parquet" or (format is None and PARQUET in request.headers.get("accept", "")):
+        types = (job.upload or {}).get("types", {})
+        path = await run_in_threadpool(results_parquet, csv_jobs.result_lines(job), types)
+        return FileResponse(
+            path,
+            media_type=PARQUET,
+            filename=name.removesuffix(".csv") + ".parquet",
+            background=BackgroundTask(path.unlink),
+        )
     return StreamingResponse(
         csv_jobs.result_lines(job),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{results_filename(job)}"'},
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from webapp.http.deps import ExplanationsDep, JobDep
-from webapp.schemas import ErrorOut
+from webapp.schemas import Problem
 from webapp.services.tracking.explanations import NotExplainable
 
 router = APIRouter(tags=["jobs"])
@@ -41,8 +41,8 @@ class ExplanationOut(BaseModel):
     response_model=ExplanationOut,
     responses={
         202: {"model": ExplanationOut, "description": "Being computed: ask again"},
-        404: {"model": ErrorOut},
-        409: {"model": ErrorOut, "description": "Not a single-row job that succeeded"},
+        404: {"model": Problem},
+        409: {"model": Problem, "description": "Not a single-row job that succeeded"},
     },
 )
 async def explanation(request: Request, response: Response, job: JobDep, explanations: ExplanationsDep) -> Any:

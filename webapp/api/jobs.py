@@ -17,13 +17,13 @@ from webapp.http.deps import AccountsDep, JobDep, JobsDep, owner_filter
 from webapp.http.ratelimit import limit_submissions
 from webapp.models import Job, JobStatus
 from webapp.schemas import (
-    ErrorOut,
     JobCreate,
     JobCreated,
     JobOut,
     JobPage,
     JobSummary,
     LinkFor,
+    Problem,
     job_out,
     summary_fields,
 )
@@ -33,9 +33,20 @@ from webapp.services.pagination import BadCursor
 
 router = APIRouter(tags=["jobs"])
 MAX_WAIT_SECONDS = 30
+STRING = {"type": "string"}
 RATE_LIMITED = {
-    "model": ErrorOut,
+    "model": Problem,
     "description": "Too many jobs from this key or user (APOT_RATE_LIMIT_PER_*); Retry-After says when to retry",
+    "headers": {
+        name: {"description": text, "schema": STRING}
+        for name, text in (
+            ("Retry-After", "Seconds until a job is accepted again"),
+            ("RateLimit-Limit", "Jobs the limit that was reached allows per window"),
+            ("RateLimit-Remaining", "Jobs left in the window: 0"),
+            ("RateLimit-Reset", "Seconds until the window lets a job in again"),
+            ("RateLimit-Policy", "The limit and its window in seconds, e.g. 1200;w=60"),
+        )
+    },
 }
 
 
@@ -62,11 +73,11 @@ def _links(request: Request) -> LinkFor:
             "description": "Sent `Prefer: wait=S` and the job ended within S seconds: the finished job",
         },
         202: {"headers": {"Location": {"description": "URL of the new job", "schema": {"type": "string"}}}},
-        400: {"model": ErrorOut, "description": "The body is not readable JSON"},
-        404: {"model": ErrorOut, "description": "Unknown model or version"},
-        413: {"model": ErrorOut, "description": "Request body over APOT_MAX_BODY_BYTES"},
+        400: {"model": Problem, "description": "The body is not readable JSON"},
+        404: {"model": Problem, "description": "Unknown model or version"},
+        413: {"model": Problem, "description": "Request body over APOT_MAX_BODY_BYTES"},
         429: RATE_LIMITED,
-        503: {"model": ErrorOut, "description": "The database did not answer in time"},
+        503: {"model": Problem, "description": "The database did not answer in time"},
     },
 )
 async def submit_job(
@@ -133,7 +144,7 @@ def _job_out(job: Job, request: Request) -> JobOut:
     return job_out(job, _links(request))
 
 
-@router.get("/jobs/{job_id}", name="api_get_job", responses={404: {"model": ErrorOut}})
+@router.get("/jobs/{job_id:uuid}", name="api_get_job", responses={404: {"model": Problem}})
 async def read_job(
     job: JobDep,
     request: Request,
@@ -153,15 +164,25 @@ async def read_job(
     return _job_out(job, request)
 
 
-@router.get("/jobs", name="api_list_jobs", responses={404: {"model": ErrorOut, "description": "Admins: no such user"}})
+@router.get(
+    "/jobs",
+    name="api_list_jobs",
+    responses={
+        200: {
+            "headers": {"Link": {"description": 'RFC 8288: the next page, rel="next"', "schema": {"type": "string"}}}
+        },
+        404: {"model": Problem, "description": "Admins: no such user"},
+    },
+)
 def browse_jobs(
     request: Request,
+    response: Response,
     jobs: JobsDep,
     owner: Annotated[uuid.UUID | None, Depends(api_owner)],
     status: JobStatus | None = None,
     model: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[str | None, Query(min_length=1, description="next_cursor of the previous page")] = None,
 ) -> JobPage:
     """Your jobs (an admin's: everyone's, or one user's with ?user=) newest first, filtered by status and model,
     a page at a time."""
@@ -169,6 +190,8 @@ def browse_jobs(
         page, next_cursor = jobs.page(status=status, model=model, owner=owner, limit=limit, cursor=cursor)
     except BadCursor as exc:
         raise RequestValidationError([{"loc": ("query", "cursor"), "msg": str(exc), "type": "value_error"}]) from exc
+    if next_cursor is not None:
+        response.headers["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'
     return JobPage(
         items=[JobSummary.model_validate(summary_fields(job, _links(request))) for job in page],
         next_cursor=next_cursor,
@@ -176,9 +199,9 @@ def browse_jobs(
 
 
 @router.post(
-    "/jobs/{job_id}/cancel",
+    "/jobs/{job_id:uuid}/cancel",
     name="api_cancel_job",
-    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut, "description": "The job had already ended"}},
+    responses={404: {"model": Problem}, 409: {"model": Problem, "description": "The job had already ended"}},
 )
 def cancel_job(job: JobDep, request: Request, jobs: JobsDep, user: CurrentUser) -> JobOut:
     """Stop a queued or running job: parts not yet started are not scored; what was scored stays readable."""

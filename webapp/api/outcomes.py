@@ -11,13 +11,13 @@ from starlette.concurrency import run_in_threadpool
 
 from webapp.http.auth import CurrentUser
 from webapp.http.deps import JobDep, TrackingDep
-from webapp.schemas import ErrorOut
+from webapp.schemas import Problem, ValidationProblem
 from webapp.services.tracking.outcomes import OutcomesRefused, Reported
 from webapp.services.tracking.service import MAX_OUTCOME_ROWS
 
 router = APIRouter(tags=["outcomes"])
-TOO_LARGE = {"model": ErrorOut, "description": "Body over APOT_MAX_BODY_BYTES"}
-REFUSED = {"model": ErrorOut, "description": "A row, job or outcome is wrong (each named); nothing was stored"}
+TOO_LARGE = {"model": Problem, "description": "Body over APOT_MAX_BODY_BYTES"}
+REFUSED = {"model": ValidationProblem, "description": "A row, job or outcome is wrong (each named); nothing was stored"}
 
 
 class OutcomeIn(BaseModel):
@@ -38,8 +38,8 @@ class OutcomesRecorded(BaseModel):
     name="api_record_outcomes",
     response_model=OutcomesRecorded,
     responses={
-        400: {"model": ErrorOut, "description": "The body is not readable JSON"},
-        404: {"model": ErrorOut},
+        400: {"model": Problem, "description": "The body is not readable JSON"},
+        404: {"model": Problem},
         413: TOO_LARGE,
     },
 )

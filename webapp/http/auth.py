@@ -11,6 +11,7 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.concurrency import run_in_threadpool
 
@@ -78,17 +79,26 @@ def page_user(request: Request) -> Principal:
     return principal
 
 
-async def api_principal(request: Request) -> Principal:
-    """Dependency of every /api route: the key's user, or a uniform 401. Keys in the URL are never looked at."""
-    header = request.headers.get("authorization")
-    if header is not None:
-        scheme, _, secret = header.partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
+# Declares the key in the OpenAPI document (its security scheme), so generated clients and Swagger send it.
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    description="An API key made on the Keys page or with `apot keys`: `Authorization: Bearer <key>`.",
+)
+
+
+async def api_principal(
+    request: Request, bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+) -> Principal:
+    """Dependency of every API route: the key's user, or a uniform 401. Keys in the URL are never looked at."""
+    if request.headers.get("authorization") is not None:
+        secret = bearer.credentials.strip() if bearer is not None else ""
+        if not secret:  # another scheme, or none
             raise HTTPException(401, INVALID_KEY, headers=BEARER_CHALLENGE)
         accounts = _accounts(request)
-        hit, principal = accounts.cached_key(secret.strip())
+        hit, principal = accounts.cached_key(secret)
         if not hit:
-            principal = await run_in_threadpool(accounts.principal_for_key, secret.strip())
+            principal = await run_in_threadpool(accounts.principal_for_key, secret)
     elif request.method in SAFE_METHODS:
         principal = await run_in_threadpool(_session_principal, request)
     else:

@@ -1,23 +1,30 @@
-"""Errors as each audience reads them: JSON for /api, a page that explains itself for people."""
+"""Errors as each audience reads them: RFC 9457 problem details for programs (problems.py), a page that explains
+itself for people."""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import RedirectResponse, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from webapp.http.auth import LoginRequired
+from webapp.http.problems import PROBLEM_JSON, problem
 from webapp.http.templating import render
 from webapp.services.jobs import Unavailable
 
 log = logging.getLogger(__name__)
 
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 TITLES = {
     401: "Sign in first",
     403: "Not allowed",
@@ -30,17 +37,52 @@ TITLES = {
 }
 
 
+def problem_response(request: Request, status: int, detail: Any, headers: Mapping[str, str] | None = None) -> Response:
+    return JSONResponse(
+        jsonable_encoder(problem(status, detail, request.url.path)),
+        status_code=status,
+        headers=dict(headers or {}),
+        media_type=PROBLEM_JSON,
+    )
+
+
 async def page_or_json_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
     if request.url.path.startswith("/api/") or not _wants_html(request):
-        return await http_exception_handler(request, exc)
+        return problem_response(request, exc.status_code, exc.detail, headers)
     title = TITLES.get(exc.status_code, "Something went wrong")
     context = {"status_code": exc.status_code, "title": title, "detail": exc.detail}
     return render(request, "error.html", context, status_code=exc.status_code, block="content")
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path: Starlette's 405 names only those of the first route that matched
+    the path (GET /api/v1/jobs and POST /api/v1/jobs are two routes)."""
+    return ", ".join(
+        method
+        for method in METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in request.app.router.routes
+        )
+    )
+
+
 def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "") or request.headers.get("HX-Request") == "true"
+
+
+async def invalid_request(request: Request, exc: Exception) -> Response:
+    """Field errors are a 422 listing each (FastAPI's `detail`); a body that is not JSON at all is a 400."""
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    unreadable = [e for e in errors if e.get("type") == "json_invalid"]
+    if unreadable:
+        where = unreadable[0].get("ctx", {}).get("error", "")
+        return problem_response(request, 400, f"the body is not readable JSON: {where}".rstrip(": "))
+    return problem_response(request, 422, errors)
 
 
 async def database_unavailable(request: Request, exc: Exception) -> Response:
@@ -73,6 +115,7 @@ async def login_required(request: Request, exc: Exception) -> Response:
 def install_error_pages(app: FastAPI) -> None:
     app.add_exception_handler(LoginRequired, login_required)
     app.add_exception_handler(HTTPException, page_or_json_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(Exception, unexpected_error)
     # OperationalError: connection refused or lost, server shutting down, SQLite busy past its timeout;
     # InterfaceError: a connection already closed; TimeoutError: no pooled connection came free in time.

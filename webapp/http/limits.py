@@ -10,6 +10,8 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from webapp.http.problems import PROBLEM_JSON, problem
+
 
 class BodyTooLarge(Exception):
     pass
@@ -39,7 +41,7 @@ class BodySizeLimit:
         limit = self.max_upload_bytes if upload else self.max_bytes
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
-            await _reject(send, limit)
+            await _reject(scope, send, limit)
         elif upload:
             await self._stream(scope, receive, send)
         else:
@@ -55,7 +57,7 @@ class BodySizeLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await _reject(send, self.max_bytes)
+                await _reject(scope, send, self.max_bytes)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -94,12 +96,12 @@ class BodySizeLimit:
         except BodyTooLarge:
             if started:
                 raise
-            await _reject(send, self.max_upload_bytes)
+            await _reject(scope, send, self.max_upload_bytes)
 
 
-async def _reject(send: Send, limit: int) -> None:
-    body = json.dumps({"detail": f"request body is larger than {limit} bytes"}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+async def _reject(scope: Scope, send: Send, limit: int) -> None:
+    body = json.dumps(problem(413, f"request body is larger than {limit} bytes", scope["path"])).encode()
+    headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -42,8 +42,18 @@ class SubmissionLimits:
             429,
             f"too many jobs from this {'API key' if kind == 'key' else 'user'}: at most {item}; "
             f"try again in {retry_after} s",
-            headers={"Retry-After": str(retry_after)},
+            headers={"Retry-After": str(retry_after), **ratelimit_headers(item, retry_after)},
         )
+
+
+def ratelimit_headers(item: RateLimitItem, reset_seconds: int) -> dict[str, str]:
+    """The IETF RateLimit header fields (draft-ietf-httpapi-ratelimit-headers) of a limit that was reached."""
+    return {
+        "RateLimit-Limit": str(item.amount),
+        "RateLimit-Remaining": "0",
+        "RateLimit-Reset": str(reset_seconds),
+        "RateLimit-Policy": f"{item.amount};w={item.get_expiry()}",
+    }
 
 
 class SignInLimits:

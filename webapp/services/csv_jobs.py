@@ -31,6 +31,7 @@ from webapp.models import Job, JobChunk, JobKind, JobStatus, utcnow
 from webapp.services.accounts import Principal
 from webapp.services.dispatch import SCORE_CHUNK, Dispatch
 from webapp.services.jobs import JobService
+from webapp.services.parquet_uploads import ParquetUpload, is_parquet, open_parquet
 
 log = logging.getLogger(__name__)
 OnError = Literal["skip", "fail"]
@@ -64,11 +65,13 @@ class CsvJobService:
                 return earlier
         info = self.jobs.models.get(model, version)
         self.jobs.check_callback(callback_url)
-        upload = open_upload(binary, self.limits)
+        upload = open_parquet(binary, self.limits) if is_parquet(binary) else open_upload(binary, self.limits)
         missing = [f.name for f in info.schema.features if f.required and f.name not in upload.columns]
         if missing:
             raise UploadError(f"The header lacks these required columns of {info.name}: {', '.join(missing)}.")
-        facts = {"filename": filename[:255], "columns": upload.columns, "delimiter": upload.delimiter}
+        facts: dict[str, Any] = {"filename": filename[:255], "columns": upload.columns, "delimiter": upload.delimiter}
+        if isinstance(upload, ParquetUpload):
+            facts["types"] = upload.types
         job = _csv_job(info, {**facts, "on_error": on_error}, by, rows_total=0)
         job.idempotency_key = idempotency_key
         job.callback_url = callback_url

@@ -70,6 +70,7 @@ class JobRequest:
     owner_id: uuid.UUID | None = None
     api_key_id: uuid.UUID | None = None
     callback_url: str | None = None
+    kind: JobKind | None = None  # None: single or batch, as `inputs` is an object or a list; else v2, say
 
 
 def owned_by(query: Any, owner: uuid.UUID | None) -> Any:
@@ -168,7 +169,7 @@ class JobService:
             )
         return Job(
             id=uuid.uuid4(),
-            kind=JobKind.BATCH if batch else JobKind.SINGLE,
+            kind=request.kind or (JobKind.BATCH if batch else JobKind.SINGLE),
             status=JobStatus.QUEUED,
             model_name=info.name,
             model_version=info.version,
@@ -193,7 +194,7 @@ class JobService:
         target = self.models.get(job.model_name, version or job.model_version)
         # Another version may take fewer features: it is given those it knows (a CSV passes the rest through).
         rows = [{k: v for k, v in row.items() if k in target.schema.names} for row in job.inputs]
-        inputs = rows if job.kind == JobKind.BATCH else rows[0]
+        inputs = rows[0] if job.kind == JobKind.SINGLE else rows
         return self.create(
             JobRequest(
                 job.model_name,
