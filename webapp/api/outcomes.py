@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -50,10 +50,15 @@ async def record_outcomes(body: OutcomesIn, job: JobDep, tracking: TrackingDep) 
     try:
         recorded = await run_in_threadpool(tracking.record, job, reported)
     except OutcomesRefused as exc:
-        raise RequestValidationError(
-            [{"loc": ("body", "outcomes"), "msg": problem, "type": "value_error"} for problem in exc.problems]
-        ) from exc
+        raise refused(exc) from exc
     return OutcomesRecorded(recorded=recorded)
+
+
+def refused(exc: OutcomesRefused) -> RequestValidationError:
+    """A refusal as a 422 whose `detail` names every problem, the shape the API's other 422s have."""
+    return RequestValidationError(
+        [{"loc": ("body", "outcomes"), "msg": problem, "type": "value_error"} for problem in exc.problems]
+    )
 
 
 CSV_BODY: Any = {
@@ -73,9 +78,9 @@ async def record_outcome_file(request: Request, tracking: TrackingDep, user: Cur
     try:
         text = (await request.body()).decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise HTTPException(422, "the file is not UTF-8 text") from exc
+        raise refused(OutcomesRefused(["the file is not UTF-8 text"])) from exc
     try:
         recorded = await run_in_threadpool(tracking.record_file, text, user.owner_scope)
     except OutcomesRefused as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise refused(exc) from exc
     return OutcomesRecorded(recorded=recorded)
