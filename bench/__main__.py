@@ -2,10 +2,11 @@
 in the same run, printed as one markdown table.
 
 Parts: `single` (single-row and 1,000-row JSON jobs on each stack), `csv` (1,000,000-row CSV), `parquet` (the same
-rows as Parquet beside CSV), `history` (`/jobs` with 1,000,000 jobs), `metrics` (`/metrics` with as many), `charts`
-(`/` and a model's page with as many), `tracking` (jobs/s at 64 clients and the CSV, APOT_TRACKING off and on;
-APOT_BENCH_CSV_ROWS shrinks the file); all by default (`python -m bench single csv`). The Postgres + Redis parts run
-when APOT_TEST_DATABASE_URL and APOT_TEST_BROKER_URL are set; the others say they were skipped.
+rows as Parquet beside CSV), `fair` (another user's 1-row jobs while a 1,000,000-row CSV runs), `history` (`/jobs`
+with 1,000,000 jobs), `metrics` (`/metrics` with as many), `charts` (`/` and a model's page with as many), `tracking`
+(jobs/s at 64 clients and the CSV, APOT_TRACKING off and on; APOT_BENCH_CSV_ROWS shrinks the file); all by default
+(`python -m bench single csv`). The Postgres + Redis parts run when APOT_TEST_DATABASE_URL and APOT_TEST_BROKER_URL
+are set; the others say they were skipped.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench import csv_jobs, history, metrics, parquet_jobs, tracking
+from bench import csv_jobs, fair_share, history, metrics, parquet_jobs, tracking
 from bench.baseline.stack import running_baseline
 from bench.figures import Figure, ms, table, times
 from bench.single_jobs import (
@@ -36,7 +37,7 @@ from bench.stacks import RunningStack, postgres_schema, running_stack
 from ml.demo import train_penguins
 from webapp.cli.embedded_broker import EmbeddedRedis
 
-PARTS = ("single", "csv", "parquet", "history", "metrics", "charts", "tracking")
+PARTS = ("single", "csv", "parquet", "fair", "history", "metrics", "charts", "tracking")
 
 
 def main() -> None:
@@ -73,6 +74,11 @@ def measure_parts(
                 figures += parquet_jobs.measure(database, broker, root / "parquet")
             else:
                 skipped.append("the 1,000,000-row Parquet (needs APOT_TEST_DATABASE_URL and APOT_TEST_BROKER_URL)")
+        if "fair" in parts:
+            if database and broker:
+                figures += fair_share.measure(database, broker, root / "fair")
+            else:
+                skipped.append("1-row jobs beside a CSV (needs APOT_TEST_DATABASE_URL and APOT_TEST_BROKER_URL)")
         if "history" in parts:
             if database:
                 figures += history.measure(database, root / "history")

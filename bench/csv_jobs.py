@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import joblib
@@ -74,6 +75,17 @@ def peak_rss(stack: RunningStack) -> Iterator[dict[str, int]]:
 
 def through_apot(stack: RunningStack, sample: Path, out: Path) -> dict[str, float]:
     started = time.perf_counter()
+    accepted, job = scored(stack, sample)
+    ready = time.perf_counter()
+    with httpx2.stream("GET", job["results_url"], headers=stack.auth, timeout=600) as download, out.open("wb") as f:
+        for block in download.iter_bytes():
+            f.write(block)
+    downloaded = time.perf_counter()
+    return {"upload": accepted - started, "ready": ready - started, "download": downloaded - ready}
+
+
+def scored(stack: RunningStack, sample: Path) -> tuple[float, dict[str, Any]]:
+    """Upload the file and wait for its job to succeed: when the upload was accepted, and the job."""
     with sample.open("rb") as f:
         response = httpx2.post(
             f"{stack.base_url}/api/v1/jobs/csv",
@@ -87,14 +99,9 @@ def through_apot(stack: RunningStack, sample: Path, out: Path) -> dict[str, floa
     job = response.json()
     while job["status"] in ("queued", "running"):
         job = httpx2.get(job["url"], params={"wait": 30}, headers=stack.auth, timeout=40).json()
-    ready = time.perf_counter()
     if job["status"] != "succeeded":
         raise RuntimeError(f"the job ended {job['status']}: {job['error']}")
-    with httpx2.stream("GET", job["results_url"], headers=stack.auth, timeout=600) as download, out.open("wb") as f:
-        for block in download.iter_bytes():
-            f.write(block)
-    downloaded = time.perf_counter()
-    return {"upload": accepted - started, "ready": ready - started, "download": downloaded - ready}
+    return accepted, job
 
 
 def measure(database: str, broker: str, root: Path) -> list[Figure]:

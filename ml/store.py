@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 import warnings
+import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,12 @@ EXTRAS = {"lightgbm": "apot[lightgbm]", "xgboost": "apot[xgboost]", "catboost": 
 # The state of every scikit-learn estimator holds "_sklearn_version": "1.5.2", pickled as a short string.
 VERSION_IN_PICKLE = re.compile(rb"_sklearn_version(?:\x94)?\x8c([\x01-\x20])", re.DOTALL)
 
+# A skops file is a zip archive: what it may inflate to, so that a small upload cannot take the web server's (or
+# every worker's) memory. Checked from the archive's directory before anything is inflated; Python's zipfile never
+# inflates a member past the size the directory declares.
+SKOPS_MAX_UNCOMPRESSED_BYTES = 256 * 1024 * 1024
+SKOPS_MAX_MEMBERS = 10_000
+
 Task = Literal["classification", "regression"]
 FileFormat = Literal["joblib", "skops"]
 
@@ -52,6 +59,10 @@ class ModelIntegrityError(RuntimeError):
 
 class ModelLoadError(RuntimeError):
     """This process cannot load the model file (a package missing, another scikit-learn): the message says which."""
+
+
+class UnreadableModelFile(ValueError):
+    """A file that is not a model apot can read; the message says why, for the person who sent it."""
 
 
 class UntrustedModelFile(ValueError):
@@ -185,11 +196,20 @@ def read_estimator(data: bytes, file_format: FileFormat, trusted: Sequence[str] 
     """Turn a model file's bytes into an estimator. A skops file loads only if every type in it is on skops'
     default trusted list or in `trusted` (types an admin looked at and trusted for this file)."""
     if file_format == "skops":
-        needed = sio.get_untrusted_types(data=data)
+        check_skops_archive(data)
+        try:
+            needed = sio.get_untrusted_types(data=data)
+        except Exception as exc:  # a crafted file can fail skops' parser in any way: each is a bad file
+            raise UnreadableModelFile(f"the file is not a readable skops model ({type(exc).__name__})") from exc
         refused = sorted(set(needed) - set(trusted))
         if refused:
             raise UntrustedModelFile(refused)
-        return sio.loads(data, trusted=needed or None)
+        try:
+            return sio.loads(data, trusted=needed or None)
+        except ImportError:  # a package the model needs: why_not_loaded names it
+            raise
+        except Exception as exc:
+            raise UnreadableModelFile(f"the skops model cannot be loaded ({type(exc).__name__}: {exc})"[:500]) from exc
     return joblib.load(io.BytesIO(data))
 
 
@@ -219,6 +239,24 @@ def saved_sklearn_version(data: bytes) -> str | None:
         return None
     length = found.group(1)[0]
     return data[found.end() : found.end() + length].decode("ascii", "replace")
+
+
+def check_skops_archive(data: bytes) -> None:
+    """Refuse what is not a zip archive with a skops schema, or would inflate past the limits above."""
+    try:
+        members = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError) as exc:
+        raise UnreadableModelFile("the file is not a skops model (a skops file is a zip archive)") from exc
+    if len(members) > SKOPS_MAX_MEMBERS:
+        raise UnreadableModelFile(f"the archive has {len(members):,} members; at most {SKOPS_MAX_MEMBERS:,} are read")
+    inflated = sum(member.file_size for member in members)
+    if inflated > SKOPS_MAX_UNCOMPRESSED_BYTES:
+        raise UnreadableModelFile(
+            f"the archive inflates to {inflated / 2**20:,.0f} MiB; at most {SKOPS_MAX_UNCOMPRESSED_BYTES // 2**20} MiB "
+            "are read (a larger model can be registered by the server's operators with apot models add)"
+        )
+    if "schema.json" not in {member.filename for member in members}:
+        raise UnreadableModelFile("the archive has no schema.json, so it is not a skops model")
 
 
 def sha256_of(data: bytes) -> str:

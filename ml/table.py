@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,11 +106,11 @@ def to_model_frame(schema: InputSchema, cells: pd.DataFrame) -> tuple[pd.DataFra
         empty = (text == "").to_numpy()
         converted, problems, unseen = _convert(feature, text, empty)
         if feature.required:
-            problems.insert(0, (empty, "required but empty"))
-        for mask, template in problems:
+            problems.insert(0, (empty, lambda _: "required but empty"))
+        for mask, describe in problems:
             # Only the few bad rows are looped over; each keeps the first problem found.
             for row in np.flatnonzero(mask & (errors == None)):  # noqa: E711 (elementwise, not identity)
-                errors[row] = f"{feature.name}: {template.format(value=text.iat[row])}"
+                errors[row] = f"{feature.name}: {describe(text.iat[row])}"
         for row in np.flatnonzero(unseen & ~empty):
             warning = value_warning(feature, converted[row])
             if warning is not None:
@@ -119,18 +119,21 @@ def to_model_frame(schema: InputSchema, cells: pd.DataFrame) -> tuple[pd.DataFra
     return pd.DataFrame(columns, index=cells.index), errors, ["; ".join(n) if n else None for n in notes]
 
 
-def _convert(
-    feature: Feature, text: pd.Series, empty: np.ndarray
-) -> tuple[np.ndarray, list[tuple[np.ndarray, str]], np.ndarray]:
+# Which rows have a problem, and the message for one of them given its cell. A function, never a format template:
+# the message holds the model's category names, which come from training data and may contain braces.
+Problem = tuple[np.ndarray, Callable[[str], str]]
+
+
+def _convert(feature: Feature, text: pd.Series, empty: np.ndarray) -> tuple[np.ndarray, list[Problem], np.ndarray]:
     """The column's values (None for missing), its problems, and which rows hold a value never seen in training."""
     if feature.type in ("number", "integer"):
         lowered = text.str.lower()
         numbers = pd.to_numeric(text.where(~empty), errors="coerce").to_numpy(dtype=float)
         # A column of booleans is 0 and 1 to a model; a file written by pandas says True and False.
         numbers = np.where(lowered.isin(TRUE_WORDS), 1.0, np.where(lowered.isin(FALSE_WORDS), 0.0, numbers))
-        problems = [(~empty & np.isnan(numbers), "{value!r} is not a number")]
+        problems: list[Problem] = [(~empty & np.isnan(numbers), lambda v: f"{v!r} is not a number")]
         if feature.type == "integer":
-            problems.append((~np.isnan(numbers) & (numbers % 1 != 0), "{value!r} is not a whole number"))
+            problems.append((~np.isnan(numbers) & (numbers % 1 != 0), lambda v: f"{v!r} is not a whole number"))
         low = -np.inf if feature.min is None else feature.min
         high = np.inf if feature.max is None else feature.max
         return _blank(numbers.astype(object), np.isnan(numbers)), problems, (numbers < low) | (numbers > high)
@@ -138,12 +141,12 @@ def _convert(
         lowered = text.str.lower()
         truth = lowered.isin(TRUE_WORDS).to_numpy()
         falsity = lowered.isin(FALSE_WORDS).to_numpy()
-        problems = [(~empty & ~truth & ~falsity, "{value!r} is not true or false")]
+        problems = [(~empty & ~truth & ~falsity, lambda v: f"{v!r} is not true or false")]
         return _blank(truth.astype(object), ~truth & ~falsity), problems, np.zeros(len(text), bool)
     if feature.type == "text":
         limit = feature.max_length or TEXT_MAX_LENGTH
         long = (text.str.len() > limit).to_numpy()
-        problems = [(long, f"longer than {limit} characters")]
+        problems = [(long, lambda _: f"longer than {limit} characters")]
         return _blank(text.to_numpy(dtype=object), empty), problems, np.zeros(len(text), bool)
     by_text = {str(choice): choice for choice in feature.choices or []}
     known = text.isin(by_text).to_numpy()
@@ -152,7 +155,7 @@ def _convert(
         return _blank(values.astype(object), empty), [], ~known
     values = _blank(text.map(by_text).to_numpy(dtype=object), ~known)
     allowed = ", ".join(by_text)
-    return values, [(~empty & ~known, f"{{value!r}} is not one of {allowed}")], ~known
+    return values, [(~empty & ~known, lambda v: f"{v!r} is not one of {allowed}")], ~known
 
 
 def _blank(values: np.ndarray, missing: np.ndarray) -> np.ndarray:

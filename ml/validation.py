@@ -123,11 +123,19 @@ def _check(feature: Feature, value: Any) -> tuple[str, str, dict[str, Any] | Non
         expected = _one_of(feature.choices or [])
         return f"Input should be {expected}", "enum", {"expected": expected}
     # A boolean is the number 0 or 1 to a model (a column of booleans passed through to a tree, say).
-    if not isinstance(value, int | float) or not math.isfinite(value):
+    if not isinstance(value, int | float) or not _finite(value):
         return "Input should be a valid number", "float_type", None
     if feature.type == "integer" and not float(value).is_integer():
         return "Input should be a valid integer", "int_type", None
     return None
+
+
+def _finite(value: int | float) -> bool:
+    """Whether a model can take the number as a float: an int of 400 digits is finite in Python, not in numpy."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _one_of(values: Sequence[Any]) -> str:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from celery import Celery, signals
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from webapp.config import HARD_LIMIT_MARGIN_SECONDS, Settings, get_settings
 from webapp.logs import setup_logging
+from webapp.services.dispatch import DELIVER_WEBHOOK, SCORE_CHUNK
 
 # How long one attempt to hand a message to the broker may take before it counts as failed.
 PUBLISH_TIMEOUT_SECONDS = 2.0
@@ -19,8 +20,15 @@ def create_celery(settings: Settings, *, publisher: bool = False) -> Celery:
         raise RuntimeError("APOT_BROKER_URL is empty: run `apot run` (embedded broker) or point it at Redis/RabbitMQ")
     app = Celery("apot", broker=settings.broker_url, include=["tasks.scoring", "tasks.webhooks"])
     app.conf.update(
-        task_queues=[Queue(settings.queue)],
+        # Three queues, so that one user's work never waits behind another's kind of work: a worker's processes
+        # take interactive jobs before CSV chunks, and webhooks have threads of their own (see `apot worker`).
+        # Each queue on an exchange of its own name and its own routing key: a queue given only a name is bound to
+        # the default exchange with the default queue's key, and would get a copy of every interactive message.
+        task_queues=[
+            Queue(q, Exchange(q), routing_key=q) for q in (settings.queue, settings.bulk_queue, settings.webhook_queue)
+        ],
         task_default_queue=settings.queue,
+        task_routes={SCORE_CHUNK: {"queue": settings.bulk_queue}, DELIVER_WEBHOOK: {"queue": settings.webhook_queue}},
         task_serializer="json",
         accept_content=["json"],
         # The job row is the result: nothing reads a Celery result backend, so none is configured.
@@ -30,9 +38,9 @@ def create_celery(settings: Settings, *, publisher: bool = False) -> Celery:
         task_acks_late=True,
         # ...and a child killed by the OS (OOM, SIGKILL) counts as lost, not done.
         task_reject_on_worker_lost=True,
-        # Scoring one job takes milliseconds: a few messages in hand per process hides the broker round trip,
-        # while a small number keeps one busy process from hoarding work another could take.
-        worker_prefetch_multiplier=4,
+        # One message in hand per process (with late acks, the one it runs): a process that took several would
+        # make an interactive job that arrives next wait behind the CSV chunks it holds.
+        worker_prefetch_multiplier=1,
         # A stuck prediction must not hold a process forever; the soft limit lets the task fail the job itself.
         task_soft_time_limit=settings.task_time_limit,
         task_time_limit=settings.task_time_limit + HARD_LIMIT_MARGIN_SECONDS,
@@ -40,6 +48,8 @@ def create_celery(settings: Settings, *, publisher: bool = False) -> Celery:
         # merely for being slow.
         broker_transport_options={
             "visibility_timeout": max(3600, settings.task_time_limit * 4),
+            # Redis: a worker asks for its queues in the order given (interactive first), not in turn.
+            "queue_order_strategy": "priority",
             **(
                 {"socket_timeout": PUBLISH_TIMEOUT_SECONDS, "socket_connect_timeout": PUBLISH_TIMEOUT_SECONDS}
                 if publisher

@@ -33,10 +33,11 @@ def worker_context() -> ScoringContext:
             ModelFiles(settings.models_dir, cache_size=settings.model_cache_size, on_load=observe_model_load),
             cache_seconds=REGISTRY_CACHE_SECONDS,
         ),
-        # Ending a job may publish its webhook: through the app this worker runs, to the queue it serves.
+        # Ending a job may publish its webhook, and a scored chunk its job's next: through the app this worker runs.
         announcer=job_end_announcer(settings, celery_enqueue(current_app)),
         worker=f"{socket.gethostname()}:{os.getpid()}",
         lease_seconds=settings.lease_seconds,
+        enqueue=celery_enqueue(current_app),
         tracking=settings.tracking,
     )
 

@@ -46,9 +46,10 @@ def _main_process_context() -> Iterator[ScoringContext]:
     engine = make_engine(settings.database_url, statement_timeout=BACKGROUND_STATEMENT_TIMEOUT_SECONDS)
     sessions = make_session_factory(engine)
     try:
-        announcer = job_end_announcer(settings, celery_enqueue(current_app))
+        enqueue = celery_enqueue(current_app)
+        announcer = job_end_announcer(settings, enqueue)
         models = ModelRegistry(sessions, ModelFiles(settings.models_dir))  # not used: nothing is scored here
-        yield ScoringContext(sessions, models, announcer, "main", settings.lease_seconds)
+        yield ScoringContext(sessions, models, announcer, "main", settings.lease_seconds, enqueue)
     finally:
         engine.dispose()
 

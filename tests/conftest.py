@@ -20,7 +20,7 @@ from webapp.main import create_app
 from webapp.migrate import upgrade_to_head
 from webapp.models import Role
 from webapp.services.chunk_scoring import score_chunk
-from webapp.services.dispatch import SCORE_CHUNK, Dispatch
+from webapp.services.dispatch import SCORE_CHUNK, Dispatch, Enqueue
 from webapp.services.events import SilentAnnouncer
 from webapp.services.models import ModelRegistry
 from webapp.services.scoring import ScoringContext, score_jobs
@@ -82,8 +82,8 @@ class RecordingEnqueue:
 
     def deliver(self, registry: ModelRegistry) -> None:
         """Play the worker: run every task published so far, in this process (tests/e2e run the real one)."""
-        context = worker_context(registry)
-        for dispatch in self.dispatches:
+        context = worker_context(registry, self)
+        for dispatch in self.dispatches:  # scoring a chunk appends the next one's dispatch: taken in this loop too
             if dispatch.task == SCORE_CHUNK:
                 score_chunk(context, *dispatch.targets)
             else:
@@ -91,9 +91,16 @@ class RecordingEnqueue:
         self.dispatches.clear()
 
 
-def worker_context(registry: ModelRegistry) -> ScoringContext:
+def worker_context(registry: ModelRegistry, enqueue: Enqueue | None = None) -> ScoringContext:
     """What a worker process scores with, in this process: the real scoring services on the test's database."""
-    return ScoringContext(registry.sessions, registry, SilentAnnouncer(), "test-worker", lease_seconds=60)
+    return ScoringContext(
+        registry.sessions,
+        registry,
+        SilentAnnouncer(),
+        "test-worker",
+        lease_seconds=60,
+        enqueue=enqueue or RecordingEnqueue(),
+    )
 
 
 @pytest.fixture

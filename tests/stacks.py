@@ -6,6 +6,8 @@ to a real database, exactly as in production.
 
 from __future__ import annotations
 
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -85,9 +87,8 @@ def running_stack(name: str, root: Path, trained: dict[str, Trained], **settings
             secret_key=secret,
             rate_limit_per_user="",  # the tests submit in bursts; tests/test_rate_limits.py tests the limits
             rate_limit_per_key="",
-            csv_chunk_rows="2000",  # a 50,000-row file is 25 tasks spread over the workers
             worker_metrics_port=str(worker_metrics_port),
-            **settings,
+            **{"csv_chunk_rows": "2000", **settings},  # a 50,000-row file is 25 tasks spread over the workers
         )
         worker = start_apot(["worker", "--concurrency", "1", "--name", f"{queue}@%h"], env, logs)
         cleanup.callback(stop, worker)
@@ -96,7 +97,25 @@ def running_stack(name: str, root: Path, trained: dict[str, Trained], **settings
         wait_for_http(f"http://127.0.0.1:{port}/healthz", web, logs)
         worker_metrics = f"http://127.0.0.1:{worker_metrics_port}/metrics"
         wait_for_http(worker_metrics, worker, logs)
+        # Both Celery nodes of `apot worker` (scoring, webhooks) take their queues: on a busy machine a minute or more
+        # after the web answers, longer than a test waits for its first job.
+        wait_for_log(logs, [f"{queue}@", f"{queue}-webhooks@"], "ready.", worker)
         yield Stack(name, f"http://127.0.0.1:{port}", models, logs, account, secret.encode(), worker_metrics)
+
+
+def wait_for_log(
+    log: Path, nodes: list[str], word: str, process: subprocess.Popen[bytes], timeout: float = 240
+) -> None:
+    """Until, for each node, a line of the log names it and says `word` (Celery's "<node> ready.")."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = [line for line in log.read_text(errors="replace").splitlines() if word in line]
+        if all(any(node in line for line in lines) for node in nodes):
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"process exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        time.sleep(0.2)
+    raise AssertionError(f"{nodes} did not say {word!r} within {timeout} s:\n{log.read_text()[-4000:]}")
 
 
 def reachable_broker(url: str, variable: str) -> str:
@@ -109,6 +128,8 @@ def reachable_broker(url: str, variable: str) -> str:
 
 
 def delete_queue(broker_url: str, queue: str) -> None:
+    """The stack's queues: interactive, bulk and webhooks (tasks/app.py)."""
     with Connection(broker_url) as connection:
-        connection.default_channel.queue_delete(queue)
-        connection.default_channel.exchange_delete(queue)
+        for name in (queue, f"{queue}.bulk", f"{queue}.webhooks"):
+            connection.default_channel.queue_delete(name)
+            connection.default_channel.exchange_delete(name)

@@ -8,14 +8,18 @@ import io
 import uuid
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from ml.predict import Output
+from ml.table import ScoredTable
 from tests.conftest import RecordingEnqueue, worker_context
 from webapp.models import ChunkStatus, Job, JobChunk
 from webapp.services.chunk_scoring import score_chunk
+from webapp.services.csv_jobs import _prediction_cells
 from webapp.services.models import ModelRegistry
 
 HEADER = "island;bill_length_mm;flipper_length_mm;sex;note\n"
@@ -253,3 +257,24 @@ def test_input_columns_named_like_the_outputs_are_not_overwritten(
     (row,) = results(client, client.get(created["url"]).json())
     assert row["prediction"] == "my own"
     assert float(row["apot_prediction"]) == pytest.approx(20.0) and row["apot_error"] == ""
+
+
+def test_a_carriage_return_inside_a_cell_is_quoted_so_no_formula_starts_a_row(
+    client: TestClient, enqueue: RecordingEnqueue, registry: ModelRegistry
+) -> None:
+    content = (
+        b'island,bill_length_mm,flipper_length_mm,note\r\nBiscoe,48.6,230,"Totals\r=1+1"\r\nDream,40,190,"\r-2+3"\r\n'
+    )
+    created = upload(client, content).json()
+    enqueue.deliver(registry)
+    text = client.get(f"{created['url']}/results.csv").text
+
+    assert '"Totals\r=1+1"' in text and '"\'\r-2+3"' in text
+    rows = list(csv.reader(io.StringIO(text, newline="")))  # Python's reader refused the file before
+    assert [row[3] for row in rows[1:]] == ["Totals\r=1+1", "'\r-2+3"]
+
+
+def test_class_labels_that_would_run_as_formulas_are_neutralised() -> None:
+    scored = ScoredTable(errors=[None, None], probabilities=np.array([[0.9, 0.1], [0.2, 0.8]]))
+    label, *_ = _prediction_cells(2, scored, [Output("prediction", ["=1+1", "-2+3+cmd|' /C calc'!A0"])])
+    assert list(label) == ["'=1+1", "'-2+3+cmd|' /C calc'!A0"]

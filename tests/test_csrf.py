@@ -7,11 +7,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from tests.accounts import PASSWORD, Account, sign_in
 from tests.html import csrf_token
+from webapp.http.auth import SESSION_COOKIE
+from webapp.http.security import CSRF_COOKIE
 from webapp.models import ApiKey, Job, User
 
 SIZES = {"model": "sizes", "inputs": {"size": 2, "colour": "red"}}
@@ -70,3 +74,30 @@ def test_the_same_forms_pass_with_the_token(admin_client: TestClient, engine: En
         "/models/sizes/jobs", data={"size": "2", "colour": "red"}, headers={"X-CSRF-Token": token, "HX-Request": "true"}
     )
     assert response.status_code == 200
+
+
+def test_a_token_is_bound_to_its_session(app: FastAPI, member: Account, admin: Account, engine: Engine) -> None:
+    """A seed and token planted in another browser (a sibling subdomain can set cookies) pass for no one else."""
+    with TestClient(app) as alice, TestClient(app) as bob:
+        sign_in(alice, member)
+        sign_in(bob, admin)
+        token = csrf_token(alice, "/settings/keys")
+        before = counts(engine)
+        bob.cookies.set(CSRF_COOKIE, alice.cookies[CSRF_COOKIE])
+        response = bob.post("/settings/keys", data={"name": "planted", "csrf_token": token})
+        assert response.status_code == 403
+        assert counts(engine) == before
+        assert alice.post("/settings/keys", data={"name": "mine", "csrf_token": token}).status_code == 200
+
+
+def test_over_https_the_cookies_carry_the_host_prefix(app: FastAPI, admin: Account) -> None:
+    with TestClient(app, base_url="https://testserver") as browser:
+        token = csrf_token(browser, "/login")
+        assert [cookie.name for cookie in browser.cookies.jar] == [f"__Host-{CSRF_COOKIE}"]
+        signed_in = browser.post(
+            "/login", data={"name": admin.name, "password": PASSWORD, "csrf_token": token}, follow_redirects=False
+        )
+        assert signed_in.status_code == 303
+        cookie = signed_in.headers["set-cookie"]
+        assert cookie.startswith(f"__Host-{SESSION_COOKIE}=") and "Secure" in cookie and "Domain" not in cookie
+        assert browser.get("/settings/keys", follow_redirects=False).status_code == 200

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from webapp.csvio import (
+    SNIFF_BYTES,
     CsvLimits,
     UploadError,
     fixed_decimals,
@@ -62,6 +63,9 @@ def test_rows_of_the_wrong_width_are_kept_with_a_reason() -> None:
     [
         (b"", "empty"),
         (b"  \n\n", "empty"),
+        (b"\xef\xbb\xbf", "empty"),  # only a byte order mark
+        (b"99P\xf3", "not UTF-8"),  # the whole file ends inside a character
+        (b"island,bill\xc3", "not UTF-8"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
         ("island,x\nDr\xe9am,1\n".encode("latin-1"), "not UTF-8"),
         (b"a,a,b\n1,2,3\n", "more than once: a"),
@@ -78,6 +82,20 @@ def test_bad_utf8_after_the_first_block_is_caught_while_reading() -> None:
     upload = open_upload(io.BytesIO(content), LIMITS)
     with pytest.raises(UploadError, match="not UTF-8 text throughout"):
         list(upload.chunks(1000))
+
+
+def test_a_character_split_by_the_end_of_the_first_block_is_read_whole() -> None:
+    header = b"a,b\n"
+    filler = b"x" * (SNIFF_BYTES - len(header) - 1)
+    content = header + filler + "é,1\n".encode()  # é's two bytes straddle the first block's end
+    _, _, rows = read(content)
+    assert rows == [[filler.decode() + "é", "1", ""]]
+
+
+def test_a_header_with_a_bad_byte_past_the_first_block_is_refused() -> None:
+    content = b"a" * (SNIFF_BYTES - 6) + b",b" + b"c" * 10 + b"\xff\n1,2\n"
+    with pytest.raises(UploadError, match="not UTF-8"):
+        read(content)
 
 
 def test_rows_split_into_chunks_in_order_whatever_their_line_endings() -> None:

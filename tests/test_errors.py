@@ -51,3 +51,20 @@ def test_a_page_error_is_a_page_with_the_id(failing: TestClient) -> None:
     assert response.status_code == 500
     assert "text/html" in response.headers["content-type"]
     assert "logged as" in response.text and SECRET not in response.text
+
+
+def test_the_error_ends_in_its_answer_and_is_logged_once_with_its_type(
+    settings: Settings, registry: ModelRegistry, member: Account, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing is raised on to the server (uvicorn logged a second traceback and dropped the connection)."""
+    app = create_app(settings, enqueue=lambda dispatches: None)
+    with TestClient(app) as client:  # raise_server_exceptions: anything raised past the app fails the test
+        sign_in(client, member)
+        app.state.jobs.page = lambda **kwargs: 1 / 0
+        with caplog.at_level(logging.ERROR):
+            response = client.get("/api/v1/jobs")
+
+    assert response.status_code == 500
+    (record,) = [r for r in caplog.records if r.exc_info]
+    assert record.getMessage().endswith("GET /api/v1/jobs: ZeroDivisionError")
+    assert response.json()["detail"].endswith(record.error_id)  # type: ignore[attr-defined]

@@ -7,7 +7,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -95,3 +95,38 @@ def test_the_level_setting_applies() -> None:
     logging.getLogger("webapp").info("hidden")
     logging.getLogger("webapp").warning("shown")
     assert [line["message"] for line in json_lines(stream)] == ["shown"]
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_traceback_is_printed_once_without_local_variables(log_format: Literal["json", "text"]) -> None:
+    """Local variables held whole uploads and CSRF tokens: thousands of lines per error, secrets included."""
+    stream = io.StringIO()
+    setup_logging(Settings(log_format=log_format), stream=stream)
+
+    def failing(token: str) -> None:
+        raise OverflowError("int too large to convert to float")
+
+    token = "csrf-" + "3f9a" * 4  # built, so that the source line the traceback quotes does not hold it
+    try:
+        failing(token)
+    except OverflowError:
+        logging.getLogger("webapp.http.errors").exception("error 0123abcd on POST /api/v1/jobs: OverflowError")
+
+    output = stream.getvalue()
+    assert output.count("Traceback (most recent call last)") == 1
+    assert "OverflowError: int too large" in output
+    assert token not in output
+    assert len(output.splitlines()) < 20 if log_format == "text" else len(output.splitlines()) == 1
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_the_access_log_keeps_no_key_or_token_from_a_query_string(log_format: Literal["json", "text"]) -> None:
+    stream = io.StringIO()
+    setup_logging(Settings(log_format=log_format), stream=stream)
+
+    path = "/api/v1/jobs?api_key=apot_1a2b3c4d_s3cret&status=failed&csrf_token=abc123"
+    logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "10.0.0.7:5123", "GET", path, "1.1", 401)
+
+    output = stream.getvalue()
+    assert "s3cret" not in output and "abc123" not in output
+    assert "status=failed" in output and "api_key=[removed]" in output

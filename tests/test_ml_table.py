@@ -11,7 +11,7 @@ import pytest
 from sklearn.linear_model import LinearRegression
 
 from ml.registration import describe_estimator
-from ml.schema import InputSchema, derive_schema
+from ml.schema import Feature, InputSchema, derive_schema
 from ml.store import read_estimator
 from ml.table import ScoredTable, score_table
 from tests.models import Trained
@@ -88,3 +88,16 @@ def test_a_scored_table_round_trips_through_bytes_without_pickle() -> None:
     assert back.errors == [None, "bad"]
     assert back.probabilities is not None and np.allclose(back.probabilities, probabilities, equal_nan=True)
     assert back.values is None
+
+
+def test_category_names_with_braces_are_text_never_a_format_template() -> None:
+    """A model's categories come from its training data: `{0}` or `{value.__class__}` must be shown as written."""
+
+    class Constant:
+        def predict(self, frame: pd.DataFrame) -> np.ndarray:
+            return np.zeros(len(frame))
+
+    schema = InputSchema([Feature("color", "category", choices=["{0}", "{value.__class__.__mro__}", "red"])])
+    scored = score_table(Constant(), schema, cells(color=["red", "blue", "{0}"]), ["", "", ""])
+    assert scored.errors == [None, "color: 'blue' is not one of {0}, {value.__class__.__mro__}, red", None]
+    assert scored.values is not None and scored.values[0] == 0.0 and scored.values[2] == 0.0

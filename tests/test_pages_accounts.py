@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from tests.accounts import PASSWORD, Account
 from tests.html import csrf_token, one, parse
 from webapp.http.auth import SESSION_COOKIE
+from webapp.http.ratelimit import SignInLimits
 
 
 def sign_in_with_form(client: TestClient, name: str, password: str, next: str = "") -> object:
@@ -118,8 +119,23 @@ def test_an_admin_cannot_disable_themselves(admin_client: TestClient, admin: Acc
 
 
 def test_guessing_passwords_is_slowed_down(anonymous: TestClient, member: Account) -> None:
-    codes = [sign_in_with_form(anonymous, member.name, f"guess {i}").status_code for i in range(11)]  # type: ignore[attr-defined]
-    assert codes == [422] * 10 + [429]
+    anonymous.app.state.sign_in_limits = SignInLimits(clock=lambda: 0.0)  # type: ignore[attr-defined]  # time stands still
+    codes = [sign_in_with_form(anonymous, member.name, f"guess {i}").status_code for i in range(7)]  # type: ignore[attr-defined]
+    assert codes == [422] * 6 + [429]
     refused = sign_in_with_form(anonymous, member.name, PASSWORD)
     assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1  # type: ignore[attr-defined]
     assert "Too many attempts" in one(parse(refused.text), ".field-error").text  # type: ignore[attr-defined]
+
+
+def test_the_owner_at_their_usual_address_signs_in_while_others_guess(app: FastAPI, member: Account) -> None:
+    """Guesses from elsewhere, past the name's limit, slow down only those who make them (they locked the admin out)."""
+    app.state.sign_in_limits = SignInLimits(per_name="3/hour", clock=lambda: 0.0)
+
+    def browser(address: str) -> TestClient:  # no `with`: the app's lifespan (and these limits) already run
+        return TestClient(app, client=(address, 50000))
+
+    assert sign_in_with_form(browser("198.51.100.1"), member.name, PASSWORD).status_code == 303  # type: ignore[attr-defined]
+    guesses = [sign_in_with_form(browser(f"203.0.113.{i}"), member.name, "guess").status_code for i in range(4)]  # type: ignore[attr-defined]
+    assert guesses == [422, 422, 422, 429]
+    assert sign_in_with_form(browser("198.51.100.1"), member.name, PASSWORD).status_code == 303  # type: ignore[attr-defined]
+    assert sign_in_with_form(browser("192.0.2.1"), member.name, PASSWORD).status_code == 429  # type: ignore[attr-defined]

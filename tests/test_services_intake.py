@@ -328,3 +328,39 @@ def test_stopping_stores_and_publishes_what_was_handed_in(
     assert pending.stored.result(timeout=0).status == JobStatus.QUEUED
     assert pending.published.result(timeout=0) is True
     assert enqueue.published == [str(pending.job.id)]
+
+
+def test_a_member_whose_write_fails_fails_alone_and_the_rest_of_its_group_is_stored(
+    registry: ModelRegistry, intake: JobIntake, enqueue: RecordingEnqueue, engine: Engine
+) -> None:
+    jobs = service(registry, intake, enqueue)
+    first = jobs.create(JobRequest("penguins", None, GENTOO))
+    clash = jobs.prepare(JobRequest("penguins", None, GENTOO))
+    clash.id = first.id  # a row the database refuses (its primary key is taken), as any write error would be
+    with intake.arriving():
+        pending = [intake.submit(jobs.prepare(JobRequest("penguins", None, GENTOO))) for _ in range(2)]
+        pending.insert(1, intake.submit(clash))
+
+    good = [pending[0].stored.result(timeout=5), pending[2].stored.result(timeout=5)]
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+        pending[1].stored.result(timeout=5)
+    assert pending[1].published.result(timeout=5) is False
+    assert all(pending[i].published.result(timeout=5) for i in (0, 2))
+    with Session(engine) as session:
+        stored = set(session.scalars(select(Job.id)))
+    assert stored == {first.id, *(job.id for job in good)}
+    assert set(enqueue.published) == {str(job.id) for job in [first, *good]}
+
+
+def test_a_submission_that_stopped_waiting_does_not_stop_the_next_ones(
+    registry: ModelRegistry, intake: JobIntake, enqueue: RecordingEnqueue
+) -> None:
+    """A request gives up waiting for its publish (its future is cancelled): the publisher goes on for the others."""
+    jobs = service(registry, intake, enqueue)
+    gave_up = intake.submit(jobs.prepare(JobRequest("penguins", None, GENTOO)))
+    gave_up.published.cancel()
+    gave_up.stored.cancel()
+
+    later = intake.submit(jobs.prepare(JobRequest("penguins", None, GENTOO)))
+    assert later.published.result(timeout=LONG_WINDOW / 3) is True
+    assert str(later.stored.result(timeout=1).id) in enqueue.published

@@ -6,9 +6,12 @@ The worker's services run in this process on the test's database (tests/e2e/test
 from __future__ import annotations
 
 import json
+import socketserver
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -72,7 +75,12 @@ def run_tasks(enqueue: RecordingEnqueue, registry: ModelRegistry, webhooks: Webh
 def scoring_context(enqueue: RecordingEnqueue, registry: ModelRegistry) -> ScoringContext:
     """A worker's, whose job endings publish webhooks through `enqueue`, as tasks/context.py makes them."""
     return ScoringContext(
-        registry.sessions, registry, WebhookAnnouncer(SilentAnnouncer(), enqueue), "test-worker", lease_seconds=60
+        registry.sessions,
+        registry,
+        WebhookAnnouncer(SilentAnnouncer(), enqueue),
+        "test-worker",
+        lease_seconds=60,
+        enqueue=enqueue,
     )
 
 
@@ -283,3 +291,44 @@ def test_the_address_is_checked_again_at_delivery(
     (attempt,) = attempts(registry, job["id"])
     assert attempt.status_code is None
     assert attempt.error and attempt.error.startswith("refused:") and "not a public address" in attempt.error
+
+
+@pytest.fixture
+def trickler() -> Iterator[str]:
+    """A receiver that answers 200 and then one header line every 0.2 s for 8 s: each read comes in time, the whole
+    answer does not."""
+
+    class Trickle(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            self.request.recv(65536)
+            try:
+                self.request.sendall(b"HTTP/1.1 200 OK\r\n")
+                for index in range(40):
+                    time.sleep(0.2)
+                    self.request.sendall(f"X-Line-{index}: x\r\n".encode())
+                self.request.sendall(b"Content-Length: 0\r\n\r\n")
+            except OSError:  # the worker gave up and closed: what this test wants
+                pass
+
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), Trickle) as server:
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+        server.shutdown()
+
+
+def test_an_attempt_has_a_deadline_for_the_whole_answer_not_per_read(
+    client: TestClient,
+    enqueue: RecordingEnqueue,
+    registry: ModelRegistry,
+    webhooks: WebhookContext,
+    trickler: str,
+) -> None:
+    webhooks = replace(webhooks, settings=replace(webhooks.settings, timeout_seconds=1.0, pauses=()))
+    job = submit(client, trickler)
+
+    run_tasks(enqueue, registry, webhooks)
+
+    (attempt,) = attempts(registry, job["id"])
+    assert attempt.status_code is None
+    assert attempt.error == "TimeoutException: no answer within 1 s"

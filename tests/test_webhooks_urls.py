@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -111,9 +112,26 @@ def test_the_upload_page_explains_a_refused_callback_next_to_its_field(client: T
     assert client.get("/api/v1/jobs").json()["items"] == []
 
 
-def test_a_host_that_does_not_resolve_is_refused() -> None:
+def test_a_refused_name_says_nothing_of_what_it_resolves_to() -> None:
+    """An unknown name and a name of an inside address get the same answer, without the address: the server is no
+    resolver of internal names for its members."""
+    answers = []
+    for url in ("http://no-such-host.invalid/hook", "http://localhost/hook"):
+        with pytest.raises(CallbackRefused) as refused:
+            check_callback_url(url, allow_private=False)
+        answers.append(str(refused.value).replace(url.split("/")[2], "HOST"))
+    assert answers[0] == answers[1]
+    assert "127.0.0.1" not in answers[1] and "::1" not in answers[1]
+
+
+def test_control_characters_are_refused() -> None:
+    with pytest.raises(CallbackRefused, match="control characters"):
+        check_callback_url("https://1.1.1.1/a\x00b", allow_private=True)
+
+
+def test_with_the_allow_setting_a_name_that_does_not_resolve_is_still_refused() -> None:
     with pytest.raises(CallbackRefused, match="cannot be resolved"):
-        check_callback_url("http://no-such-host.invalid/hook", allow_private=False)
+        check_callback_url("http://no-such-host.invalid/hook", allow_private=True)
 
 
 def test_the_allow_setting_lets_inside_addresses_through() -> None:
@@ -146,3 +164,21 @@ def test_webhook_secret_prints_the_key_the_workers_sign_with(fresh_settings: pyt
     fresh_settings.setenv("APOT_WEBHOOK_SECRET", "chosen")
     get_settings.cache_clear()
     assert CliRunner().invoke(cli, ["webhook-secret"]).output.strip() == "chosen"
+
+
+@pytest.mark.parametrize(
+    "setting", [("APOT_DATABASE_URL", "postgresql+psycopg://apot@db.internal/apot"), ("APOT_HOST", "0.0.0.0")]
+)
+def test_production_refuses_to_start_without_a_secret_and_says_how_to_make_one(
+    fresh_settings: pytest.MonkeyPatch, tmp_path: Path, setting: tuple[str, str]
+) -> None:
+    fresh_settings.delenv("APOT_SECRET_KEY", raising=False)
+    fresh_settings.delenv("APOT_WEBHOOK_SECRET", raising=False)
+    fresh_settings.setenv(*setting)
+    fresh_settings.chdir(tmp_path)  # no var/secret_key is made here either
+
+    for command in (["web"], ["worker"]):
+        result = CliRunner().invoke(cli, command)
+        assert result.exit_code == 2, result.output
+        assert "APOT_SECRET_KEY is not set" in result.output and "openssl rand -hex 32" in result.output
+    assert not (tmp_path / "var").exists()

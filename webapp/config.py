@@ -37,7 +37,11 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address the web server listens on.")
     port: int = Field(default=8000, description="Port the web server listens on.")
-    queue: str = Field(default="apot", description="Celery queue that carries scoring tasks.")
+    queue: str = Field(
+        default="apot",
+        description="Celery queue of interactive jobs (forms, JSON); CSV chunks go to `<queue>.bulk` and "
+        "webhooks to `<queue>.webhooks`.",
+    )
     worker_concurrency: int = Field(default=0, description="Worker processes per `apot worker`; 0 = one per CPU.")
     max_json_rows: int = Field(default=1000, description="Most rows one JSON job may carry.")
     max_body_bytes: int = Field(default=2 * 1024 * 1024, description="Largest JSON request body, in bytes.")
@@ -51,6 +55,11 @@ class Settings(BaseSettings):
         default=200, ge=10, description="Most fields one form or multipart upload may have (files: one)."
     )
     csv_chunk_rows: int = Field(default=20_000, description="Rows per chunk of a CSV job; each chunk is one task.")
+    csv_chunks_in_flight: int = Field(
+        default=8,
+        ge=1,
+        description="Chunks of one CSV job in the queue or being scored at once; the rest wait their turn.",
+    )
     batch_max_rows: int = Field(
         default=256, ge=1, description="Most rows of small jobs that travel in one task message and one model call."
     )
@@ -101,8 +110,8 @@ class Settings(BaseSettings):
     )
     secret_key: SecretStr | None = Field(
         default=None,
-        description="Signs sessions and CSRF tokens. Unset: made once, kept in var/secret_key; set it (the same) "
-        "on every web machine.",
+        description="Signs sessions and CSRF tokens. Unset on a laptop: made once, kept in var/secret_key; "
+        "production (Postgres, or a host other than loopback) refuses to start without it.",
     )
     session_hours: float = Field(default=168.0, gt=0, description="How long a sign-in lasts, in hours.")
     rate_limit_per_user: str = Field(
@@ -121,6 +130,11 @@ class Settings(BaseSettings):
         default=None,
         description="Key of the HMAC-SHA256 signature on webhooks. Unset: derived from the server secret "
         "(`apot webhook-secret` prints it).",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Addresses (comma-separated IPs or networks, or *) of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed. Empty: none, not even 127.0.0.1.",
     )
     webhook_allow_private: bool = Field(
         default=False,
@@ -153,6 +167,22 @@ class Settings(BaseSettings):
     @property
     def webhook_max_attempts(self) -> int:
         return len(self.webhook_pauses) + 1
+
+    @property
+    def is_production(self) -> bool:
+        """A Postgres database or a server reachable from other machines: where a secret made per machine breaks
+        sessions and webhook signatures between machines."""
+        return self.database_url.startswith("postgresql") or self.host not in ("127.0.0.1", "localhost", "::1")
+
+    @property
+    def bulk_queue(self) -> str:
+        """CSV chunks: served only when no interactive job waits."""
+        return f"{self.queue}.bulk"
+
+    @property
+    def webhook_queue(self) -> str:
+        """Webhook deliveries: served by threads of their own, never by a scoring process."""
+        return f"{self.queue}.webhooks"
 
     @property
     def base_url(self) -> str:

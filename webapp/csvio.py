@@ -95,15 +95,16 @@ def open_upload(binary: IO[bytes], limits: CsvLimits) -> CsvUpload:
     csv.field_size_limit(limits.max_field)
     head = binary.read(SNIFF_BYTES)
     binary.seek(0)
-    if not head.strip():
-        raise UploadError("The file is empty.")
     if b"\x00" in head:
         raise UploadError("This looks like a binary file, not CSV text.")
     try:
-        codecs.getincrementaldecoder("utf-8-sig")().decode(head, final=False)
+        # Final only if this is the whole file: the first 64 KiB of a longer one may end inside a character.
+        text = codecs.getincrementaldecoder("utf-8-sig")().decode(head, final=len(head) < SNIFF_BYTES)
     except UnicodeDecodeError as exc:
         raise UploadError(f"The file is not UTF-8 text (bad byte at {exc.start}); save it as UTF-8 CSV.") from exc
-    first_line = head.decode("utf-8-sig", errors="ignore").splitlines()[0]
+    if not text.strip():  # nothing, blanks, or only a byte order mark
+        raise UploadError("The file is empty.")
+    first_line = text.splitlines()[0]
     delimiter = max(DELIMITERS, key=first_line.count)
     consumed: list[str] = []
 
@@ -117,6 +118,8 @@ def open_upload(binary: IO[bytes], limits: CsvLimits) -> CsvUpload:
         columns = [c.strip() for c in next(reader)]
     except csv.Error as exc:
         raise UploadError(_malformed(exc, limits)) from exc
+    except UnicodeDecodeError as exc:  # a header line longer than the first 64 KiB, with a bad byte past them
+        raise UploadError(f"The file is not UTF-8 text (bad byte near position {exc.start}).") from exc
     consumed.clear()
     if len(columns) > limits.max_columns:
         raise UploadError(f"The header has {len(columns):,} columns; at most {limits.max_columns:,} are accepted.")

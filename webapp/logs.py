@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import logging.config
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,8 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 
 from webapp.config import Settings
 
+# A query parameter whose name contains one of these words, and its value up to the next & or space.
+SECRET_QUERY_VALUE = re.compile(r"([?&][^=&\s]*(?:key|token|secret|password|auth)[^=&\s]*)=[^&\s]*", re.IGNORECASE)
 LOGGERS_OF_OTHERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "celery", "alembic")
 
 
@@ -65,7 +68,9 @@ def make_formatter(renderer: str) -> structlog.stdlib.ProcessorFormatter:
             structlog.processors.JSONRenderer(serializer=_dumps),
         ]
     else:
-        last = [structlog.dev.ConsoleRenderer(colors=False)]
+        # A plain traceback: structlog's default (rich's) prints every frame's local variables, which held whole
+        # uploads and CSRF tokens: thousands of lines per error, secrets included.
+        last = [structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)]
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[
             structlog.contextvars.merge_contextvars,
@@ -100,11 +105,19 @@ def _fields_of_others(_logger: WrappedLogger, _name: str, event: EventDict) -> E
     args = event.pop("positional_args", None)
     if event["_record"].name == "uvicorn.access" and isinstance(args, tuple) and len(args) == 5:
         event.update(zip(("client", "method", "path", "http_version", "status"), args, strict=True))
+        event["path"] = _without_secrets(str(event["path"]))
+        event["event"] = _without_secrets(str(event["event"]))
     data = event.pop("data", None)
     if isinstance(data, dict) and "id" in data:  # Celery's "Task ... received / succeeded" lines
         event.setdefault("task_id", str(data["id"]))
         event.setdefault("task", data.get("name"))
     return event
+
+
+def _without_secrets(text: str) -> str:
+    """A URL's query values whose names say they are secret, blanked: apot reads keys only from headers, but a
+    client may still put one in the URL (`?api_key=`), and the access log must not keep it."""
+    return SECRET_QUERY_VALUE.sub(r"\1=[removed]", text)
 
 
 def _dumps(event: EventDict, **_options: Any) -> str:

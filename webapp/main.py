@@ -21,8 +21,8 @@ from webapp.api.openapi import install_openapi, operation_id
 from webapp.config import Settings, get_settings
 from webapp.csvio import CsvLimits
 from webapp.db import make_engine, make_session_factory
-from webapp.http.errors import install_error_pages
-from webapp.http.limits import BodySizeLimit
+from webapp.http.errors import AnswerUnexpectedErrors, install_error_pages
+from webapp.http.limits import BodySizeLimit, NulRefused
 from webapp.http.ratelimit import SignInLimits, SubmissionLimits
 from webapp.http.security import server_secret
 from webapp.http.security_headers import SecurityHeaders
@@ -84,7 +84,12 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
             allow_private_callbacks=settings.webhook_allow_private,
         )
         csv_limits = CsvLimits(settings.max_csv_rows, settings.max_csv_columns, settings.max_csv_field_bytes)
-        app.state.csv_jobs = CsvJobService(app.state.jobs, chunk_rows=settings.csv_chunk_rows, limits=csv_limits)
+        app.state.csv_jobs = CsvJobService(
+            app.state.jobs,
+            chunk_rows=settings.csv_chunk_rows,
+            chunks_in_flight=settings.csv_chunks_in_flight,
+            limits=csv_limits,
+        )
         app.state.accounts = AccountService(sessions)
         app.state.submission_limits = SubmissionLimits(settings.rate_limit_per_user, settings.rate_limit_per_key)
         app.state.sign_in_limits = SignInLimits()
@@ -116,6 +121,8 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
         max_upload_bytes=settings.max_upload_mb * 1024 * 1024,
         upload_paths=UPLOAD_PATHS,
     )
+    app.add_middleware(NulRefused)
+    app.add_middleware(AnswerUnexpectedErrors)
     app.add_middleware(SecurityHeaders)
     install_error_pages(app)
     install_openapi(app)

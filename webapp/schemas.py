@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from webapp.background.retention import pruned_message
 from webapp.models import Job, JobKind
@@ -16,6 +16,16 @@ LinkFor = Callable[[str, uuid.UUID], str]
 """The absolute URL of a named route for a job id: request.url_for in a request, the public URL in a worker."""
 
 FeatureValue = float | int | str | bool | None
+
+
+def _without_nul(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("must not contain a NUL character")  # Postgres cannot store or compare it
+    return text
+
+
+Text = Annotated[str, AfterValidator(_without_nul)]
+"""A string that reaches a query or a column: names, versions, URLs."""
 InputRow = dict[str, FeatureValue]
 
 
@@ -73,12 +83,12 @@ class JobCreate(BaseModel):
         },
     )
 
-    model: str = Field(description="Name of the model, as listed by GET /api/v1/models.")
-    version: str | None = Field(None, description="Pin a version; the model's default version when left out.")
+    model: Text = Field(description="Name of the model, as listed by GET /api/v1/models.")
+    version: Text | None = Field(None, description="Pin a version; the model's default version when left out.")
     inputs: InputRow | list[InputRow] = Field(
         description="One row of feature values, or a list of rows (at most APOT_MAX_JSON_ROWS)."
     )
-    callback_url: str | None = Field(
+    callback_url: Text | None = Field(
         None,
         description="An http(s) URL on a public address that is POSTed the job (signed) when it ends: see Webhooks.",
     )

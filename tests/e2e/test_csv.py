@@ -23,13 +23,14 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_sample_csv(tmp_path_factory.mktemp("csv") / "penguins.csv", ROWS, seed=7)
 
 
-def upload(stack: Stack, path: Path) -> dict[str, Any]:
+def upload(stack: Stack, path: Path, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """Upload the file as the stack's admin (or whoever `headers` authenticate); the 202's job."""
     with path.open("rb") as f:
         response = httpx2.post(
             f"{stack.base_url}/api/v1/jobs/csv",
             files={"file": (path.name, f, "text/csv")},
             data={"model": "penguins"},
-            headers=stack.auth,
+            headers=headers or stack.auth,
             timeout=120,
         )
     assert response.status_code == 202, response.text

@@ -1,6 +1,7 @@
-"""schemathesis against a live apot (real web server and worker) with a valid key, every check on: whatever it
-sends within and around /openapi.json, no answer is a 5xx, every answer matches the schema the app publishes, and
-what the document calls valid is accepted (bar the refusals by meaning listed in schemathesis.toml)."""
+"""schemathesis against a live apot (real web server and worker, on Postgres + Redis, where text with NUL in it fails
+a query) with a valid key, every check on and every phase (examples, coverage, fuzzing, stateful): whatever it sends
+within and around /openapi.json, no answer is a 5xx, every answer matches the schema the app publishes, and what the
+document calls valid is accepted (bar the refusals by meaning listed in schemathesis.toml)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, trained_models: dict[str, Trained]) -> Iterator[Stack]:
-    with running_stack("embedded", tmp_path_factory.mktemp("fuzz"), trained_models) as stack:
+    with running_stack("postgres-redis", tmp_path_factory.mktemp("fuzz"), trained_models) as stack:
         yield stack
 
 

@@ -12,7 +12,10 @@ from webapp.schemas import LinkFor, Problem
 router = APIRouter(
     prefix="/api/v1",
     dependencies=[Depends(api_principal)],
-    responses={401: {"model": Problem, "description": "Missing, malformed or revoked API key"}},
+    responses={
+        400: {"model": Problem, "description": "The URL holds a NUL character (%00), which no name or value has"},
+        401: {"model": Problem, "description": "Missing, malformed or revoked API key"},
+    },
 )
 router.include_router(models.router)
 router.include_router(csv_jobs.router)

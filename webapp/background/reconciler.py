@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from webapp.background.retention import Pruner
 from webapp.db import transaction
 from webapp.models import ChunkStatus, Job, JobChunk, JobKind, JobStatus, utcnow
+from webapp.services.chunk_release import within_window
 from webapp.services.dispatch import SCORE_CHUNK, SCORE_JOBS, Dispatch, Enqueue
 from webapp.services.events import Announcer
 from webapp.services.tracking.summaries import Compactor
@@ -44,6 +45,7 @@ class ReconcilerSettings:
     republish_after_seconds: float
     batch_max_rows: int
     webhook_attempts: int = 5  # APOT_WEBHOOK_RETRY_SECONDS' pauses + 1
+    chunks_in_flight: int = 8  # APOT_CSV_CHUNKS_IN_FLIGHT
 
 
 @dataclass
@@ -200,10 +202,12 @@ class Reconciler:
             report.published_jobs += len(picked)
 
     def _publish_chunks(self, now: datetime, report: PassReport) -> None:
+        """Chunks lost on the way, or not yet released by a chain that broke: up to each job's window in flight."""
         live = exists().where(Job.id == JobChunk.job_id, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
         waiting = (JobChunk.status == ChunkStatus.QUEUED) & live & self._unpublished(JobChunk, now)
         with transaction(self.sessions) as session:
-            picked = _take(session, JobChunk, waiting, published_at=now)
+            chosen = within_window(session, waiting, self.settings.chunks_in_flight, PASS_LIMIT)
+            picked = _take(session, JobChunk, waiting & JobChunk.id.in_(chosen), published_at=now) if chosen else []
             task_ids: dict[uuid.UUID, str] = {
                 chunk_id: task_id
                 for chunk_id, task_id in session.execute(

@@ -13,10 +13,12 @@ import typer
 from webapp.cli.accounts import announce_first_admin, keys_cli, users_cli
 from webapp.cli.models import models_cli
 from webapp.cli.predict import outcomes, predict
-from webapp.config import VAR_DIR, get_settings
+from webapp.config import VAR_DIR, Settings, get_settings
 
 # How long `apot web --workers N` gives each server process to start before counting it as hung.
 WEB_WORKER_START_SECONDS = 60
+# Webhook deliveries one `apot worker` makes at once: each waits on a receiver, at most APOT_WEBHOOK_TIMEOUT_SECONDS.
+WEBHOOK_THREADS = 8
 
 cli = typer.Typer(help="apot: a dashboard and JSON API for scikit-learn predictions.", no_args_is_help=True)
 cli.add_typer(models_cli, name="models")
@@ -50,6 +52,17 @@ def train_demo() -> None:
         typer.echo("the demo models are already registered")
 
 
+def require_secret(settings: Settings) -> None:
+    """Exit with how to make APOT_SECRET_KEY when a production server would start without it."""
+    from webapp.http.security import MissingSecret, server_secret
+
+    try:
+        server_secret(settings)
+    except MissingSecret as exc:
+        typer.echo(f"apot: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
 @cli.command()
 def web(
     workers: Annotated[int, typer.Option(help="Web server processes.")] = 1,
@@ -61,6 +74,7 @@ def web(
     from webapp.logs import log_config
 
     settings = get_settings()
+    require_secret(settings)
     announce_first_admin(f"http://{settings.host}:{settings.port}")
     uvicorn.run(
         "webapp.main:create_app",
@@ -71,7 +85,11 @@ def web(
         # Named, not left to "auto": without them uvicorn silently falls back to pure-Python parsing and asyncio's
         # own loop, and each request costs noticeably more CPU.
         loop="uvloop",
-        http="httptools",
+        http="webapp.http.server_protocol:BoundedHeadProtocol",  # httptools, with a bound on the headers' size
+        # X-Forwarded-For and -Proto are believed only from the proxies named: uvicorn's default believes any
+        # process on 127.0.0.1, so anyone reaching apot there could pick the address the sign-in limits count.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
         access_log=access_log,
         log_level=settings.log_level.lower(),
         log_config=log_config(settings),  # applied again in each worker process uvicorn starts
@@ -96,23 +114,43 @@ def worker(
     from webapp.logs import setup_logging
     from webapp.metrics.worker import exporting
 
-    setup_logging(get_settings())
+    settings = get_settings()
+    require_secret(settings)
+    setup_logging(settings)
     env = dict(os.environ)
     # Processes of their own, not threads: Celery forks its pool from the process it runs in.
-    command = [sys.executable, "-m", "webapp.cli", "celery-worker", f"--concurrency={concurrency}", f"--name={name}"]
+    celery = [sys.executable, "-m", "webapp.cli", "celery-worker"]
+    commands = {
+        # Interactive jobs first, then CSV chunks, in processes that score.
+        "worker": [*celery, f"--concurrency={concurrency}", f"--name={name}", "--queues=scoring"],
+        # Webhooks wait on other people's servers: threads of their own, so a slow receiver holds no scoring process.
+        "webhooks": [
+            *celery,
+            f"--concurrency={WEBHOOK_THREADS}",
+            f"--name={webhook_node_name(name)}",
+            "--queues=webhooks",
+        ],
+    }
     reconciler = subprocess.Popen([sys.executable, "-m", "webapp.cli", "reconciler"], env=env) if beat else None
     try:
-        with exporting(get_settings().worker_metrics_port, env):  # the Celery processes' metrics, summed
-            raise typer.Exit(keep_running("worker", command, env))
+        with exporting(settings.worker_metrics_port, env):  # the Celery processes' metrics, summed
+            raise typer.Exit(keep_running(commands, env))
     finally:
         if reconciler is not None:
             reconciler.terminate()
             reconciler.wait()
 
 
+def webhook_node_name(name: str) -> str:
+    """The Celery node name of the webhook threads beside the scoring node `name` (apot@%h → apot-webhooks@%h)."""
+    node, at, host = name.partition("@")
+    return f"{node}-webhooks{at}{host}"
+
+
 @cli.command("celery-worker", hidden=True)
-def celery_worker(concurrency: int = 0, name: str = "apot@%h") -> None:
-    """The Celery worker itself, as `apot worker` runs (and restarts) it."""
+def celery_worker(concurrency: int = 0, name: str = "apot@%h", queues: str = "scoring") -> None:
+    """The Celery worker itself, as `apot worker` runs (and restarts) it: `scoring` (interactive jobs, then CSV
+    chunks, in processes) or `webhooks` (in threads)."""
     from tasks.app import create_celery
     from webapp.logs import choose_format, setup_logging
 
@@ -126,8 +164,11 @@ def celery_worker(concurrency: int = 0, name: str = "apot@%h") -> None:
             *quiet,  # an option of `celery`, not of `celery worker`
             "worker",
             f"--loglevel={settings.log_level}",
-            f"--concurrency={processes}",
-            f"--queues={settings.queue}",
+            *(
+                [f"--concurrency={processes}", f"--queues={settings.queue},{settings.bulk_queue}"]
+                if queues == "scoring"
+                else [f"--concurrency={concurrency}", f"--queues={settings.webhook_queue}", "--pool=threads"]
+            ),
             f"--hostname={name}",
             # Mingle asks every other worker for its revoked ids at start-up; we revoke nothing and it adds seconds.
             "--without-mingle",
@@ -163,6 +204,7 @@ def reconciler() -> None:
             settings.republish_after_seconds,
             settings.batch_max_rows,
             webhook_attempts=settings.webhook_max_attempts,
+            chunks_in_flight=settings.csv_chunks_in_flight,
         ),
         pruner=Pruner(sessions, settings.result_ttl_days),
         compactor=Compactor(sessions),

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -113,32 +113,45 @@ class Supervisor:
                     child.process.wait()
 
 
-def keep_running(name: str, argv: Sequence[str], env: dict[str, str]) -> int:
-    """Run `argv` as a child and start it again whenever it dies on its own, until this process is told to stop.
+def keep_running(commands: Mapping[str, Sequence[str]], env: dict[str, str]) -> int:
+    """Run each command (by name) as a child and start it again whenever it dies on its own, until this process is
+    told to stop.
 
     Celery's worker can exit on a broker connection lost at the wrong moment ("Unrecoverable error"); the
     jobs it held are safe (claims and the reconciler), but a worker must come back without an operator. The
-    child stays in this process's group, so whatever stops the group (Ctrl-C, `apot run`) stops it too.
+    children stay in this process's group, so whatever stops the group (Ctrl-C, `apot run`) stops them too.
     """
     supervisor = Supervisor()
     supervisor.handle_signals()
-    pause = RESPAWN_FIRST_PAUSE_SECONDS
-    child: subprocess.Popen[bytes] | None = None
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    started: dict[str, float] = {}
+    pause = dict.fromkeys(commands, RESPAWN_FIRST_PAUSE_SECONDS)
+    due = dict.fromkeys(commands, 0.0)  # when each command is (re)started
     try:
         while not supervisor.stopping:
-            started = time.monotonic()
-            child = subprocess.Popen(list(argv), env=env, preexec_fn=die_with_parent())
-            while not supervisor.stopping and child.poll() is None:
-                time.sleep(0.2)
-            if supervisor.stopping:
-                break
-            # A child that ran a good while gets a quick restart; one that keeps dying at once, a slower one.
-            pause = RESPAWN_FIRST_PAUSE_SECONDS if time.monotonic() - started > 60 else min(pause * 2, 30.0)
-            log.warning("%s exited with code %s; starting it again in %.0f s", name, child.returncode, pause)
-            time.sleep(pause)
+            now = time.monotonic()
+            for name, argv in commands.items():
+                child = children.get(name)
+                if child is None and now >= due[name]:
+                    children[name], started[name] = (
+                        subprocess.Popen(list(argv), env=env, preexec_fn=die_with_parent()),
+                        now,
+                    )
+                elif child is not None and child.poll() is not None:
+                    # A child that ran a good while gets a quick restart; one that keeps dying at once, a slower one.
+                    ran = now - started[name]
+                    pause[name] = RESPAWN_FIRST_PAUSE_SECONDS if ran > 60 else min(pause[name] * 2, 30.0)
+                    log.warning(
+                        "%s exited with code %s; starting it again in %.0f s", name, child.returncode, pause[name]
+                    )
+                    del children[name]
+                    due[name] = now + pause[name]
+            time.sleep(0.2)
     finally:
-        if child is not None and child.poll() is None:
-            child.terminate()  # a warm shutdown: tasks in hand finish first
+        for child in children.values():
+            if child.poll() is None:
+                child.terminate()  # a warm shutdown: tasks in hand finish first
+        for child in children.values():
             try:
                 child.wait(STOP_TIMEOUT_SECONDS)
             except subprocess.TimeoutExpired:

@@ -15,9 +15,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.concurrency import run_in_threadpool
 
+from webapp.http.security import SESSION_COOKIE, cookie_name
 from webapp.services.accounts import AccountService, Principal
 
-SESSION_COOKIE = "apot_session"
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="apot"'}
 INVALID_KEY = "a valid API key is required: send it as Authorization: Bearer <key>"
 # Reading is all a browser session may do on the API: its writes go through the pages, which check CSRF.
@@ -40,7 +40,7 @@ def session_cookie(secret: bytes, principal: Principal) -> str:
 def start_session(request: Request, response: Response, principal: Principal) -> None:
     """Set the session cookie for a user who just signed in."""
     response.set_cookie(
-        SESSION_COOKIE,
+        cookie_name(request, SESSION_COOKIE),
         session_cookie(request.app.state.secret, principal),
         max_age=int(request.app.state.settings.session_hours * 3600),
         httponly=True,
@@ -49,8 +49,9 @@ def start_session(request: Request, response: Response, principal: Principal) ->
     )
 
 
-def end_session(response: Response) -> None:
-    response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="lax")
+def end_session(request: Request, response: Response) -> None:
+    secure = request.url.scheme == "https"
+    response.delete_cookie(cookie_name(request, SESSION_COOKIE), httponly=True, samesite="lax", secure=secure)
 
 
 def _accounts(request: Request) -> AccountService:
@@ -58,7 +59,7 @@ def _accounts(request: Request) -> AccountService:
 
 
 def _session_principal(request: Request) -> Principal | None:
-    cookie = request.cookies.get(SESSION_COOKIE)
+    cookie = request.cookies.get(cookie_name(request, SESSION_COOKIE))
     if not cookie:
         return None
     max_age = request.app.state.settings.session_hours * 3600

@@ -16,6 +16,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from webapp.http.auth import LoginRequired
 from webapp.http.problems import PROBLEM_JSON, problem
@@ -95,11 +96,50 @@ async def database_unavailable(request: Request, exc: Exception) -> Response:
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
-    """A bug: the user gets an id to quote and nothing of the traceback or the SQL; the log gets both."""
+    """A bug: the user gets an id to quote and nothing of the traceback or the SQL; the log gets both, once."""
     error_id = uuid.uuid4().hex[:12]
-    log.error("error %s on %s %s", error_id, request.method, request.url.path, exc_info=exc)
+    log.error(
+        "error %s on %s %s: %s",
+        error_id,
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        exc_info=exc,
+        extra={"error_id": error_id, "exception_type": type(exc).__name__},
+    )
     detail = f"apot failed to answer this request; the error is logged as {error_id}"
     return await page_or_json_error(request, HTTPException(500, detail))
+
+
+class AnswerUnexpectedErrors:
+    """Answers a request that raised with `unexpected_error`'s 500, and ends it there.
+
+    Starlette's own last-resort handler sends the same answer but then raises the error again, so uvicorn logs a
+    second traceback and drops the connection, a keep-alive client's next request included. An error after the
+    answer has started can only be raised on.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            if started:
+                raise
+            response = await unexpected_error(Request(scope), exc)
+            await response(scope, receive, send)
 
 
 async def login_required(request: Request, exc: Exception) -> Response:

@@ -99,10 +99,38 @@ class BodySizeLimit:
             await _reject(scope, send, self.max_upload_bytes)
 
 
+class NulRefused:
+    """400 for a NUL character anywhere in the path or the query string (`?model=a%00b`, `/models/a%00b`).
+
+    Postgres cannot store or even compare text holding NUL, so such a value would fail its query with a 500; no
+    name, filter or id of apot's holds one. Refused here once rather than in every route that reads a string.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _has_nul(scope):
+            await _answer(
+                scope, send, 400, "the URL contains a NUL character (%00), which no name or value of apot has"
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+def _has_nul(scope: Scope) -> bool:
+    parts = (scope["path"].encode(), scope.get("raw_path") or b"", scope.get("query_string", b""))
+    return any(b"\x00" in part or b"%00" in part for part in parts)
+
+
 async def _reject(scope: Scope, send: Send, limit: int) -> None:
-    body = json.dumps(problem(413, f"request body is larger than {limit} bytes", scope["path"])).encode()
+    await _answer(scope, send, 413, f"request body is larger than {limit} bytes")
+
+
+async def _answer(scope: Scope, send: Send, status: int, detail: str) -> None:
+    body = json.dumps(problem(status, detail, scope["path"])).encode()
     headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -113,8 +141,13 @@ async def read_form(request: Request) -> FormData:
     is usually first) for the limits to hold.
     """
     try:
-        return await request.form(max_files=1, max_fields=request.app.state.settings.max_form_fields)
+        form = await request.form(max_files=1, max_fields=request.app.state.settings.max_form_fields)
     except StarletteHTTPException as exc:  # Starlette's answer to a form over its limits is a 400
         if exc.status_code == 400 and str(exc.detail).startswith("Too many"):
             raise HTTPException(413, f"the form has too many parts: {exc.detail}") from exc
         raise
+    # Every form field is text a query may compare (a name, a model, a key's label): see NulRefused.
+    if any(isinstance(value, str) and "\x00" in value for _, value in form.multi_items()):
+        await form.close()
+        raise HTTPException(400, "a form field contains a NUL character, which no name or value of apot has")
+    return form

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 
 from fastapi import HTTPException, Request
 from limits import RateLimitItem, parse
@@ -56,21 +58,70 @@ def ratelimit_headers(item: RateLimitItem, reset_seconds: int) -> dict[str, str]
     }
 
 
-class SignInLimits:
-    """Sign-in attempts per account name and per client address: guessing passwords takes years, not hours."""
+# Failed sign-ins a (name, address) pair gets without delay; after them each failure doubles the pause, up to a cap.
+FREE_FAILURES = 5
+FIRST_PAUSE_SECONDS = 2.0
+LONGEST_PAUSE_SECONDS = 15 * 60.0
+# Pairs remembered (the oldest forgotten first), and each name's usual addresses (where it last signed in).
+MAX_PAIRS = 100_000
+USUAL_ADDRESSES = 5
 
-    def __init__(self, per_name: str = "10/minute", per_address: str = "30/minute") -> None:
+
+class SignInLimits:
+    """Failed sign-ins slow down who makes them, never the account's owner elsewhere: guessing takes years.
+
+    - Per (name, address): FREE_FAILURES, then pauses that double with each failure (2 s, 4 s, ... 15 min), until
+      a sign-in from that address succeeds.
+    - Per address, whatever the names (spraying one password over many names): `per_address` failures.
+    - Per name, whatever the address (guessing from many addresses): `per_name` failures, which hold only for
+      addresses the account has not signed in from: the owner at their usual address is never locked out by
+      someone else's guesses.
+    Counted in this web process's memory: a restart forgets them, as it forgets usual addresses.
+    """
+
+    def __init__(
+        self,
+        per_address: str = "30/minute",
+        per_name: str = "100/hour",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
-        self.per_name = parse(per_name)
         self.per_address = parse(per_address)
+        self.per_name = parse(per_name)
+        self.clock = clock
+        self._pairs: OrderedDict[tuple[str, str], tuple[int, float]] = OrderedDict()  # failures, paused until
+        self._usual: dict[str, list[str]] = {}
 
     def retry_after(self, name: str, address: str) -> int | None:
-        """Count one attempt; the seconds to wait when there were too many, else None."""
-        for item, kind, identity in ((self.per_name, "name", name.lower()), (self.per_address, "address", address)):
-            if not self.limiter.hit(item, kind, identity):
-                reset = self.limiter.get_window_stats(item, kind, identity).reset_time
-                return max(1, math.ceil(reset - time.time()))
-        return None
+        """The seconds to wait before this attempt may be checked, or None when it may be now."""
+        name = name.lower()
+        _, paused_until = self._pairs.get((name, address), (0, 0.0))
+        waits = [paused_until - self.clock()]
+        if not self.limiter.test(self.per_address, "address", address):
+            waits.append(self._reset_in(self.per_address, "address", address))
+        if address not in self._usual.get(name, []) and not self.limiter.test(self.per_name, "name", name):
+            waits.append(self._reset_in(self.per_name, "name", name))
+        longest = max(waits)
+        return max(1, math.ceil(longest)) if longest > 0 else None
+
+    def failed(self, name: str, address: str) -> None:
+        name = name.lower()
+        failures = self._pairs.pop((name, address), (0, 0.0))[0] + 1
+        pause = 0.0 if failures <= FREE_FAILURES else FIRST_PAUSE_SECONDS * 2 ** (failures - FREE_FAILURES - 1)
+        self._pairs[(name, address)] = (failures, self.clock() + min(pause, LONGEST_PAUSE_SECONDS))
+        while len(self._pairs) > MAX_PAIRS:
+            self._pairs.popitem(last=False)
+        self.limiter.hit(self.per_address, "address", address)
+        self.limiter.hit(self.per_name, "name", name)
+
+    def succeeded(self, name: str, address: str) -> None:
+        name = name.lower()
+        self._pairs.pop((name, address), None)
+        usual = [a for a in self._usual.get(name, []) if a != address]
+        self._usual[name] = [address, *usual][:USUAL_ADDRESSES]
+
+    def _reset_in(self, item: RateLimitItem, kind: str, identity: str) -> float:
+        return self.limiter.get_window_stats(item, kind, identity).reset_time - time.time()
 
 
 async def limit_submissions(request: Request) -> None:

@@ -13,7 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from jinja2_fragments.fastapi import Jinja2Blocks
 
 from webapp.background.retention import pruned_message
-from webapp.http.security import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, csrf_token
+from webapp.http.security import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, cookie_name, csrf_token
 from webapp.models import JobStatus, utcnow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,7 +62,8 @@ def render(
     )
     new_seed = getattr(request.state, "new_csrf_seed", None)
     if new_seed:
-        response.set_cookie(CSRF_COOKIE, new_seed, httponly=True, samesite="lax", secure=request.url.scheme == "https")
+        secure = request.url.scheme == "https"
+        response.set_cookie(cookie_name(request, CSRF_COOKIE), new_seed, httponly=True, samesite="lax", secure=secure)
     return response
 
 

@@ -35,15 +35,18 @@ async def login(request: Request, accounts: AccountsDep) -> Response:
     form = await read_form(request)
     name, password = str(form.get("name") or "").strip(), str(form.get("password") or "")
     target = safe_next(str(form.get("next") or ""))
-    wait = request.app.state.sign_in_limits.retry_after(name, request.client.host if request.client else "")
+    limits, address = request.app.state.sign_in_limits, request.client.host if request.client else ""
+    wait = limits.retry_after(name, address)
     if wait is not None:
         context = {"next": target, "name": name, "error": f"Too many attempts: try again in {wait} s."}
         return render(request, "account/login.html", context, status_code=429, headers={"Retry-After": str(wait)})
     principal = await run_in_threadpool(accounts.authenticate, name, password) if name and password else None
     if principal is None:
+        limits.failed(name, address)
         # One message for a wrong name and a wrong password: which of the two is not told.
         context = {"next": target, "name": name, "error": "That name and password do not match an active account."}
         return render(request, "account/login.html", context, status_code=422)
+    limits.succeeded(name, address)
     response = RedirectResponse(target, status_code=303)
     start_session(request, response, principal)
     return response
@@ -54,7 +57,7 @@ def logout(request: Request, user: CurrentUser, accounts: AccountsDep) -> Respon
     """Sign out, here and in every other browser of this user."""
     accounts.end_sessions(user.user_id)
     response = RedirectResponse(request.url_for("login_page"), status_code=303)
-    end_session(response)
+    end_session(request, response)
     return response
 
 

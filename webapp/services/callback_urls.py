@@ -37,6 +37,8 @@ def check_callback_url(url: str, *, allow_private: bool) -> Target:
     """The URL's parts and a permitted address of its host; CallbackRefused if it is not one apot may call."""
     if len(url) > MAX_URL_LENGTH:
         raise CallbackRefused(f"callback_url is longer than {MAX_URL_LENGTH} characters")
+    if any(ord(c) < 0x20 or c == "\x7f" for c in url):
+        raise CallbackRefused("callback_url may not contain control characters")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -50,14 +52,19 @@ def check_callback_url(url: str, *, allow_private: bool) -> Target:
         # It would be shown on the job page and in logs; a receiver can take a token in the path or verify the
         # signature instead.
         raise CallbackRefused("callback_url may not carry a user name or password")
+    if allow_private:
+        addresses = _resolve(parts.hostname, port or 80)
+        if not addresses:
+            raise CallbackRefused(f"callback_url's host {parts.hostname} cannot be resolved")
+        return Target(parts, addresses[0])
+    # One answer whether the name does not resolve or resolves inside, and never the address: otherwise a member
+    # could use the server to learn the internal network's names and addresses.
     addresses = _resolve(parts.hostname, port or 80)
-    if not allow_private:
-        refused = [address for address in addresses if not is_public(address)]
-        if refused:
-            raise CallbackRefused(
-                f"callback_url's host {parts.hostname} resolves to {refused[0]}, which is not a public address; "
-                "webhooks go only to public addresses (the server's APOT_WEBHOOK_ALLOW_PRIVATE allows others)"
-            )
+    if not addresses or not all(is_public(address) for address in addresses):
+        raise CallbackRefused(
+            f"callback_url's host {parts.hostname} is not a public address that resolves; webhooks go only to "
+            "public addresses (the server's APOT_WEBHOOK_ALLOW_PRIVATE allows others)"
+        )
     return Target(parts, addresses[0])
 
 
@@ -79,16 +86,15 @@ def is_public(address: IPAddress) -> bool:
 
 
 def _resolve(host: str, port: int) -> list[IPAddress]:
+    """The host's addresses; none when it does not resolve."""
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise CallbackRefused(f"callback_url's host {host} cannot be resolved") from exc
+    except (socket.gaierror, UnicodeError):
+        return []
     addresses: list[IPAddress] = []
     for *_, sockaddr in found:
         # A scope id (fe80::1%eth0) is not part of the address itself.
         address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
         if address not in addresses:
             addresses.append(address)
-    if not addresses:
-        raise CallbackRefused(f"callback_url's host {host} cannot be resolved")
     return addresses

@@ -16,6 +16,7 @@ from webapp.csvio import unpack_frame
 from webapp.db import transaction
 from webapp.logs import job_context
 from webapp.models import ChunkStatus, Job, JobChunk, JobStatus, utcnow
+from webapp.services.chunk_release import release_next
 from webapp.services.scoring import MAX_ERROR_LENGTH, ScoringContext
 from webapp.services.tracking.summaries import SummaryBatch
 
@@ -125,6 +126,8 @@ def _store(ctx: ScoringContext, claimed: ClaimedChunk, scored: ScoredTable, fail
                 .values(rows_done=Job.rows_done + rows, rows_failed=Job.rows_failed + failed)
             )
             summaries.write(session)
+    if stored:
+        release_next(ctx.sessions, ctx.enqueue, claimed.job.id)
     # In its own statement, after the commit: of two workers finishing the last two chunks at once, the
     # later one sees both done.
     unfinished = exists().where(JobChunk.job_id == claimed.job.id, JobChunk.status != ChunkStatus.DONE)

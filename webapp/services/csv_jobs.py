@@ -35,14 +35,18 @@ from webapp.services.parquet_uploads import ParquetUpload, is_parquet, open_parq
 
 log = logging.getLogger(__name__)
 OnError = Literal["skip", "fail"]
+# RFC 4180's line end. Python's writer quotes a cell holding a character of its line terminator: with "\n" alone,
+# a cell holding a carriage return went out unquoted, and a spreadsheet began a new row (a formula, unescaped) there.
+RESULT_LINE_END = "\r\n"
 
 
 class CsvJobService:
     """Uploads become a job plus chunks of rows that any worker can take; results are read back chunk by chunk."""
 
-    def __init__(self, jobs: JobService, *, chunk_rows: int, limits: CsvLimits) -> None:
+    def __init__(self, jobs: JobService, *, chunk_rows: int, chunks_in_flight: int, limits: CsvLimits) -> None:
         self.jobs = jobs
         self.chunk_rows = chunk_rows
+        self.chunks_in_flight = chunks_in_flight  # published at first; see services/chunk_release.py
         self.limits = limits
 
     def create(
@@ -104,7 +108,8 @@ class CsvJobService:
             session.add(chunk)
             session.flush()
             session.expunge(chunk)  # keep at most one chunk's bytes in memory
-            dispatches.append(Dispatch(SCORE_CHUNK, (str(chunk.id),), chunk.task_id))
+            if position < self.chunks_in_flight:  # the rest are released one by one as these are scored
+                dispatches.append(Dispatch(SCORE_CHUNK, (str(chunk.id),), chunk.task_id))
             job.rows_total += packed.rows
         if job.rows_total == 0:
             raise UploadError("The file has a header but no rows.")
@@ -122,7 +127,10 @@ class CsvJobService:
             return
         try:  # if this fails, the reconciler publishes the chunks a second time: harmless
             with transaction(self.jobs.sessions) as session:
-                session.execute(update(JobChunk).where(JobChunk.job_id == job.id).values(published_at=utcnow()))
+                released = [
+                    uuid.UUID(dispatch.targets[0]) for dispatch in dispatches
+                ]  # the first few; see chunk_release
+                session.execute(update(JobChunk).where(JobChunk.id.in_(released)).values(published_at=utcnow()))
         except Exception:
             log.warning("could not mark the chunks of the job as published", exc_info=True, extra=fields)
 
@@ -160,7 +168,8 @@ class CsvJobService:
                 session.flush()
                 session.expunge(chunk)
                 session.expunge(old)
-                dispatches.append(Dispatch(SCORE_CHUNK, (str(chunk.id),), chunk.task_id))
+                if position < self.chunks_in_flight:
+                    dispatches.append(Dispatch(SCORE_CHUNK, (str(chunk.id),), chunk.task_id))
         self._publish(new, dispatches)
         return new
 
@@ -182,7 +191,7 @@ class CsvJobService:
             scored = ScoredTable.from_bytes(result) if result is not None else None
             table = [cells[c].to_numpy() for c in cells.columns] + _prediction_cells(len(cells), scored, outputs)
             buffer = io.StringIO()  # csv's C writer over the columns: faster than DataFrame.to_csv for text
-            csv.writer(buffer, lineterminator="\n").writerows(zip(*table, strict=True))
+            csv.writer(buffer, lineterminator=RESULT_LINE_END).writerows(zip(*table, strict=True))
             yield buffer.getvalue()
 
 
@@ -243,7 +252,7 @@ def _prediction_cells(rows: int, scored: ScoredTable | None, outputs: list[Outpu
         if output.classes and scored.probabilities is not None:
             block = scored.probabilities[:, start : start + len(output.classes)]
             start += len(output.classes)
-            labels = np.array([str(c) for c in output.classes], dtype=object)
+            labels = np.array([neutralise(str(c)) for c in output.classes], dtype=object)  # from training data
             best = np.nan_to_num(block, nan=-1).argmax(axis=1)
             probabilities = [fixed_decimals(block[:, i]).astype(object) for i in range(len(output.classes))]
             columns += [np.where(good, column, "") for column in [labels[best], *probabilities]]
@@ -256,5 +265,5 @@ def _prediction_cells(rows: int, scored: ScoredTable | None, outputs: list[Outpu
 
 def _line(cells: list[str]) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow([neutralise(c) for c in cells])
+    csv.writer(buffer, lineterminator=RESULT_LINE_END).writerow([neutralise(c) for c in cells])
     return buffer.getvalue()

@@ -176,7 +176,11 @@ class JobIntake:
                 inserted = insert_new(session, [pending.job for pending in group])
                 earlier = _stored_earlier(session, [p.job for p in group if p.job.id not in inserted])
         except Exception as exc:
-            log.exception("could not store %d new jobs", len(group), extra={"job_ids": [str(p.job.id) for p in group]})
+            if len(group) > 1:  # one member's bad value fails the whole INSERT: alone, only that one fails (logged)
+                for pending in group:
+                    self._store([pending])
+                return
+            log.exception("could not store a new job", extra={"job_id": str(group[0].job.id)})
             _fail(group, exc)
             return
         new = [pending for pending in group if pending.job.id in inserted]
@@ -267,18 +271,15 @@ def insert_new(session: Session, jobs: Sequence[Job]) -> set[uuid.UUID]:
     keyed = [job for job in jobs if job.idempotency_key]
     plain = [job for job in jobs if not job.idempotency_key]
     connection = session.connection()
+    row = {job.id: {column.key: getattr(job, column.key) for column in jobs_table.columns} for job in jobs}
     if plain:  # the common case, and the cheapest statement: one cached INSERT, many parameter sets
-        connection.execute(insert(jobs_table), [_row(job) for job in plain])
+        connection.execute(insert(jobs_table), [row[job.id] for job in plain])
     inserted = {job.id for job in plain}
     if keyed:
         dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
         statement = dialect.insert(jobs_table).on_conflict_do_nothing().returning(jobs_table.c.id)
-        inserted |= set(connection.execute(statement, [_row(job) for job in keyed]).scalars())
+        inserted |= set(connection.execute(statement, [row[job.id] for job in keyed]).scalars())
     return inserted
-
-
-def _row(job: Job) -> dict[str, object]:
-    return {column.key: getattr(job, column.key) for column in jobs_table.columns}
 
 
 def _stored_earlier(session: Session, retried: list[Job]) -> dict[tuple[uuid.UUID | None, str], Job]:

@@ -26,6 +26,7 @@ from ml.store import ModelInfo, ModelIntegrityError, ModelLoadError, ModelNotFou
 from ml.validation import row_warnings
 from webapp.db import pinned_session
 from webapp.models import JobKind, JobStatus, jobs_table, utcnow
+from webapp.services.dispatch import Enqueue
 from webapp.services.events import Announcer
 from webapp.services.models import ModelRegistry
 from webapp.services.tracking.explanations import explained
@@ -45,6 +46,7 @@ class ScoringContext:
     announcer: Announcer
     worker: str
     lease_seconds: float
+    enqueue: Enqueue  # a scored CSV chunk releases the next one of its job
     tracking: bool = True  # count the scored rows' features for drift (APOT_TRACKING)
 
 

@@ -8,6 +8,7 @@ receiver does, only the webhook_* columns and webhook_deliveries are written: th
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -142,17 +143,28 @@ def _post(settings: WebhookSettings, job: Job, url: str, body: bytes, attempt: i
 def _send(target: Target, headers: dict[str, str], body: bytes, timeout: float) -> tuple[int, str]:
     """POST to the checked address itself, naming the host in Host and TLS (SNI and certificate check), so the
     name is not resolved a second time; redirects are answers, not followed; no proxy from the environment. The
-    answer's body is never read: a receiver cannot make a worker hold a large one."""
+    answer's body is never read: a receiver cannot make a worker hold a large one.
+
+    `timeout` bounds the whole attempt, connecting to the last header: a client's own timeouts are per read, and a
+    receiver trickling a header line every few seconds held a worker for minutes."""
+    return asyncio.run(_send_within(target, headers, body, timeout))
+
+
+async def _send_within(target: Target, headers: dict[str, str], body: bytes, timeout: float) -> tuple[int, str]:
     host = f"[{target.address}]" if target.address.version == 6 else str(target.address)
     url = target.url._replace(netloc=f"{host}:{target.port}").geturl()
-    with (
-        httpx2.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client,
-        client.stream(
-            "POST",
-            url,
-            content=body,
-            headers={**headers, "Host": target.url.netloc},
-            extensions={"sni_hostname": target.url.hostname or ""},
-        ) as response,
-    ):
-        return response.status_code, response.reason_phrase
+    try:
+        async with (
+            asyncio.timeout(timeout),
+            httpx2.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client,
+            client.stream(
+                "POST",
+                url,
+                content=body,
+                headers={**headers, "Host": target.url.netloc},
+                extensions={"sni_hostname": target.url.hostname or ""},
+            ) as response,
+        ):
+            return response.status_code, response.reason_phrase
+    except TimeoutError as exc:
+        raise httpx2.TimeoutException(f"no answer within {timeout:g} s") from exc
