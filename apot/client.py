@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -18,6 +20,7 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 LONGEST_WAIT = 30.0  # the server holds a request at most this long (Prefer: wait, ?wait)
 PROGRESS_EVERY = 1.0  # with a progress callback, ask again this often; the end still answers at once
 ENDED = frozenset({"succeeded", "failed", "cancelled"})
+OUTCOME_PART_ROWS = 10_000  # the most outcomes the server takes in one request
 
 Job = dict[str, Any]
 Inputs = dict[str, Any] | Sequence[dict[str, Any]]
@@ -200,6 +203,24 @@ class Client:
             partial.unlink(missing_ok=True)
         return out
 
+    def record_outcomes(self, path: str | os.PathLike[str], part_rows: int = OUTCOME_PART_ROWS) -> int:
+        """Send a CSV file of job_id,row,outcome (the true labels or values of predicted rows); returns how many
+        were stored. Each part of `part_rows` is stored whole or not at all; sending a file again is harmless."""
+        with Path(path).open(newline="", encoding="utf-8-sig") as f:
+            rows = csv.reader(f)
+            header = next(rows, None)
+            if header is None:
+                return 0
+            recorded = 0
+            for part in _parts(rows, part_rows):
+                text = io.StringIO()
+                csv.writer(text, lineterminator="\n").writerows([header, *part])
+                headers = {"Content-Type": "text/csv"}
+                recorded += int(
+                    self._send("POST", "/api/v1/outcomes", content=text.getvalue(), headers=headers).json()["recorded"]
+                )
+            return recorded
+
     def cancel(self, job_id: object) -> Job:
         """Stop a queued or running job; what was scored stays readable. An ended job answers 409."""
         return dict(self._send("POST", f"/api/v1/jobs/{job_id}/cancel").json())
@@ -232,3 +253,14 @@ class Client:
             raise ApotError(f"apot at {self.url} did not answer within {self.timeout + holds:g} s") from exc
         except httpx2.TransportError as exc:
             raise ApotError(f"cannot reach apot at {self.url}: {exc or type(exc).__name__}") from exc
+
+
+def _parts(rows: Iterator[list[str]], size: int) -> Iterator[list[list[str]]]:
+    part: list[list[str]] = []
+    for row in rows:
+        part.append(row)
+        if len(part) == size:
+            yield part
+            part = []
+    if part:
+        yield part

@@ -4,7 +4,8 @@ in the same run, printed as one markdown table.
 Parts: `single` (single-row and 1,000-row JSON jobs on each stack), `csv` (1,000,000-row CSV), `parquet` (the same
 rows as Parquet beside CSV), `fair` (another user's 1-row jobs while a 1,000,000-row CSV runs), `history` (`/jobs`
 with 1,000,000 jobs), `metrics` (`/metrics` with as many), `charts` (`/` and a model's page with as many), `peers`
-(apot against plain FastAPI, BentoML and MLflow in interleaved rounds, bench/peers/); all by default
+(apot against plain FastAPI, BentoML and MLflow in interleaved rounds, bench/peers/), `tracking` (jobs/s at 64 clients
+and the CSV, APOT_TRACKING off and on; APOT_BENCH_CSV_ROWS shrinks the file); all by default
 (`python -m bench single csv`). The Postgres + Redis parts run when APOT_TEST_DATABASE_URL and
 APOT_TEST_BROKER_URL are set; the others say they were skipped.
 """
@@ -19,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench import csv_jobs, fair_share, history, metrics, parquet_jobs
+from bench import csv_jobs, fair_share, history, metrics, parquet_jobs, tracking
 from bench.baseline.stack import running_baseline
 from bench.figures import Figure, ms, table, times
 from bench.peers import compare
@@ -38,7 +39,7 @@ from bench.stacks import RunningStack, postgres_schema, running_stack
 from ml.demo import train_penguins
 from webapp.cli.embedded_broker import EmbeddedRedis
 
-PARTS = ("single", "csv", "parquet", "fair", "history", "metrics", "charts", "peers")
+PARTS = ("single", "csv", "parquet", "fair", "history", "metrics", "charts", "peers", "tracking")
 
 
 def main() -> None:
@@ -111,6 +112,8 @@ def measure_parts(
                 figures += history.measure_charts(database, root / "charts")
             else:
                 skipped.append("/ and /models/penguins with 1,000,000 jobs (needs APOT_TEST_DATABASE_URL)")
+        if "tracking" in parts:
+            figures += tracking.measure(database, broker, root / "tracking")
 
 
 def single_jobs(root: Path, database: str | None, broker: str | None, skipped: list[str]) -> list[Figure]:

@@ -4,6 +4,7 @@ from logging.config import fileConfig
 
 from alembic import context
 
+import webapp.services.tracking.tables  # noqa: F401  (its tables are part of the schema too)
 from webapp.config import get_settings
 from webapp.db import make_engine
 from webapp.models import Base

@@ -89,6 +89,8 @@ class ModelInfo:
     is_default: bool
     registered_at: datetime | None
     path: Path
+    # Per feature, what scored rows are compared with for drift (ml.drift).
+    reference: dict[str, Any] = field(default_factory=dict)
     targets: list[Output] | None = None  # a multi-output model's targets; None for one target
     # Types outside skops' default trusted set that an admin trusted for this file (by its sha256) when adding it.
     trusted_types: list[str] = field(default_factory=list)

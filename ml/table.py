@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,8 @@ class ScoredTable:
     probabilities: np.ndarray | None = None  # rows by classes, for a classifier
     values: np.ndarray | None = None  # one per row (or per row and target), for a regressor
     warnings: list[str | None] | None = None  # values the model never saw in training, per row
+    # The rows that were scored, typed as the model took them (for drift summaries); never stored.
+    scored_rows: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     def to_bytes(self) -> bytes:
         """A plain npz of numbers plus the errors and warnings as JSON: nothing here is ever unpickled."""
@@ -77,7 +79,9 @@ def score_table(
             errors[row] = problem
     valid = np.array([e is None for e in errors], dtype=bool)
     scored = ScoredTable(
-        errors=list(errors), warnings=[w if e is None else None for w, e in zip(warnings, errors, strict=True)]
+        errors=list(errors),
+        warnings=[w if e is None else None for w, e in zip(warnings, errors, strict=True)],
+        scored_rows=frame[valid],
     )
     blocks = predict_blocks(estimator, frame[valid], outputs) if valid.any() else None
     if outputs[0].classes is not None:

@@ -39,6 +39,7 @@ def worker_context() -> ScoringContext:
         lease_seconds=settings.lease_seconds,
         enqueue=celery_enqueue(current_app),
         max_rows=settings.batch_max_rows,
+        tracking=settings.tracking,
     )
 
 

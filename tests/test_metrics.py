@@ -17,9 +17,11 @@ import webapp.metrics.worker  # noqa: F401  (registers the worker-side metric in
 from tests.conftest import RecordingEnqueue
 from tests.factories import add_job
 from tests.metrics import Samples, moved, parse, value
+from webapp.db import make_session_factory
 from webapp.metrics.exposition import MetricsService
 from webapp.metrics.jobs import JobFigureSource
 from webapp.metrics.tally import BUCKETS
+from webapp.metrics.tracking import TrackingCollector
 from webapp.models import utcnow
 from webapp.services.models import ModelRegistry
 
@@ -48,7 +50,8 @@ def test_metrics_is_open_and_outside_the_api(client: TestClient) -> None:
 
 def test_every_metric_is_in_the_readme_with_its_type(engine: Engine) -> None:
     add_job(engine, took=timedelta(seconds=1))
-    web = MetricsService(JobFigureSource(engine), lambda: ("apot", 3)).render().decode()
+    tracking = TrackingCollector(make_session_factory(engine))
+    web = MetricsService(JobFigureSource(engine), lambda: ("apot", 3), tracking).render().decode()
     worker = generate_latest(REGISTRY).decode()  # this process imported the worker-side metric
     exported = {
         family.name: family.type
@@ -56,7 +59,7 @@ def test_every_metric_is_in_the_readme_with_its_type(engine: Engine) -> None:
         if family.name.startswith("apot_")
     }
     section = README.split("## Metrics", 1)[1].split("\n## ", 1)[0]
-    rows = re.findall(r"^\| `(apot_[a-z_]+)` \| (\w+) \|", section, flags=re.MULTILINE)
+    rows = re.findall(r"^\| `(apot_[a-z0-9_]+)` \| (\w+) \|", section, flags=re.MULTILINE)
     assert {name.removesuffix("_total"): kind for name, kind in rows} == exported
 
 

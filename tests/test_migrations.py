@@ -7,6 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 
+import webapp.services.tracking.tables  # noqa: F401  (its tables are part of the schema too)
 from webapp.migrate import alembic_config
 from webapp.models import Base
 

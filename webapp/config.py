@@ -152,6 +152,11 @@ class Settings(BaseSettings):
         description="Pauses before each retry of a failed webhook delivery, in seconds, comma-separated; "
         "one attempt more than pauses.",
     )
+    tracking: bool = Field(
+        default=True,
+        description="Workers count the features of the rows they score, per model version and day, for drift; "
+        "false: they skip it.",
+    )
 
     @field_validator("webhook_retry_seconds")
     @classmethod

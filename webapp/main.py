@@ -39,6 +39,8 @@ from webapp.services.jobs import SUBMIT_TIMEOUT_SECONDS, JobService
 from webapp.services.models import REGISTRY_CACHE_SECONDS, ModelRegistry
 from webapp.services.readiness import Readiness
 from webapp.services.stats import STATS_CACHE_SECONDS, StatsService
+from webapp.services.tracking.explanations import ExplanationService
+from webapp.services.tracking.service import TrackingService
 from webapp.services.webhooks import job_end_announcer
 
 # Routes that take a file (CSV or model): their bodies stream, counted against APOT_MAX_UPLOAD_MB, not buffered.
@@ -94,6 +96,8 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
         app.state.comparisons = ComparisonService(app.state.jobs, app.state.csv_jobs)
         app.state.metrics = MetricsService.for_app(engine, settings)
         app.state.stats = StatsService(sessions, cache_seconds=STATS_CACHE_SECONDS)
+        app.state.tracking = TrackingService(sessions)
+        app.state.explanations = ExplanationService(app.state.jobs, models)
         app.state.readiness = Readiness(engine, settings.broker_url, intake_problem=intake.problem)
         intake.start()
         listener = asyncio.create_task(wakeups.listen(), name="apot-wakeups")

@@ -79,6 +79,7 @@ class JobKind(enum.StrEnum):
     BATCH = "batch"
     CSV = "csv"
     V2 = "v2"  # an Open Inference Protocol request: scored like a batch, answered in the protocol's shape
+    EXPLAIN = "explain"  # what moves a single-row job's prediction (services/tracking/explanations.py)
 
 
 class ChunkStatus(enum.StrEnum):
@@ -240,6 +241,8 @@ class RegisteredModel(Base):
     sklearn_version: Mapped[str] = mapped_column(String(32))
     file_format: Mapped[str] = mapped_column(String(8))
     is_default: Mapped[bool] = mapped_column(default=False)
+    # Per feature, what scored rows are compared with for drift (ml.drift; older versions: none, from the schema).
+    reference: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (UniqueConstraint("name", "version"),)

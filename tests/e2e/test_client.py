@@ -202,3 +202,26 @@ def test_the_client_raises_the_servers_reason(stack: Stack) -> None:
 
     assert unknown.value.status == 404
     assert "no-such-model" in str(unknown.value.detail)
+
+
+def test_outcomes_of_a_csv_jobs_rows_are_recorded_by_the_command_and_the_client(
+    stack: Stack, sample: Path, tmp_path: Path
+) -> None:
+    with Client(stack.base_url, api_key=stack.account.key) as client:
+        job = client.wait(client.submit_csv("penguins", sample)["id"])
+        good = [row for row in range(100) if row not in BAD_ROWS]  # a bad row has no prediction
+        outcomes = tmp_path / "outcomes.csv"
+        outcomes.write_text("job_id,row,outcome\n" + "".join(f"{job['id']},{row},Adelie\n" for row in good))
+        command = [sys.executable, "-m", "webapp.cli", "outcomes", str(outcomes)]
+        env = apot_env(url=stack.base_url, api_key=stack.account.key)
+
+        for _ in range(2):  # a second time changes nothing
+            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+            assert (done.returncode, done.stderr.strip()) == (0, f"{len(good)} outcomes recorded")
+        assert client.record_outcomes(outcomes, part_rows=40) == len(good), "sent in three parts"
+
+        outcomes.write_text(f"job_id,row,outcome\n{job['id']},17,Adelie\n{job['id']},0,Emperor\n")
+        refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 2
+        assert "row 17: no such row, or it has no prediction" in refused.stderr
+        assert "'Emperor' is not one of the model's classes" in refused.stderr

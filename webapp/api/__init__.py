@@ -4,7 +4,7 @@ import uuid
 
 from fastapi import APIRouter, Depends
 
-from webapp.api import csv_jobs, jobs, models
+from webapp.api import csv_jobs, explanations, jobs, models, outcomes
 from webapp.http.auth import api_principal
 from webapp.schemas import LinkFor, Problem
 
@@ -20,6 +20,8 @@ router = APIRouter(
 router.include_router(models.router)
 router.include_router(csv_jobs.router)
 router.include_router(jobs.router)
+router.include_router(outcomes.router)
+router.include_router(explanations.router)
 
 
 def api_links(base_url: str) -> LinkFor:

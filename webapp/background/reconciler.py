@@ -27,6 +27,7 @@ from webapp.models import ChunkStatus, Job, JobChunk, JobKind, JobStatus, utcnow
 from webapp.services.chunk_release import within_window
 from webapp.services.dispatch import SCORE_CHUNK, SCORE_JOBS, Dispatch, Enqueue
 from webapp.services.events import Announcer
+from webapp.services.tracking.summaries import Compactor
 from webapp.services.webhooks import delivery_dispatch
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class Reconciler:
         settings: ReconcilerSettings,
         *,
         pruner: Pruner | None = None,
+        compactor: Compactor | None = None,
     ) -> None:
         self.sessions = sessions
         self.enqueue = enqueue
@@ -79,6 +81,7 @@ class Reconciler:
         # Retention rides on this loop rather than on Celery beat: every deployment already runs a reconciler
         # (`apot run`, `apot worker --beat`), several may run at once safely, and pruning is database work.
         self.pruner = pruner
+        self.compactor = compactor  # merges the feature summaries workers append (services/tracking)
 
     def run_once(self, now: datetime | None = None) -> PassReport:
         now = now or utcnow()
@@ -99,6 +102,8 @@ class Reconciler:
                 report = self.run_once()
                 if self.pruner is not None:
                     self.pruner.prune_if_due()
+                if self.compactor is not None:
+                    self.compactor.compact_if_due()
             except Exception:
                 log.warning("reconciler pass failed; trying again in %.0f s", every_seconds, exc_info=True)
             else:

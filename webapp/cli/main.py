@@ -12,7 +12,7 @@ import typer
 
 from webapp.cli.accounts import announce_first_admin, keys_cli, users_cli
 from webapp.cli.models import models_cli
-from webapp.cli.predict import predict
+from webapp.cli.predict import outcomes, predict
 from webapp.config import VAR_DIR, Settings, get_settings
 
 # How long `apot web --workers N` gives each server process to start before counting it as hung.
@@ -25,6 +25,7 @@ cli.add_typer(models_cli, name="models")
 cli.add_typer(users_cli, name="users")
 cli.add_typer(keys_cli, name="keys")
 cli.command()(predict)
+cli.command()(outcomes)
 
 
 @cli.command()
@@ -186,6 +187,7 @@ def reconciler() -> None:
     from webapp.background.retention import Pruner
     from webapp.db import BACKGROUND_STATEMENT_TIMEOUT_SECONDS, make_engine, make_session_factory
     from webapp.logs import setup_logging
+    from webapp.services.tracking.summaries import Compactor
     from webapp.services.webhooks import job_end_announcer
 
     settings = get_settings()
@@ -205,6 +207,7 @@ def reconciler() -> None:
             chunks_in_flight=settings.csv_chunks_in_flight,
         ),
         pruner=Pruner(sessions, settings.result_ttl_days),
+        compactor=Compactor(sessions),
     ).run_forever(settings.reconcile_seconds)
 
 

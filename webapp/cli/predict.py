@@ -59,6 +59,21 @@ def predict(
             _predict_csv(client, model, file, output, version, on_error)
 
 
+def outcomes(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV file of job_id,row,outcome")],
+    url: Annotated[str, typer.Option(envvar="APOT_URL", help="The apot server")] = DEFAULT_URL,
+    api_key: Annotated[str | None, typer.Option(envvar="APOT_API_KEY", help="API key", show_default=False)] = None,
+) -> None:
+    """Report the true outcomes of predicted rows: a CSV of job_id,row (0-based, in the job's input order),outcome.
+
+    Sending the same file again changes nothing. Exit codes: 0 stored, 1 the server could not answer, 2 a row was
+    refused (each named; that part of the file was not stored).
+    """
+    with _reported(), Client(url, api_key) as client:
+        recorded = client.record_outcomes(file)
+    typer.echo(f"{recorded:,} outcomes recorded", err=True)
+
+
 def _predict_json(client: Client, model: str, inputs: Any, version: str | None) -> None:
     job = client.predict(model, inputs, version)
     if job["status"] != "succeeded":

@@ -19,6 +19,8 @@ from webapp.services.csv_jobs import CsvJobService
 from webapp.services.jobs import JobNotFound, JobService
 from webapp.services.models import ModelRegistry
 from webapp.services.stats import StatsService
+from webapp.services.tracking.explanations import ExplanationService
+from webapp.services.tracking.service import TrackingService
 
 
 async def get_job_service(request: Request) -> JobService:
@@ -64,6 +66,20 @@ async def get_stats(request: Request) -> StatsService:
 
 
 StatsDep = Annotated[StatsService, Depends(get_stats)]
+
+
+async def get_tracking(request: Request) -> TrackingService:
+    return request.app.state.tracking
+
+
+TrackingDep = Annotated[TrackingService, Depends(get_tracking)]
+
+
+async def get_explanations(request: Request) -> ExplanationService:
+    return request.app.state.explanations
+
+
+ExplanationsDep = Annotated[ExplanationService, Depends(get_explanations)]
 
 
 def get_job_or_404(job_id: uuid.UUID, jobs: JobsDep, user: CurrentUser) -> Job:

@@ -10,9 +10,11 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
 from webapp.config import Settings
+from webapp.db import make_session_factory
 from webapp.metrics.broker import QueueProbe, queue_probe
 from webapp.metrics.jobs import JobFigureSource
 from webapp.metrics.tally import TIMED, JobFigures, by_label
+from webapp.metrics.tracking import TrackingCollector
 
 SPAN_METRICS = {
     "wait": ("apot_job_wait_seconds", "Seconds from a job's creation to its start (queued→started), by model."),
@@ -98,14 +100,20 @@ def queue_gauges(figures: JobFigures, queue: tuple[str, int | None] | None) -> I
 class MetricsService:
     """Renders the Prometheus text exposition of apot's metrics."""
 
-    def __init__(self, jobs: JobFigureSource, queue: QueueProbe) -> None:
+    def __init__(self, jobs: JobFigureSource, queue: QueueProbe, tracking: Collector | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(ApotCollector(jobs, queue))
+        if tracking is not None:
+            self.registry.register(tracking)
 
     @classmethod
     def for_app(cls, engine: Engine, settings: Settings) -> MetricsService:
         """The service a web process serves: its database, and the broker queue its jobs are published to."""
-        return cls(JobFigureSource(engine), queue_probe(settings.broker_url, settings.queue))
+        return cls(
+            JobFigureSource(engine),
+            queue_probe(settings.broker_url, settings.queue),
+            TrackingCollector(make_session_factory(engine)),
+        )
 
     def render(self) -> bytes:
         """The text format, version 0.0.4."""

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Depends
 
 from webapp.http.auth import page_user
-from webapp.pages import account, home, jobs, model_uploads, models, uploads, users
+from webapp.pages import account, explanations, home, jobs, model_uploads, models, uploads, users
 
 signed_in = APIRouter(dependencies=[Depends(page_user)])
 signed_in.include_router(home.router)
@@ -11,6 +11,7 @@ signed_in.include_router(models.router)
 signed_in.include_router(model_uploads.router)
 signed_in.include_router(uploads.router)
 signed_in.include_router(jobs.router)
+signed_in.include_router(explanations.router)
 signed_in.include_router(account.router)
 signed_in.include_router(users.router)
 

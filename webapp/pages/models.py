@@ -12,13 +12,14 @@ from starlette.concurrency import run_in_threadpool
 from ml.store import ModelInfo, ModelNotFound
 from ml.validation import InvalidInputs
 from webapp.http.auth import CurrentUser
-from webapp.http.deps import JobsDep, ModelsDep, SettingsDep, StatsDep
+from webapp.http.deps import JobsDep, ModelsDep, SettingsDep, StatsDep, TrackingDep
 from webapp.http.forms import field_errors, form_values, row_from_form
 from webapp.http.limits import read_form
 from webapp.http.ratelimit import limit_submissions
 from webapp.http.security import require_csrf
 from webapp.http.templating import is_htmx, render
 from webapp.services.jobs import JobRequest, Unavailable
+from webapp.services.tracking.figures import WINDOW_DAYS, daily_chart
 
 router = APIRouter()
 
@@ -36,12 +37,20 @@ ModelDep = Annotated[ModelInfo, Depends(get_model_or_404)]
 
 @router.get("/models/{name}", name="model_page")
 def model_page(
-    request: Request, model: ModelDep, models: ModelsDep, stats: StatsDep, settings: SettingsDep, user: CurrentUser
+    request: Request,
+    model: ModelDep,
+    models: ModelsDep,
+    stats: StatsDep,
+    settings: SettingsDep,
+    user: CurrentUser,
+    tracking: TrackingDep,
 ) -> Response:
-    """The form for one prediction with this model, and what is known of it: schema, versions, how it served."""
+    """The form for one prediction with this model, and what is known of it: schema, versions, how it served,
+    how right it has been and whether today's rows look like its training data."""
     uploads_allowed = settings.allow_model_uploads and user.is_admin
     context = {"model": model, "values": {}, "errors": {}, "uploads_allowed": uploads_allowed}
-    return render(request, "models/predict.html", {**context, **_about(models, stats, model)})
+    context.update(_about(models, stats, model), **tracking_context(tracking, model))
+    return render(request, "models/predict.html", context)
 
 
 def _about(models: ModelsDep, stats: StatsDep, model: ModelInfo) -> dict[str, Any]:
@@ -51,6 +60,17 @@ def _about(models: ModelsDep, stats: StatsDep, model: ModelInfo) -> dict[str, An
         "versions": models.versions(model.name),
         "served": served,
         "p50": None if p50 is None else timedelta(seconds=p50),
+    }
+
+
+def tracking_context(tracking: TrackingDep, model: ModelInfo) -> dict[str, Any]:
+    """What the outcome and drift sections of the page show (templates/models/_outcomes.html, _drift.html)."""
+    figures = tracking.figures(model)
+    return {
+        "outcome_figures": figures,
+        "outcome_chart": daily_chart(figures, model.task),
+        "outcome_window": WINDOW_DAYS,
+        "drift": tracking.drift(model),
     }
 
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import exists, select, update
 
-from ml.store import ModelIntegrityError, ModelLoadError, ModelNotFound
+from ml.store import ModelInfo, ModelIntegrityError, ModelLoadError, ModelNotFound
 from ml.table import ScoredTable, score_table
 from webapp.csvio import unpack_frame
 from webapp.db import transaction
@@ -18,6 +18,7 @@ from webapp.logs import job_context
 from webapp.models import ChunkStatus, Job, JobChunk, JobStatus, utcnow
 from webapp.services.chunk_release import release_next
 from webapp.services.scoring import MAX_ERROR_LENGTH, ScoringContext
+from webapp.services.tracking.summaries import SummaryBatch
 
 log = logging.getLogger(__name__)
 ERRORS_IN_SUMMARY = 3
@@ -66,7 +67,7 @@ def _score_claimed(ctx: ScoringContext, claimed: ClaimedChunk) -> None:
         more = f" (and {len(bad_rows) - ERRORS_IN_SUMMARY} more in this part of the file)" if len(bad_rows) > 3 else ""
         _fail_job(ctx, job.id, f"bad rows, and the job was set to fail on them: {listed}{more}")
         return
-    _store(ctx, claimed, scored, len(bad_rows))
+    _store(ctx, claimed, scored, len(bad_rows), info)
 
 
 def _claim(ctx: ScoringContext, chunk_id: uuid.UUID) -> ClaimedChunk | None:
@@ -100,8 +101,11 @@ def _claim(ctx: ScoringContext, chunk_id: uuid.UUID) -> ClaimedChunk | None:
         return ClaimedChunk(chunk_id, job, first_row, packed, problems or {})
 
 
-def _store(ctx: ScoringContext, claimed: ClaimedChunk, scored: ScoredTable, failed: int) -> None:
+def _store(ctx: ScoringContext, claimed: ClaimedChunk, scored: ScoredTable, failed: int, info: ModelInfo) -> None:
     rows = len(scored.errors)
+    summaries = SummaryBatch(ctx.tracking)
+    if scored.scored_rows is not None:
+        summaries.observe(info, scored.scored_rows)
     with transaction(ctx.sessions) as session:
         stored = session.execute(
             update(JobChunk)
@@ -121,6 +125,7 @@ def _store(ctx: ScoringContext, claimed: ClaimedChunk, scored: ScoredTable, fail
                 .where(Job.id == claimed.job.id)
                 .values(rows_done=Job.rows_done + rows, rows_failed=Job.rows_failed + failed)
             )
+            summaries.write(session)
     if stored:
         release_next(ctx.sessions, ctx.enqueue, claimed.job.id)
     # In its own statement, after the commit: of two workers finishing the last two chunks at once, the

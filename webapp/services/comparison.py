@@ -69,10 +69,10 @@ class ComparisonService:
         comparison = Comparison(old, new)
         if new.status != JobStatus.SUCCEEDED or old.status != JobStatus.SUCCEEDED or old.pruned_at or new.pruned_at:
             return comparison  # nothing to compare (yet, or any more: retention deleted the results)
-        if _multi_output(old) or _multi_output(new):
+        if multi_output(old) or multi_output(new):
             return comparison  # the figures are those of one target; a multi-output model's jobs show side by side
         pairs = self._csv_pairs(old, new) if new.kind == JobKind.CSV else [(1, _from_result(old), _from_result(new))]
-        old_classes, new_classes = _classes(old), _classes(new)
+        old_classes, new_classes = job_classes(old), job_classes(new)
         changes: Counter[tuple[str, str]] = Counter()
         shifts: list[Shift] = []
         differences: list[np.ndarray] = []
@@ -115,13 +115,15 @@ class ComparisonService:
         return ScoredTable.from_bytes(result) if result is not None else None
 
 
-def _multi_output(job: Job) -> bool:
+def multi_output(job: Job) -> bool:
+    """Whether the job's predictions are per target (a multi-output model's)."""
     if job.kind == JobKind.CSV:
         return bool((job.upload or {}).get("targets"))
     return "targets" in ((job.result or {}).get("predictions") or [{}])[0]
 
 
-def _classes(job: Job) -> list[str] | None:
+def job_classes(job: Job) -> list[str] | None:
+    """A classifier job's class names, in the order of its probabilities; None for a regressor's."""
     if job.kind == JobKind.CSV:
         classes = (job.upload or {}).get("classes")
         return [str(c) for c in classes] if classes else None

@@ -103,11 +103,11 @@ class JobService:
         self.max_rows = max_rows
         self.allow_private_callbacks = allow_private_callbacks
 
-    def create(self, request: JobRequest) -> Job:
-        """Validate the rows against the model's schema, store a queued job and publish its task (waiting for the
-        broker a bounded time: if it does not answer, the job stays queued for the reconciler)."""
+    def create(self, request: JobRequest | Job) -> Job:
+        """Validate the rows against the model's schema (a Job apot made itself is taken as it is), store a queued
+        job and publish its task (waiting for the broker a bounded time: if not, it stays queued for the reconciler)."""
         with self.intake.arriving():
-            pending = self.intake.submit(self.prepare(request))
+            pending = self.intake.submit(request if isinstance(request, Job) else self.prepare(request))
         try:
             job = pending.stored.result(SUBMIT_TIMEOUT_SECONDS)
         except TimeoutError as exc:

@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ml.demo import DEMOS
+from ml.drift import Reference, build_reference, reference_or_default
 from ml.predict import outputs_from_dict
 from ml.registration import Description, describe_estimator, load_estimator
 from ml.schema import InputSchema
@@ -109,6 +110,7 @@ class ModelRegistry:
             sklearn.__version__,
         )
         description = describe_estimator(estimator, training, metadata)
+        reference = build_reference(description.schema, training)
         with self.sessions() as session:
             taken = session.scalar(
                 select(RegisteredModel.id).where(RegisteredModel.name == name, RegisteredModel.version == version)
@@ -119,7 +121,7 @@ class ModelRegistry:
         self.files.remove(name, version)  # a file left by a registration that failed halfway
         self.files.write(name, version, file_format, data)
         try:
-            self._insert(name, version, file_format, data, description, str(saved_with), first, trusted)
+            self._insert(name, version, file_format, data, description, str(saved_with), first, trusted, reference)
         except BaseException:
             self.files.remove(name, version)  # nothing is left of a version that was not recorded
             raise
@@ -136,6 +138,7 @@ class ModelRegistry:
         saved_with: str,
         first: bool,
         trusted: Sequence[str],
+        reference: Reference,
     ) -> None:
         with transaction(self.sessions) as session:
             session.add(
@@ -152,6 +155,7 @@ class ModelRegistry:
                     file_format=file_format,
                     is_default=first,
                     trusted_types=sorted(set(trusted)) or None,
+                    reference=reference,
                 )
             )
 
@@ -209,11 +213,12 @@ class ModelRegistry:
         return str(max((int(v) for v in versions if v.isdigit()), default=0) + 1)
 
     def _info(self, row: RegisteredModel) -> ModelInfo:
+        schema = InputSchema.from_dict(row.features)
         return ModelInfo(
             name=row.name,
             version=row.version,
             task="classification" if row.task == "classification" else "regression",
-            schema=InputSchema.from_dict(row.features),
+            schema=schema,
             classes=row.classes,
             sha256=row.sha256,
             size_bytes=row.size_bytes,
@@ -222,6 +227,7 @@ class ModelRegistry:
             is_default=row.is_default,
             registered_at=row.registered_at,
             path=self.files.path_for(row.name, row.version, "skops" if row.file_format == "skops" else "joblib"),
+            reference=reference_or_default(row.reference, schema),
             targets=outputs_from_dict(row.targets) if row.targets else None,
             trusted_types=row.trusted_types or [],
         )

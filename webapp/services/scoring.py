@@ -16,6 +16,8 @@ from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import bindparam, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,6 +31,8 @@ from webapp.models import JobKind, JobStatus, jobs_table, utcnow
 from webapp.services.dispatch import Enqueue
 from webapp.services.events import NO_ENDS, Announcer, JobEnd
 from webapp.services.models import ModelRegistry
+from webapp.services.tracking.explanations import explained
+from webapp.services.tracking.summaries import SummaryBatch
 
 log = logging.getLogger(__name__)
 MAX_ERROR_LENGTH = 1000
@@ -46,6 +50,7 @@ class ScoringContext:
     lease_seconds: float
     enqueue: Enqueue  # a scored CSV chunk releases the next one of its job
     max_rows: int = 256  # most rows one claim takes, and so one model call (APOT_BATCH_MAX_ROWS)
+    tracking: bool = True  # count the scored rows' features for drift (APOT_TRACKING)
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class ClaimedJob:
     model_version: str
     inputs: list[dict[str, Any]]
     started_at: datetime
+    kind: str = JobKind.SINGLE
 
 
 def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> None:
@@ -77,14 +83,16 @@ def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> None:
         if not jobs:
             return
         outcomes: list[Outcome] = []
+        summaries = SummaryBatch(ctx.tracking)
         try:
             for (name, version), group in groupby(sorted(jobs, key=_model_of), key=_model_of):
-                outcomes.extend(_score_group(ctx.models, name, version, list(group)))
+                outcomes.extend(_score_group(ctx.models, name, version, list(group), summaries))
         except SoftTimeLimitExceeded:
             done = {outcome.job_id for outcome in outcomes}
             outcomes.extend(Outcome(job.id, JobStatus.FAILED, error=OVER_TIME) for job in jobs if job.id not in done)
         with session.begin():
             _finish(session, ctx, outcomes, {job.id: job.started_at for job in jobs})
+            summaries.write(session)
     for outcome in outcomes:
         # A line per job, scored alone or with others: a search for its id finds how it ended.
         log.info(
@@ -161,7 +169,9 @@ def claim_jobs(session: Session, ctx: ScoringContext, job_ids: list[uuid.UUID]) 
             worker=ctx.worker,
             lease_until=now + timedelta(seconds=ctx.lease_seconds),
         )
-        .returning(table.c.id, table.c.model_name, table.c.model_version, table.c.inputs, table.c.started_at)
+        .returning(
+            table.c.id, table.c.model_name, table.c.model_version, table.c.inputs, table.c.started_at, table.c.kind
+        )
     )
     return [ClaimedJob(*row) for row in claimed]
 
@@ -170,7 +180,9 @@ def _model_of(job: ClaimedJob) -> tuple[str, str]:
     return job.model_name, job.model_version
 
 
-def _score_group(models: ModelRegistry, name: str, version: str, jobs: list[ClaimedJob]) -> list[Outcome]:
+def _score_group(
+    models: ModelRegistry, name: str, version: str, jobs: list[ClaimedJob], summaries: SummaryBatch
+) -> list[Outcome]:
     """One call for all the jobs on one model version; if it fails, each job alone, so that one job's bad row
     fails that job and no other. An answer of the wrong shape fails the whole group: it is never split by position."""
     try:
@@ -180,7 +192,8 @@ def _score_group(models: ModelRegistry, name: str, version: str, jobs: list[Clai
         return [Outcome(job.id, JobStatus.FAILED, error=str(exc)) for job in jobs]
     rows = [row for job in jobs for row in job.inputs]
     try:
-        predictions = _predict(estimator, info, rows)
+        frame = to_frame(rows, info.schema.features)
+        predictions = _predict(estimator, info, rows, frame)
     except SoftTimeLimitExceeded:
         raise
     except PredictionShapeError as exc:
@@ -192,17 +205,23 @@ def _score_group(models: ModelRegistry, name: str, version: str, jobs: list[Clai
             return [_score_alone(estimator, info, jobs[0])]
         log.warning("scoring %d jobs together failed; scoring them one by one", len(jobs), exc_info=True)
         return [_score_alone(estimator, info, job) for job in jobs]
-    outcomes, start = [], 0
+    outcomes, start, tracked = [], 0, np.ones(len(frame), dtype=bool)
     for job in jobs:
         end = start + len(job.inputs)
-        outcomes.append(_succeeded(job, predictions[start:end]))
+        if job.kind == JobKind.EXPLAIN:  # made-up rows: explained, never counted as traffic
+            tracked[start:end] = False
+            result = explained(estimator, info.schema, job.inputs, predictions[start:end])
+            outcomes.append(Outcome(job.id, JobStatus.SUCCEEDED, result=result, rows_done=end - start))
+        else:
+            outcomes.append(_succeeded(job, predictions[start:end]))
         start = end
+    summaries.observe(info, frame if tracked.all() else frame[tracked])
     return outcomes
 
 
 def _score_alone(estimator: Any, info: ModelInfo, job: ClaimedJob) -> Outcome:
     try:
-        return _succeeded(job, _predict(estimator, info, job.inputs))
+        return _succeeded(job, _predict(estimator, info, job.inputs, to_frame(job.inputs, info.schema.features)))
     except SoftTimeLimitExceeded:
         raise
     except Exception as exc:
@@ -211,10 +230,10 @@ def _score_alone(estimator: Any, info: ModelInfo, job: ClaimedJob) -> Outcome:
         return Outcome(job.id, JobStatus.FAILED, error=f"prediction failed: {type(exc).__name__}: {exc}")
 
 
-def _predict(estimator: Any, info: ModelInfo, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A prediction per row, in row order, checked to be one per row sent (predict_frame checks the arrays);
-    a row with values never seen in training carries their `warnings`."""
-    predictions = predict_frame(estimator, to_frame(rows, info.schema.features), info.outputs)
+def _predict(estimator: Any, info: ModelInfo, rows: list[dict[str, Any]], frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A prediction per row of `frame` (`rows` typed), in row order, checked to be one per row sent (predict_frame
+    checks the arrays); a row with values never seen in training carries their `warnings`."""
+    predictions = predict_frame(estimator, frame, info.outputs)
     if len(predictions) != len(rows):
         raise PredictionShapeError(f"the model answered {len(predictions)} predictions for {len(rows)} rows")
     for prediction, warnings in zip(predictions, row_warnings(info.schema, rows), strict=True):
