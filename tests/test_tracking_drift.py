@@ -93,9 +93,10 @@ def test_summaries_hold_counts_that_add_up_and_compact_into_one_row(registry: Mo
     features, _ = training_data()
     rows = features.dropna().head(30).to_dict("records")
 
-    ids = []
-    with registry.sessions.begin() as session:
-        for start in range(0, 30, 10):
+    # Three jobs scored one after the other, three summaries appended (queued together, one claim would take all
+    # three: a worker claims the whole backlog of a model version).
+    for start in range(0, 30, 10):
+        with registry.sessions.begin() as session:
             job = Job(
                 kind="batch",
                 model_name="penguins",
@@ -105,10 +106,7 @@ def test_summaries_hold_counts_that_add_up_and_compact_into_one_row(registry: Mo
                 rows_total=10,
             )
             session.add(job)
-            session.flush()
-            ids.append(str(job.id))
-    for job_id in ids:  # three messages: three summaries appended
-        score_jobs(context, [job_id])
+        score_jobs(context, [str(job.id)])
     today = utcnow().date()
     before = day_summary(registry.sessions, "penguins", "1", today)
     assert before["rows"] == 30
