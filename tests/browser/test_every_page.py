@@ -9,7 +9,7 @@ import httpx2
 import pytest
 from playwright.sync_api import Browser
 
-from tests.browser.conftest import open_page, screenshot
+from tests.browser.conftest import open_page, register_diabetes, screenshot
 from tests.stacks import Stack
 
 SIZES = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
@@ -21,7 +21,8 @@ CSV = "island,bill_length_mm,flipper_length_mm\nBiscoe,48.6,230\nDream,nope,190\
 
 @pytest.fixture(scope="module")
 def jobs(stack: Stack) -> dict[str, str]:
-    """One ended job of each kind, by name."""
+    """One ended job of each kind, by name (and the diabetes demo registered)."""
+    register_diabetes(stack)
     with httpx2.Client(base_url=stack.base_url, headers=stack.auth, timeout=30) as api:
         single = api.post("/api/v1/jobs", json={"model": "penguins", "inputs": GENTOO}).json()["id"]
         batch = api.post("/api/v1/jobs", json={"model": "penguins", "inputs": [GENTOO, ADELIE]}).json()["id"]
@@ -60,7 +61,8 @@ def test_every_page_fits_the_window_under_the_csp(
     too_wide: dict[str, int] = {}
     with open_page(browser, stack, refusals, viewport=viewport, is_mobile=size == "phone") as page:
         for name, path in pages(jobs).items():
-            page.goto(f"{stack.base_url}{path}")
+            response = page.goto(f"{stack.base_url}{path}")
+            assert response is not None and response.ok, f"{path} answered {response and response.status}"
             page.wait_for_load_state("networkidle")
             if name == "api-docs":
                 page.locator("#swagger-ui .opblock").first.wait_for()

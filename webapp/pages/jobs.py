@@ -106,8 +106,22 @@ def job_page(request: Request, job: JobDep, jobs: JobsDep, models: ModelsDep) ->
     except ModelNotFound:
         others = []
     deliveries = delivery_attempts(jobs.sessions, job.id) if job.callback_url else []
-    context = {"job": job, "other_versions": others, "deliveries": deliveries}
+    context = {"job": job, "other_versions": others, "deliveries": deliveries, "edit_url": _edit_url(request, job)}
     return render(request, "jobs/detail.html", context, block="live")
+
+
+def _edit_url(request: Request, job: Job) -> str | None:
+    """The model's form, on the job's version, pre-filled with a one-row job's inputs (the form reads them from the
+    query string), to change a value and predict again."""
+    if job.kind != "single" or job.pruned_at or not job.inputs:
+        return None
+    values = {
+        name: str(value).lower() if isinstance(value, bool) else str(value)
+        for name, value in job.inputs[0].items()
+        if value is not None
+    }
+    url = request.url_for("model_page", name=job.model_name).include_query_params(version=job.model_version, **values)
+    return str(url)
 
 
 @router.get("/jobs/{job_id}/status", name="job_status")

@@ -50,7 +50,9 @@ def model_page(
     """The form for one prediction with this model, and what is known of it: schema, versions, how it served,
     how right it has been and whether today's rows look like its training data."""
     uploads_allowed = settings.allow_model_uploads and user.is_admin
-    context = {"model": model, "values": {}, "errors": {}, "uploads_allowed": uploads_allowed}
+    # Feature values in the query string pre-fill the form: a job page's "Edit and run again" links here so.
+    values = form_values(model.schema, request.query_params)
+    context = {"model": model, "values": values, "errors": {}, "uploads_allowed": uploads_allowed}
     context.update(_about(request, models, stats, model), **tracking_context(tracking, model))
     return render(request, "models/predict.html", context)
 
