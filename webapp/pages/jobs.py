@@ -21,6 +21,7 @@ from webapp.http.ratelimit import limit_submissions
 from webapp.http.security import require_csrf
 from webapp.http.templating import is_htmx, redirect, render
 from webapp.models import Job, JobStatus
+from webapp.services.job_ids import jobs_starting_with
 from webapp.services.jobs import JobAlreadyEnded, JobNotFound, Unavailable
 from webapp.services.pagination import BadCursor
 from webapp.services.webhooks import delivery_attempts
@@ -83,12 +84,21 @@ def page_owner(user: CurrentUser, accounts: AccountsDep, filters: Annotated[JobF
 
 
 def _find_job(request: Request, jobs: JobsDep, text: str) -> Response | str:
+    """Straight to the job whose id is, or starts with, `text` (the short ids the pages show); else why not."""
+    owner = request.state.principal.owner_scope
     try:
-        job = jobs.get(uuid.UUID(text), owner=request.state.principal.owner_scope)
-    except ValueError:
-        return f"“{text}” is not a job id: ids look like 6f1c2a3e-…, as in the first column below."
+        job = jobs.get(uuid.UUID(text), owner=owner)
     except JobNotFound:
         return f"There is no job with id {text}."
+    except ValueError:
+        found = jobs_starting_with(jobs.sessions, text, owner)
+        if found is None:
+            return f"“{text}” is not a job id: ids look like 6f1c2a3e-…, as in the first column below."
+        if not found:
+            return f"No job's id starts with {text}."
+        if len(found) > 1:
+            return f"Several jobs' ids start with {text}: type more of the id."
+        job = found[0]
     return RedirectResponse(request.url_for("job_page", job_id=job.id), status_code=303)
 
 
