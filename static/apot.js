@@ -61,3 +61,13 @@ document.addEventListener("htmx:load", (event) => {
   first.focus({ preventScroll: true });
   first.scrollIntoView({ block: "center" });
 });
+
+// Forms that destroy something (revoke a key, disable a user, cancel a job) ask first. Listening while the event
+// goes down (capture) runs this before htmx's own submit handler on the form, so a "no" stops both.
+document.addEventListener("submit", (event) => {
+  const question = event.target.dataset && event.target.dataset.confirm;
+  if (question && !window.confirm(question)) {
+    event.preventDefault();
+    event.stopImmediatePropagation();
+  }
+}, true);

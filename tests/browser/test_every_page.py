@@ -7,7 +7,7 @@ import time
 
 import httpx2
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, expect
 
 from tests.browser.conftest import open_page, register_diabetes, screenshot
 from tests.stacks import Stack
@@ -81,3 +81,30 @@ def test_signing_in_fits_a_phone(browser: Browser, stack: Stack) -> None:
         assert page.evaluate("document.documentElement.scrollWidth") <= SIZES["phone"]["width"]
         screenshot(page, "page-login-phone")
     assert refusals == []
+
+
+def test_revoking_a_key_asks_first_and_the_new_key_has_a_copy_button(
+    browser: Browser, stack: Stack, csp_refusals: list[str]
+) -> None:
+    with open_page(browser, stack, csp_refusals, viewport=SIZES["desktop"]) as page:
+        page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+        page.goto(f"{stack.base_url}/settings/keys")
+        page.fill("#key-name", "to-revoke")
+        page.click("text=Make a key")
+        page.click("#new-key + button.copy")
+        assert page.evaluate("navigator.clipboard.readText()") == page.locator("#new-key").inner_text().strip()
+        row = page.locator("#keys tr", has_text="to-revoke")
+        questions: list[str] = []
+
+        page.evaluate("window.notReloaded = true")
+        page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
+        row.locator("button", has_text="Revoke").click()
+        page.wait_for_load_state("networkidle")
+        assert page.evaluate("window.notReloaded") is True, "said no: the form was not sent"
+        expect(row).to_contain_text("in use")
+
+        page.once("dialog", lambda dialog: dialog.accept())
+        row.locator("button", has_text="Revoke").click()
+        expect(page.locator("#keys tr", has_text="to-revoke")).to_contain_text("revoked")
+        assert questions and "to-revoke" in questions[0]
+    assert csp_refusals == []
