@@ -7,7 +7,7 @@ import time
 
 import httpx2
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Dialog, expect
 
 from tests.browser.conftest import open_page, register_diabetes, screenshot
 from tests.stacks import Stack
@@ -96,8 +96,12 @@ def test_revoking_a_key_asks_first_and_the_new_key_has_a_copy_button(
         row = page.locator("#keys tr", has_text="to-revoke")
         questions: list[str] = []
 
+        def say_no(dialog: Dialog) -> None:
+            questions.append(dialog.message)
+            dialog.dismiss()
+
         page.evaluate("window.notReloaded = true")
-        page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
+        page.once("dialog", say_no)
         row.locator("button", has_text="Revoke").click()
         page.wait_for_load_state("networkidle")
         assert page.evaluate("window.notReloaded") is True, "said no: the form was not sent"
