@@ -19,6 +19,8 @@ def example_value(feature: Feature) -> Any:
         return feature.choices[0]
     if feature.type == "boolean":
         return True
+    if feature.type == "text":
+        return "some text"
     if feature.min is not None and feature.max is not None:
         middle = (feature.min + feature.max) / 2
         return round(middle) if feature.type == "integer" else round(middle, 3)
