@@ -52,12 +52,13 @@ def test_the_result_of_a_tall_form_comes_into_view_with_focus(
 
 def test_a_success_clears_the_errors_of_the_refused_attempt(page: Page, stack: Stack) -> None:
     page.goto(f"{stack.base_url}/models/penguins")
-    fill_gentoo(page, bill_length="480")
+    fill_gentoo(page)
+    page.fill("#f-flipper_length_mm", "230.5")  # a fraction for a whole number: refused
     page.click("#predict-form button[type=submit]")
-    expect(page.locator("#f-bill_length_mm-error")).to_be_visible()
-    expect(page.locator("#f-bill_length_mm")).to_be_focused()  # the field to fix
+    expect(page.locator("#f-flipper_length_mm-error")).to_be_visible()
+    expect(page.locator("#f-flipper_length_mm")).to_be_focused()  # the field to fix
 
-    page.fill("#f-bill_length_mm", "48.6")
+    page.fill("#f-flipper_length_mm", "230")
     page.click("#predict-form button[type=submit]")
 
     expect(page.locator("#job-status .badge")).to_have_text("succeeded", timeout=20_000)
