@@ -28,7 +28,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/mypy apot webapp tasks ml tests bench
 
 # Figures for the closing notes, as one table; Postgres/Redis parts run when APOT_TEST_DATABASE_URL /
-# APOT_TEST_BROKER_URL are set. `make bench PARTS="single"` runs one part (single, csv, history).
+# APOT_TEST_BROKER_URL are set. `make bench PARTS="single"` runs one part (single, csv, history, metrics, charts, start).
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench $(PARTS)
 

@@ -5,8 +5,8 @@ Parts: `single` (single-row and 1,000-row JSON jobs on each stack), `csv` (1,000
 rows as Parquet beside CSV), `fair` (another user's 1-row jobs while a 1,000,000-row CSV runs), `history` (`/jobs`
 with 1,000,000 jobs), `metrics` (`/metrics` with as many), `charts` (`/` and a model's page with as many), `peers`
 (apot against plain FastAPI, BentoML and MLflow in interleaved rounds, bench/peers/), `tracking` (jobs/s at 64 clients
-and the CSV, APOT_TRACKING off and on; APOT_BENCH_CSV_ROWS shrinks the file); all by default
-(`python -m bench single csv`). The Postgres + Redis parts run when APOT_TEST_DATABASE_URL and
+and the CSV, APOT_TRACKING off and on; APOT_BENCH_CSV_ROWS shrinks the file), `start` (a warm `apot run`); all by
+default (`python -m bench single csv`). The Postgres + Redis parts run when APOT_TEST_DATABASE_URL and
 APOT_TEST_BROKER_URL are set; the others say they were skipped.
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench import csv_jobs, fair_share, history, metrics, parquet_jobs, tracking
+from bench import csv_jobs, fair_share, history, metrics, parquet_jobs, start, tracking
 from bench.baseline.stack import running_baseline
 from bench.figures import Figure, ms, table, times
 from bench.peers import compare
@@ -39,7 +39,7 @@ from bench.stacks import RunningStack, postgres_schema, running_stack
 from ml.demo import train_penguins
 from webapp.cli.embedded_broker import EmbeddedRedis
 
-PARTS = ("single", "csv", "parquet", "fair", "history", "metrics", "charts", "peers", "tracking")
+PARTS = ("single", "csv", "parquet", "fair", "history", "metrics", "charts", "peers", "tracking", "start")
 
 
 def main() -> None:
@@ -107,6 +107,8 @@ def measure_parts(
             goal_lines, rounds = compare.measure(database, broker, root / "peers")
             figures += goal_lines
             tables.append(rounds)
+        if "start" in parts:
+            figures += start.measure(root / "start")
         if "charts" in parts:
             if database:
                 figures += history.measure_charts(database, root / "charts")

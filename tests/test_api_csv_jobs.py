@@ -117,7 +117,11 @@ def test_on_error_fail_fails_the_job_naming_the_rows(
     job = client.get(created["url"]).json()
     assert job["status"] == "failed"
     assert "row 2: island: 'Mars'" in job["error"]
-    assert client.get(f"{created['url']}/results.csv").status_code == 409
+    assert job["rows_failed"] == 1, "the bad row it failed on is counted"
+    # Its partial results are there: the part that failed, every bad row with its reason; the rest not reached.
+    rows = results(client, job)
+    assert [r["prediction"] for r in rows] == ["Gentoo", "", "Chinstrap", "", ""]
+    assert rows[1]["error"].startswith("island") and rows[3]["error"].startswith("not scored")
 
 
 def test_cancel_stops_unstarted_chunks_and_keeps_what_was_scored(

@@ -41,7 +41,7 @@ def test_the_home_page_charts_the_last_day(admin_client: TestClient, engine: Eng
     assert len(svg.select("g.bar-group")) == 24
     segments = [rect["class"][1] for rect in svg.select("rect.bar")]
     assert sorted(segments) == ["bar-cancelled", "bar-failed", "bar-succeeded"]
-    assert len(one(per_hour, "table.visually-hidden").select("tbody tr")) == 24
+    assert len(one(per_hour, ".visually-hidden table").select("tbody tr")) == 24
 
     latency = one(page, "figure#latency")
     bars = latency.select("svg rect.bar")
@@ -78,7 +78,7 @@ def test_the_model_page_charts_its_latency_per_hour(admin_client: TestClient, en
 
     assert len(figure.select("g.bar-group")) == 3
     assert len(figure.select("rect.bar-p50")) == len(figure.select("rect.bar-p95")) == 3
-    assert len(one(figure, "table.visually-hidden").select("tbody tr")) == 3
+    assert len(one(figure, ".visually-hidden table").select("tbody tr")) == 3
 
 
 def test_a_model_without_recent_jobs_has_no_chart(admin_client: TestClient, engine: Engine) -> None:

@@ -90,4 +90,4 @@ def test_cancel_from_the_page_shows_the_card_cancelled(client: TestClient) -> No
     ).headers["location"]
     card = client.post(f"{location}/cancel", headers={"HX-Request": "true", "X-CSRF-Token": token})
     assert one(parse(card.text), "article .badge").text == "cancelled"
-    assert one(parse(card.text), "article a.button").text == "Download results"
+    assert one(parse(card.text), "article a.button").text == "Download the partial results"

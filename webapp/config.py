@@ -6,10 +6,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VAR_DIR = Path("var")
+# The folder apot's code runs from; a source checkout (or the image's /app) has its pyproject.toml there.
+CHECKOUT = Path(__file__).resolve().parent.parent
+SQLITE_PREFIX = "sqlite:///"
 
 
 # Seconds between a task's soft time limit (it fails its job itself) and the hard one (its process is killed).
@@ -23,6 +26,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="APOT_", env_file=".env", extra="ignore")
 
+    home: Path | None = Field(
+        default=None,
+        description="Folder that relative paths (the default var/...) are resolved against. Unset: the checkout "
+        "apot runs from, so every `apot` command finds the same instance from any folder.",
+    )
     database_url: str = Field(
         default=f"sqlite:///{VAR_DIR}/apot.db",
         description="SQLAlchemy URL of the job database; postgresql+psycopg://... in production.",
@@ -157,6 +165,29 @@ class Settings(BaseSettings):
         description="Workers count the features of the rows they score, per model version and day, for drift; "
         "false: they skip it.",
     )
+
+    @model_validator(mode="after")
+    def _anchor_relative_paths(self) -> Settings:
+        """`var/apot.db` and `var/models` mean the instance's var/, not one wherever a command happens to run (a
+        stray empty database there would answer "no such table")."""
+        home = self.instance_dir
+        if not self.models_dir.is_absolute():
+            self.models_dir = home / self.models_dir
+        path = self.database_url.removeprefix(SQLITE_PREFIX)
+        if self.database_url.startswith(SQLITE_PREFIX) and path and not path.startswith((":", "/")):
+            self.database_url = f"{SQLITE_PREFIX}{home / path}"
+        return self
+
+    @property
+    def instance_dir(self) -> Path:
+        if self.home is not None:
+            return self.home.resolve()
+        return CHECKOUT if (CHECKOUT / "pyproject.toml").is_file() else Path.cwd()
+
+    @property
+    def var_dir(self) -> Path:
+        """Where the embedded stack keeps its broker's files and the made-up server secret."""
+        return self.instance_dir / VAR_DIR
 
     @field_validator("webhook_retry_seconds")
     @classmethod

@@ -29,6 +29,7 @@ from webapp.http.security_headers import SecurityHeaders
 from webapp.http.templating import STATIC_DIR
 from webapp.metrics import route as metrics_route
 from webapp.metrics.exposition import MetricsService
+from webapp.pages.docs import SWAGGER_UI_DIR
 from webapp.services.accounts import AccountService
 from webapp.services.comparison import ComparisonService
 from webapp.services.csv_jobs import CsvJobService
@@ -114,6 +115,10 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
         version="0.1.0",
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
+        # FastAPI's own pages load Swagger UI and ReDoc from a CDN with inline script, which the CSP refuses (and
+        # many servers have no internet): pages/docs.py serves Swagger UI from our static files instead.
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(
         BodySizeLimit,
@@ -134,6 +139,7 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue | None = None)
     app.include_router(pages.router)
     app.include_router(health.router)
     app.include_router(metrics_route.router)
+    app.mount("/static/swagger-ui", StaticFiles(directory=SWAGGER_UI_DIR), name="swagger_ui")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 

@@ -73,7 +73,7 @@ def running_baseline(redis_url: str, root: Path) -> Iterator[BaselineStack]:
         "BASELINE_MODEL_PATH": str(model_path),
         "BASELINE_QUEUE": f"baseline-{uuid.uuid4().hex[:8]}",
     }
-    port = _free_port()
+    port = free_port()
     web_command = ["uvicorn", "bench.baseline.app:app", "--host", "127.0.0.1", "--port", str(port)]
     web_command += ["--no-access-log", "--log-level", "warning"]
     worker_command = ["celery", "-A", "bench.baseline.worker", "worker", "--concurrency", str(os.cpu_count() or 1)]
@@ -90,7 +90,7 @@ def running_baseline(redis_url: str, root: Path) -> Iterator[BaselineStack]:
         yield BaselineStack(base_url, {"web": web.pid, "worker": worker.pid})
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -86,3 +87,18 @@ def screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def register_diabetes(stack: Stack) -> None:
+    """The diabetes demo (10 fields: a form taller than a laptop's window), registered and visible to the web."""
+    import httpx2
+
+    from ml.demo import DEMOS
+    from webapp.services.models import estimator_bytes
+
+    estimator, training = DEMOS["diabetes"]()
+    stack.models.register(estimator_bytes(estimator), "joblib", "diabetes", training=training)
+    deadline = time.monotonic() + 30  # the web server's registry cache is a few seconds old at most
+    while httpx2.get(f"{stack.base_url}/api/v1/models/diabetes", headers=stack.auth).status_code != 200:
+        assert time.monotonic() < deadline, "the web server never saw the new model"
+        time.sleep(0.5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -52,7 +53,8 @@ def create_key(user: str, env: dict[str, str], cwd: Path) -> str:
 
 
 def test_run_serves_jobs_and_ctrl_c_stops_every_child(tmp_path: Path) -> None:
-    env = apot_env(port=str(free_port()))  # every other setting at its default: SQLite and models under ./var
+    # Every other setting at its default: SQLite and models under var/ of the instance, here tmp_path.
+    env = apot_env(port=str(free_port()), home=str(tmp_path))
     log = tmp_path / "run.log"
 
     first = start_apot(["run"], env, log, cwd=tmp_path)
@@ -94,14 +96,32 @@ def test_run_serves_jobs_and_ctrl_c_stops_every_child(tmp_path: Path) -> None:
 
 
 def test_run_refuses_a_folder_whose_broker_is_already_running(tmp_path: Path) -> None:
-    env = apot_env(port=str(free_port()))
+    env = apot_env(port=str(free_port()), home=str(tmp_path))
     log = tmp_path / "run.log"
     first = start_apot(["run"], env, log, cwd=tmp_path)
     try:
         wait_for_banner(first, log)
         second_log = tmp_path / "second.log"
-        second = start_apot(["run"], apot_env(port=str(free_port())), second_log, cwd=tmp_path)
+        second = start_apot(["run"], apot_env(port=str(free_port()), home=str(tmp_path)), second_log, cwd=tmp_path)
         assert second.wait(60) != 0
         assert "another `apot run`" in second_log.read_text()
     finally:
         stop(first, signal.SIGINT)
+
+
+def test_run_on_a_taken_port_says_so_in_one_line_before_starting_anything(tmp_path: Path) -> None:
+    with socket.socket() as other_server:
+        other_server.bind(("127.0.0.1", 0))
+        other_server.listen()
+        port = other_server.getsockname()[1]
+        command = [sys.executable, "-m", "webapp.cli", "run"]
+        env = apot_env(port=str(port), home=str(tmp_path))
+        result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"apot cannot start: port {port} on 127.0.0.1 is already in use (another apot or server?): "
+        "stop it or set APOT_PORT"
+    ]
+    assert "running" not in result.stdout
+    assert not (tmp_path / "var").exists(), "nothing was started or created"

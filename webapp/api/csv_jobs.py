@@ -106,7 +106,7 @@ async def submit_csv(
             "or Accept: application/vnd.apache.parquet) with the input columns typed as uploaded",
         },
         404: {"model": Problem},
-        409: {"model": Problem, "description": "The job has not succeeded or been cancelled (yet)"},
+        409: {"model": Problem, "description": "The job has not ended yet"},
         410: {"model": Problem, "description": "The results were deleted by retention (APOT_RESULT_TTL_DAYS)"},
     },
 )
@@ -121,7 +121,8 @@ async def download_results(
         raise HTTPException(404, "only CSV jobs have a results file; read this job's result from its JSON")
     if (pruned := pruned_message(job)) is not None:
         raise HTTPException(410, pruned)
-    if job.status not in (JobStatus.SUCCEEDED, JobStatus.CANCELLED):
+    # A failed or cancelled job's results are partial: rows it never reached say so in their error column.
+    if not JobStatus(job.status).ended:
         raise HTTPException(409, f"the results are ready once the job has ended; it is {job.status}")
     name = results_filename(job)
     if format == "parquet" or (format is None and PARQUET in request.headers.get("accept", "")):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,7 +12,7 @@ import typer
 from webapp.cli.accounts import announce_first_admin, keys_cli, users_cli
 from webapp.cli.models import models_cli
 from webapp.cli.predict import outcomes, predict
-from webapp.config import VAR_DIR, Settings, get_settings
+from webapp.config import Settings, get_settings
 
 # How long `apot web --workers N` gives each server process to start before counting it as hung.
 WEB_WORKER_START_SECONDS = 60
@@ -251,33 +250,41 @@ def prune(
 def run() -> None:
     """Everything on this machine: migrate, train the demo if missing, start broker, worker and web server."""
     from webapp.cli.embedded_broker import EmbeddedRedis
+    from webapp.cli.startup import demos_missing, port_problem
     from webapp.cli.supervisor import Supervisor
     from webapp.logs import setup_logging
     from webapp.migrate import upgrade_to_head
 
     settings = get_settings()
+    if problem := port_problem(settings.host, settings.port):
+        typer.echo(f"apot cannot start: {problem}", err=True)
+        raise typer.Exit(1)
     setup_logging(settings, level="WARNING")  # this process's own lines; its children log at APOT_LOG_LEVEL
-    upgrade_to_head(settings.database_url)
-    from webapp.services.models import ensure_demos, open_registry
-
-    with open_registry(settings) as registry:
-        for info in ensure_demos(registry):
-            typer.echo(f"trained the demo model {info.name}")
-    announce_first_admin(f"http://{settings.host}:{settings.port}")
     env = dict(os.environ)
     supervisor = Supervisor()
     supervisor.handle_signals()
     exit_code = 1
     try:
         if not settings.broker_url:
-            broker = EmbeddedRedis(Path(VAR_DIR))
+            broker = EmbeddedRedis(settings.var_dir)
             supervisor.adopt("broker", broker.start())
             env["APOT_BROKER_URL"] = broker.url
-        supervisor.spawn("worker", [sys.executable, "-m", "webapp.cli", "worker"], env)
-        supervisor.spawn("reconciler", [sys.executable, "-m", "webapp.cli", "reconciler"], env)
+        # The web server starts first and alone, importing its libraries (seconds) while this process migrates:
+        # it reads the database only for requests, and is announced once the migrations are done. The worker
+        # follows, so that on a small machine people wait for the page, not for three imports at once.
         supervisor.spawn("web", [sys.executable, "-m", "webapp.cli", "web"], env)
+        upgrade_to_head(settings.database_url)
+        if demos_missing(settings):
+            from webapp.services.models import ensure_demos, open_registry
+
+            with open_registry(settings) as registry:
+                for info in ensure_demos(registry):
+                    typer.echo(f"trained the demo model {info.name}")
+        announce_first_admin(f"http://{settings.host}:{settings.port}")
         base = f"http://{settings.host}:{settings.port}"
         if supervisor.wait_until_ready(f"{base}/healthz"):
+            supervisor.spawn("worker", [sys.executable, "-m", "webapp.cli", "worker"], env)
+            supervisor.spawn("reconciler", [sys.executable, "-m", "webapp.cli", "reconciler"], env)
             typer.echo(f"\napot is running at {base}/  (API docs: {base}/docs). Ctrl-C stops it.\n")
             exit_code = supervisor.watch()
         elif supervisor.stopping:

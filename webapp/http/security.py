@@ -19,14 +19,14 @@ from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request
 
-from webapp.config import VAR_DIR, Settings
+from webapp.config import Settings
 from webapp.http.limits import read_form
 
 CSRF_COOKIE = "apot_csrf"
 SESSION_COOKIE = "apot_session"  # set by auth.py; named here, which auth.py imports, for the token's binding
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
-SECRET_FILE = VAR_DIR / "secret_key"
+SECRET_FILE = "secret_key"  # in the instance's var/
 
 
 MISSING_SECRET = (
@@ -48,7 +48,7 @@ def server_secret(settings: Settings) -> bytes:
         return settings.secret_key.get_secret_value().encode()
     if settings.is_production:
         raise MissingSecret(MISSING_SECRET)
-    return _stored_secret(SECRET_FILE)
+    return _stored_secret(settings.var_dir / SECRET_FILE)
 
 
 def cookie_name(request: Request, name: str) -> str:

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Depends
 
 from webapp.http.auth import page_user
-from webapp.pages import account, explanations, home, jobs, model_uploads, models, uploads, users
+from webapp.pages import account, docs, explanations, home, jobs, model_uploads, models, uploads, users
 
 signed_in = APIRouter(dependencies=[Depends(page_user)])
 signed_in.include_router(home.router)
@@ -14,6 +14,7 @@ signed_in.include_router(jobs.router)
 signed_in.include_router(explanations.router)
 signed_in.include_router(account.router)
 signed_in.include_router(users.router)
+signed_in.include_router(docs.router)
 
 router = APIRouter(include_in_schema=False)
 router.include_router(account.public)

@@ -21,6 +21,7 @@ from webapp.http.ratelimit import limit_submissions
 from webapp.http.security import require_csrf
 from webapp.http.templating import is_htmx, redirect, render
 from webapp.models import Job, JobStatus
+from webapp.services.job_ids import jobs_starting_with
 from webapp.services.jobs import JobAlreadyEnded, JobNotFound, Unavailable
 from webapp.services.pagination import BadCursor
 from webapp.services.webhooks import delivery_attempts
@@ -83,12 +84,21 @@ def page_owner(user: CurrentUser, accounts: AccountsDep, filters: Annotated[JobF
 
 
 def _find_job(request: Request, jobs: JobsDep, text: str) -> Response | str:
+    """Straight to the job whose id is, or starts with, `text` (the short ids the pages show); else why not."""
+    owner = request.state.principal.owner_scope
     try:
-        job = jobs.get(uuid.UUID(text), owner=request.state.principal.owner_scope)
-    except ValueError:
-        return f"“{text}” is not a job id: ids look like 6f1c2a3e-…, as in the first column below."
+        job = jobs.get(uuid.UUID(text), owner=owner)
     except JobNotFound:
         return f"There is no job with id {text}."
+    except ValueError:
+        found = jobs_starting_with(jobs.sessions, text, owner)
+        if found is None:
+            return f"“{text}” is not a job id: ids look like 6f1c2a3e-…, as in the first column below."
+        if not found:
+            return f"No job's id starts with {text}."
+        if len(found) > 1:
+            return f"Several jobs' ids start with {text}: type more of the id."
+        job = found[0]
     return RedirectResponse(request.url_for("job_page", job_id=job.id), status_code=303)
 
 
@@ -106,8 +116,22 @@ def job_page(request: Request, job: JobDep, jobs: JobsDep, models: ModelsDep) ->
     except ModelNotFound:
         others = []
     deliveries = delivery_attempts(jobs.sessions, job.id) if job.callback_url else []
-    context = {"job": job, "other_versions": others, "deliveries": deliveries}
+    context = {"job": job, "other_versions": others, "deliveries": deliveries, "edit_url": _edit_url(request, job)}
     return render(request, "jobs/detail.html", context, block="live")
+
+
+def _edit_url(request: Request, job: Job) -> str | None:
+    """The model's form, on the job's version, pre-filled with a one-row job's inputs (the form reads them from the
+    query string), to change a value and predict again."""
+    if job.kind != "single" or job.pruned_at or not job.inputs:
+        return None
+    values = {
+        name: str(value).lower() if isinstance(value, bool) else str(value)
+        for name, value in job.inputs[0].items()
+        if value is not None
+    }
+    url = request.url_for("model_page", name=job.model_name).include_query_params(version=job.model_version, **values)
+    return str(url)
 
 
 @router.get("/jobs/{job_id}/status", name="job_status")

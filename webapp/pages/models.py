@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -19,6 +20,7 @@ from webapp.http.ratelimit import limit_submissions
 from webapp.http.security import require_csrf
 from webapp.http.templating import is_htmx, render
 from webapp.services.jobs import JobRequest, Unavailable
+from webapp.services.snippets import csv_template, snippets
 from webapp.services.tracking.figures import WINDOW_DAYS, daily_chart
 
 router = APIRouter()
@@ -48,14 +50,28 @@ def model_page(
     """The form for one prediction with this model, and what is known of it: schema, versions, how it served,
     how right it has been and whether today's rows look like its training data."""
     uploads_allowed = settings.allow_model_uploads and user.is_admin
-    context = {"model": model, "values": {}, "errors": {}, "uploads_allowed": uploads_allowed}
-    context.update(_about(models, stats, model), **tracking_context(tracking, model))
+    # Feature values in the query string pre-fill the form: a job page's "Edit and run again" links here so.
+    values = form_values(model.schema, request.query_params)
+    context = {"model": model, "values": values, "errors": {}, "uploads_allowed": uploads_allowed}
+    context.update(_about(request, models, stats, model), **tracking_context(tracking, model))
     return render(request, "models/predict.html", context)
 
 
-def _about(models: ModelsDep, stats: StatsDep, model: ModelInfo) -> dict[str, Any]:
+@router.get("/models/{name}/template.csv", name="model_csv_template")
+def model_csv_template(model: ModelDep) -> Response:
+    """The model's columns and one example row: a file to fill in and upload."""
+    filename = f"{model.name}-{model.version}-template.csv"
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    return Response(csv_template(model.schema), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+def _about(request: Request, models: ModelsDep, stats: StatsDep, model: ModelInfo) -> dict[str, Any]:
     served, p50 = models.served(model.name)
+    pinned = None if model.is_default else model.version
+    # The snippets name the server as this browser reaches it, unless APOT_PUBLIC_URL says otherwise.
+    base_url = (request.app.state.settings.public_url or str(request.base_url)).rstrip("/")
     return {
+        "snippets": asdict(snippets(model.name, pinned, model.schema, base_url)),
         "latency": stats.model_latency(model.name),
         "versions": models.versions(model.name),
         "served": served,
@@ -89,7 +105,7 @@ async def submit_form(
     except (InvalidInputs, Unavailable) as exc:
         errors = field_errors(exc) if isinstance(exc, InvalidInputs) else {"": str(exc)}
         context = {"model": model, "values": form_values(model.schema, form), "errors": errors}
-        context.update(_about(models, stats, model))
+        context.update(_about(request, models, stats, model))
         # htmx sent the form to the status area; the answer replaces the form itself.
         headers = {"HX-Retarget": "#predict-form", "HX-Reswap": "outerHTML"} if is_htmx(request) else None
         status = 422 if isinstance(exc, InvalidInputs) else 503

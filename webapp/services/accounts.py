@@ -8,6 +8,7 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
+from functools import cache
 
 from pwdlib import PasswordHash
 from sqlalchemy import func, select, update
@@ -20,8 +21,15 @@ from webapp.services.key_cache import KeyCache
 
 # Argon2id with pwdlib's recommended parameters.
 PASSWORDS = PasswordHash.recommended()
-# A hash to check against when the name is unknown, so a wrong name takes as long as a wrong password.
-UNKNOWN_USER_HASH = PASSWORDS.hash(secrets.token_urlsafe(16))
+
+
+@cache
+def unknown_user_hash() -> str:
+    """A hash to check against when the name is unknown, so a wrong name takes as long as a wrong password. Made
+    on first use, not at import: every apot process and command imports this module, and a hash takes ~0.5 s."""
+    return PASSWORDS.hash(secrets.token_urlsafe(16))
+
+
 USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MIN_PASSWORD_LENGTH = 8
 KEY_PREFIX = "apot_"
@@ -127,7 +135,7 @@ class AccountService:
         """The user, if the name and password match an enabled account."""
         with self.sessions() as session:
             user = session.scalars(select(User).where(User.name == name)).one_or_none()
-        valid, new_hash = PASSWORDS.verify_and_update(password, user.password_hash if user else UNKNOWN_USER_HASH)
+        valid, new_hash = PASSWORDS.verify_and_update(password, user.password_hash if user else unknown_user_hash())
         if user is None or not valid or user.disabled:
             return None
         with transaction(self.sessions) as session:

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import exists, select, update
+from sqlalchemy.orm import Session
 
 from ml.store import ModelInfo, ModelIntegrityError, ModelLoadError, ModelNotFound
 from ml.table import ScoredTable, score_table
@@ -63,11 +64,16 @@ def _score_claimed(ctx: ScoringContext, claimed: ClaimedChunk) -> None:
         return
     bad_rows = [(claimed.first_row + i, e) for i, e in enumerate(scored.errors) if e is not None]
     if bad_rows and upload.get("on_error") == "fail":
+        # Stored with the failure in one transaction, so the job's (partial) results list every bad row with its
+        # reason and rows_failed counts them, and no other chunk's end can make the job succeed meanwhile.
         listed = "; ".join(f"row {row}: {error}" for row, error in bad_rows[:ERRORS_IN_SUMMARY])
-        more = f" (and {len(bad_rows) - ERRORS_IN_SUMMARY} more in this part of the file)" if len(bad_rows) > 3 else ""
-        _fail_job(ctx, job.id, f"bad rows, and the job was set to fail on them: {listed}{more}")
-        return
-    _store(ctx, claimed, scored, len(bad_rows), info)
+        more = len(bad_rows) - ERRORS_IN_SUMMARY
+        also = f" (and {more} more: the results' error column lists every one)" if more > 0 else ""
+        error = f"Bad rows, and the job was set to fail on them: {listed}{also}"
+        _store(ctx, claimed, scored, len(bad_rows), info, failure=error)
+        log.info("job failed", extra={"job_id": str(job.id), "error": error})
+    elif _store(ctx, claimed, scored, len(bad_rows), info):
+        _finish_if_done(ctx, claimed)
 
 
 def _claim(ctx: ScoringContext, chunk_id: uuid.UUID) -> ClaimedChunk | None:
@@ -101,7 +107,16 @@ def _claim(ctx: ScoringContext, chunk_id: uuid.UUID) -> ClaimedChunk | None:
         return ClaimedChunk(chunk_id, job, first_row, packed, problems or {})
 
 
-def _store(ctx: ScoringContext, claimed: ClaimedChunk, scored: ScoredTable, failed: int, info: ModelInfo) -> None:
+def _store(
+    ctx: ScoringContext,
+    claimed: ClaimedChunk,
+    scored: ScoredTable,
+    failed: int,
+    info: ModelInfo,
+    failure: str | None = None,
+) -> bool:
+    """Save the chunk's results and count its rows in the job's (and fail the job with `failure`: then its rows are
+    not summarised for tracking, as a failed job's are not); False if the chunk was no longer this worker's."""
     rows = len(scored.errors)
     summaries = SummaryBatch(ctx.tracking)
     if scored.scored_rows is not None:
@@ -125,9 +140,17 @@ def _store(ctx: ScoringContext, claimed: ClaimedChunk, scored: ScoredTable, fail
                 .where(Job.id == claimed.job.id)
                 .values(rows_done=Job.rows_done + rows, rows_failed=Job.rows_failed + failed)
             )
-            summaries.write(session)
-    if stored:
+            if failure is None:
+                summaries.write(session)
+            else:
+                _mark_failed(ctx, session, claimed.job.id, failure)
+    if stored and failure is None:
         release_next(ctx.sessions, ctx.enqueue, claimed.job.id)
+    return stored is not None
+
+
+def _finish_if_done(ctx: ScoringContext, claimed: ClaimedChunk) -> None:
+    """The job succeeds when its last chunk is stored."""
     # In its own statement, after the commit: of two workers finishing the last two chunks at once, the
     # later one sees both done.
     unfinished = exists().where(JobChunk.job_id == claimed.job.id, JobChunk.status != ChunkStatus.DONE)
@@ -155,16 +178,21 @@ def fail_chunk_over_time(ctx: ScoringContext, chunk_id: str) -> None:
 
 def _fail_job(ctx: ScoringContext, job_id: uuid.UUID, error: str) -> None:
     with transaction(ctx.sessions) as session:
-        ended = session.scalars(
-            update(Job)
-            .where(Job.id == job_id, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
-            .values(status=JobStatus.FAILED, finished_at=utcnow(), error=error[:MAX_ERROR_LENGTH])
-            .returning(Job.id)
-        ).all()
-        ctx.announcer.announce(session, ended)
-        session.execute(
-            update(JobChunk)
-            .where(JobChunk.job_id == job_id, JobChunk.status.in_([ChunkStatus.QUEUED, ChunkStatus.RUNNING]))
-            .values(status=ChunkStatus.CANCELLED)
-        )
+        _mark_failed(ctx, session, job_id, error)
     log.info("job failed", extra={"job_id": str(job_id), "error": error})
+
+
+def _mark_failed(ctx: ScoringContext, session: Session, job_id: uuid.UUID, error: str) -> None:
+    """Fail the job unless it has ended, and cancel its chunks not yet scored."""
+    ended = session.scalars(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+        .values(status=JobStatus.FAILED, finished_at=utcnow(), error=error[:MAX_ERROR_LENGTH])
+        .returning(Job.id)
+    ).all()
+    ctx.announcer.announce(session, ended)
+    session.execute(
+        update(JobChunk)
+        .where(JobChunk.job_id == job_id, JobChunk.status.in_([ChunkStatus.QUEUED, ChunkStatus.RUNNING]))
+        .values(status=ChunkStatus.CANCELLED)
+    )
