@@ -45,7 +45,7 @@ def test_a_regressor_scores_a_csv_file(stack: Stack) -> None:
     job = httpx2.get(created["url"], params={"wait": 30}, headers=stack.auth, timeout=40).json()
     assert job["status"] == "succeeded" and job["rows_done"] == 500
     rows = list(csv.DictReader(io.StringIO(httpx2.get(job["results_url"], headers=stack.auth, timeout=30).text)))
-    assert list(rows[0]) == ["size", "colour", "prediction", "error"]
+    assert list(rows[0]) == ["size", "colour", "prediction", "error", "warnings"]
     assert [float(r["prediction"]) for r in rows[:4]] == pytest.approx([10.0, 20.0, 30.0, 40.0])
 
 
