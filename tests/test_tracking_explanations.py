@@ -133,3 +133,17 @@ def test_a_multi_output_models_job_is_tracked_but_neither_explained_nor_given_ou
     assert refused.status_code == 409 and "multi-output" in refused.text
     outcome = client.post(f"/api/v1/jobs/{job_id}/outcomes", json={"outcomes": [{"row": 0, "outcome": 1.0}]})
     assert outcome.status_code == 422 and "multi-output" in outcome.text
+
+
+def test_the_job_list_names_an_explain_job_by_its_kind(
+    client: TestClient, enqueue: RecordingEnqueue, registry: ModelRegistry
+) -> None:
+    # The list once answered 500 to every call after the first explanation: its schema knew only the older kinds.
+    job_id = scored(client, enqueue, registry, GENTOO)
+    explain_job_id = client.get(f"/api/v1/jobs/{job_id}/explanation").json()["explain_job_id"]
+    enqueue.deliver(registry)
+
+    listed = client.get("/api/v1/jobs")
+    assert listed.status_code == 200, listed.text
+    kinds = {item["id"]: item["kind"] for item in listed.json()["items"]}
+    assert kinds == {job_id: "single", explain_job_id: "explain"}

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from webapp.background.retention import pruned_message
-from webapp.models import Job, JobKind
+from webapp.models import Job, JobKind, JobStatus
 
 LinkFor = Callable[[str, uuid.UUID], str]
 """The absolute URL of a named route for a job id: request.url_for in a request, the public URL in a worker."""
@@ -96,7 +96,7 @@ class JobCreate(BaseModel):
 
 class JobCreated(BaseModel):
     id: uuid.UUID
-    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    status: JobStatus
     task_id: str
     url: str = Field(description="Where to read the job: GET it, with ?wait=S to hold until it ends.")
 
@@ -156,10 +156,10 @@ class JobSummary(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
-    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    status: JobStatus
     model: str
     version: str
-    kind: Literal["single", "batch", "csv", "v2"]
+    kind: JobKind = Field(description="What made the job: one row, a batch, a CSV file, a v2 request, or explain.")
     rows_total: int
     rows_done: int = Field(description="Rows scored so far (CSV jobs count up chunk by chunk).")
     rows_failed: int = Field(description="Rows skipped for bad values (CSV jobs with on_error=skip).")

@@ -28,7 +28,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, trained_models: dict[str, Tr
         yield stack
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an event loop marked running in the main thread while it is
+# open, and every later test that calls asyncio.run (webhook delivery, the intake's deadline tests) would fail.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         message = f"{CHROMIUM} is missing (apt-get install chromium), so the browser tests did not run"

@@ -6,6 +6,7 @@ import json
 from collections.abc import Collection
 
 from fastapi import HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -147,7 +148,10 @@ async def read_form(request: Request) -> FormData:
             raise HTTPException(413, f"the form has too many parts: {exc.detail}") from exc
         raise
     # Every form field is text a query may compare (a name, a model, a key's label): see NulRefused.
-    if any(isinstance(value, str) and "\x00" in value for _, value in form.multi_items()):
-        await form.close()
-        raise HTTPException(400, "a form field contains a NUL character, which no name or value of apot has")
+    # The 422 of a JSON body with such a value (Text in schemas): the form is well formed, one field is not.
+    for name, value in form.multi_items():
+        if "\x00" in name or (isinstance(value, str) and "\x00" in value):
+            await form.close()
+            error = {"type": "value_error", "loc": ("body", name), "msg": "must not contain a NUL character"}
+            raise RequestValidationError([error])
     return form
