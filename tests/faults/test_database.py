@@ -2,34 +2,43 @@
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx2
 import pytest
 
-from tests.faults.harness import FaultStack, until
+from tests.faults.harness import FaultStack, fault_stack, until
+from tests.faults.private import PrivatePostgres
 from tests.models import Trained
 from tests.stacks import running_stack
 
 GENTOO = {"island": "Biscoe", "bill_length_mm": 48.6, "flipper_length_mm": 230, "sex": "male"}
 
 
-def restart_postgres() -> None:
-    """The machine's own cluster (tests run one at a time; nothing else uses it meanwhile)."""
-    version = subprocess.run(["ls", "/etc/postgresql"], capture_output=True, text=True, check=True).stdout.split()[0]
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "--mode", "fast"],
-        check=True,
-        capture_output=True,
-    )
+@pytest.fixture
+def postgres() -> Iterator[PrivatePostgres]:
+    """A cluster of the test's own: restarting the machine's shared one would fail whatever else runs on it."""
+    server = PrivatePostgres()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
 
 
-def test_a_postgres_restart_under_load_is_503s_then_recovery_never_a_500(stack: FaultStack) -> None:
+def test_a_postgres_restart_under_load_is_503s_then_recovery_never_a_500(
+    tmp_path: Path, trained_models: dict[str, Trained], postgres: PrivatePostgres
+) -> None:
+    with fault_stack(tmp_path, trained_models, postgres.url) as stack:
+        restart_under_load(stack, postgres)
+
+
+def restart_under_load(stack: FaultStack, postgres: PrivatePostgres) -> None:
     codes: Counter[int] = Counter()
     accepted: list[str] = []
     stop = threading.Event()
@@ -49,7 +58,7 @@ def test_a_postgres_restart_under_load_is_503s_then_recovery_never_a_500(stack: 
         for _ in range(4):
             pool.submit(keep_submitting)
         time.sleep(1)
-        restart_postgres()
+        postgres.restart()
         time.sleep(3)
         stop.set()
 
