@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.models import Trained
 from tests.services import IN_CI
@@ -20,6 +20,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 # Chromium logs every refusal under the policy with this phrase (a refused eval also throws an error saying so).
 CSP = "Content Security Policy"
+# Assertions wait as long as page actions do (Playwright's default is 5 s): a page that answers is not a failure
+# because two cores are busy with a worker, a database and the browser at once.
+expect.set_options(timeout=15_000)
 
 
 @pytest.fixture(scope="module")
