@@ -88,7 +88,7 @@ def test_htmx_gets_only_the_results_fragment(client: TestClient) -> None:
 
 
 def test_history_pages_through_every_job_once(client: TestClient) -> None:
-    from webapp.pages import jobs as jobs_pages
+    from webapp.pages import history as jobs_pages
 
     ids = [submit(client) for _ in range(5)]
     original, jobs_pages.PAGE_SIZE = jobs_pages.PAGE_SIZE, 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
 import orjson
@@ -27,7 +28,9 @@ from webapp.schemas import (
     Problem,
     summary_fields,
 )
+from webapp.services import history
 from webapp.services.callback_urls import CallbackRefused
+from webapp.services.history import COUNT_CAP, HistoryFilter
 from webapp.services.jobs import JobAlreadyEnded, JobRequest, Unavailable
 from webapp.services.pagination import BadCursor
 
@@ -156,6 +159,22 @@ async def read_job(
     return job_response(job, request)
 
 
+def api_history_filter(
+    owner: Annotated[uuid.UUID | None, Depends(api_owner)],
+    status: JobStatus | None = None,
+    model: str | None = None,
+    created_after: Annotated[
+        datetime | None,
+        Query(description="Only jobs created at or after this moment (ISO 8601; without an offset, UTC)"),
+    ] = None,
+    created_before: Annotated[
+        datetime | None,
+        Query(description="Only jobs created before this moment (ISO 8601; without an offset, UTC)"),
+    ] = None,
+) -> HistoryFilter:
+    return HistoryFilter(owner, status, model, created_after, created_before)
+
+
 @router.get(
     "/jobs",
     name="api_list_jobs",
@@ -170,23 +189,29 @@ def browse_jobs(
     request: Request,
     response: Response,
     jobs: JobsDep,
-    owner: Annotated[uuid.UUID | None, Depends(api_owner)],
-    status: JobStatus | None = None,
-    model: str | None = None,
+    filters: Annotated[HistoryFilter, Depends(api_history_filter)],
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(min_length=1, description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(min_length=1, description="next_cursor of the previous page, sent with the same filters")
+    ] = None,
+    total: Annotated[
+        bool, Query(description=f"Count the matching jobs too, up to {COUNT_CAP:,} (a count costs a scan of them)")
+    ] = False,
 ) -> JobPage:
-    """Your jobs (an admin's: everyone's, or one user's with ?user=) newest first, filtered by status and model,
-    a page at a time."""
+    """Your jobs (an admin's: everyone's, or one user's with ?user=) newest first, filtered by status, model and
+    creation time, a page at a time. A cursor continues only the filters it was returned with (422 otherwise).
+    `total` is counted only when asked for, and only up to 10,000: beyond that `total_capped` is true."""
     try:
-        page, next_cursor = jobs.page(status=status, model=model, owner=owner, limit=limit, cursor=cursor)
+        found = history.page(jobs.sessions, filters, limit=limit, cursor=cursor, total=total)
     except BadCursor as exc:
         raise RequestValidationError([{"loc": ("query", "cursor"), "msg": str(exc), "type": "value_error"}]) from exc
-    if next_cursor is not None:
-        response.headers["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'
+    if found.next_cursor is not None:
+        response.headers["Link"] = f'<{request.url.include_query_params(cursor=found.next_cursor)}>; rel="next"'
     return JobPage(
-        items=[JobSummary.model_validate(summary_fields(job, links(request))) for job in page],
-        next_cursor=next_cursor,
+        items=[JobSummary.model_validate(summary_fields(job, links(request))) for job in found.jobs],
+        next_cursor=found.next_cursor,
+        total=found.total.count if found.total else None,
+        total_capped=found.total.more if found.total else None,
     )
 
 
