@@ -250,7 +250,7 @@ def test_history_is_newest_first_in_keyset_pages(client: TestClient, engine: Eng
     failed = client.get("/api/v1/jobs", params={"status": "failed"}).json()
     assert [item["id"] for item in failed["items"]] == [ids[1]]
     assert failed["items"][0]["error"] == "boom"
-    nothing = {"items": [], "next_cursor": None, "total": None, "total_capped": None}
+    nothing: dict[str, object] = {"items": [], "next_cursor": None, "total": None, "total_capped": None}
     assert client.get("/api/v1/jobs", params={"model": "unicorns"}).json() == nothing
 
 

@@ -9,13 +9,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx2
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from tests.accounts import Account
 from tests.factories import add_job
-from tests.html import parse
+from tests.html import one, parse
 from webapp.services import history
 
 DAY = datetime(2026, 11, 30, tzinfo=UTC)
@@ -57,7 +58,7 @@ def exported(client: TestClient, **params: Any) -> list[dict[str, str]]:
 
 def page_ids(client: TestClient, **params: Any) -> list[str]:
     soup = parse(client.get("/jobs", params=params).text)
-    return [row["id"].removeprefix("row-") for row in soup.select("#results tbody tr")]
+    return [str(row["id"]).removeprefix("row-") for row in soup.select("#results tbody tr")]
 
 
 def test_api_filters_combine(admin_client: TestClient, jobs: dict[str, str]) -> None:
@@ -112,7 +113,7 @@ def test_an_admin_sees_the_user_column_and_filters_by_user(admin_client: TestCli
     soup = parse(admin_client.get("/jobs").text)
     assert [th.text for th in soup.select("thead th")][:2] == ["Job", "User"]
     users = {
-        row["id"].removeprefix("row-"): row.select_one("td[data-label=User]").text for row in soup.select("tbody tr")
+        str(row["id"]).removeprefix("row-"): one(row, "td[data-label=User]").text for row in soup.select("tbody tr")
     }
     assert users[jobs["ada-late"]] == "ada" and users[jobs["mia-early"]] == "mia"
     assert [o["value"] for o in soup.select("#filter-user option")] == ["", "ada", "mia"]
@@ -126,9 +127,9 @@ def test_the_export_is_the_filtered_list(admin_client: TestClient, jobs: dict[st
     listed = page_ids(admin_client, **params)
     assert listed == [jobs["ada-late"], jobs["mia-late-failed"]]
     soup = parse(admin_client.get("/jobs", params=params).text)
-    link = soup.select_one("a[download]")
-    assert link is not None
-    rows = exported(admin_client, **dict(p.split("=") for p in link["href"].split("?")[1].split("&")))
+    href = httpx2.URL(str(one(soup, "a[download]")["href"]))
+    assert href.path == "/jobs.csv"
+    rows = exported(admin_client, **dict(href.params))
     assert [row["id"] for row in rows] == listed
     # A cell a spreadsheet would run is neutralised.
     assert rows[0]["error"] == "'=HYPERLINK(1)"
@@ -153,7 +154,7 @@ def test_the_total_counts_every_match_up_to_a_cap(
 ) -> None:
     body = client.get("/api/v1/jobs", params={"total": "true", "limit": 1}).json()
     assert (body["total"], body["total_capped"], len(body["items"])) == (3, False, 1)
-    assert "3 jobs" in parse(client.get("/jobs").text).select_one(".history-total").text
+    assert "3 jobs" in one(parse(client.get("/jobs").text), ".history-total").text
     monkeypatch.setattr(history, "COUNT_CAP", 2)
     body = client.get("/api/v1/jobs", params={"total": "true"}).json()
     assert (body["total"], body["total_capped"]) == (2, True)
@@ -161,9 +162,10 @@ def test_the_total_counts_every_match_up_to_a_cap(
 
 
 def test_a_cursor_continues_only_its_own_filters(admin_client: TestClient, jobs: dict[str, str]) -> None:
-    seen, cursor = [], None
+    seen: list[str] = []
+    cursor = None
     while True:
-        params = {"limit": 1, "model": "sizes", **({"cursor": cursor} if cursor else {})}
+        params: dict[str, str | int] = {"limit": 1, "model": "sizes", **({"cursor": cursor} if cursor else {})}
         body = admin_client.get("/api/v1/jobs", params=params).json()
         seen += [item["id"] for item in body["items"]]
         if (cursor := body["next_cursor"]) is None:
@@ -193,9 +195,9 @@ def test_a_running_csv_job_shows_its_progress_until_it_ends(
     job_id = make(
         engine, owner_id=member.principal.user_id, kind="csv", status="running", rows_total=400, rows_done=100
     )
-    row = parse(client.get("/jobs").text).select_one(f"#row-{job_id}")
-    assert row is not None and row["hx-trigger"] == "every 1s"
-    assert row.select_one("progress")["value"] == "100" and "100 of 400 rows" in row.text
+    row = one(parse(client.get("/jobs").text), f"#row-{job_id}")
+    assert row["hx-trigger"] == "every 1s"
+    assert one(row, "progress")["value"] == "100" and "100 of 400 rows" in row.text
     polled = parse(client.get(f"/jobs/{job_id}/row").text).select_one("tr")
     assert polled is not None and polled.select_one("progress") is not None
     done_id = make(engine, owner_id=member.principal.user_id, kind="csv", rows_total=400, rows_done=400)

@@ -52,7 +52,7 @@ def test_the_filtered_history_fits_and_exports_what_it_lists(
         zone = ZONE.replace("/", "%2F")
         expect(page).to_have_url(re.compile(f"model=penguins&.*from={today}&to={today}&tz={zone}"))
         expect(page.locator(".history-total")).to_contain_text(f"days in {ZONE}")
-        rows = [row.get_attribute("id").removeprefix("row-") for row in page.locator("#results tbody tr").all()]
+        rows = [str(row.get_attribute("id")).removeprefix("row-") for row in page.locator("#results tbody tr").all()]
         assert set(ended) <= set(rows)
         total = page.locator(".history-total strong").inner_text()
         assert total == f"{len(rows)} jobs"

@@ -58,7 +58,8 @@ class JobFilters:
 
     def chosen(self, owner: uuid.UUID | None) -> tuple[HistoryFilter, str | None]:
         """The filter these choose, and what was left out of it because it was not understood."""
-        days, bad = [], []
+        days: list[date | None] = []
+        bad = []
         for text in (self.first_day, self.last_day):
             try:
                 days.append(date.fromisoformat(text) if text else None)
@@ -67,7 +68,8 @@ class JobFilters:
                 bad.append(text)
         status = JobStatus(self.status) if self.status in JobStatus._value2member_map_ else None
         notice = f"“{bad[0]}” is not a date (YYYY-MM-DD), so it was left out." if bad else None
-        return HistoryFilter(owner, status, self.model or None, *day_range(*days, self.zone())), notice
+        after, before = day_range(days[0], days[1], self.zone())
+        return HistoryFilter(owner, status, self.model or None, after, before), notice
 
 
 def page_owner(user: CurrentUser, accounts: AccountsDep, filters: Annotated[JobFilters, Depends()]) -> uuid.UUID | None:
