@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from pydantic import AwareDatetime, BeforeValidator
 
 from ml.store import ModelNotFound
 from ml.validation import InvalidInputs
@@ -159,17 +160,29 @@ async def read_job(
     return job_response(job, request)
 
 
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def rfc3339(value: object) -> object:
+    """Only a date-time as RFC 3339 (ISO 8601 with a time and an offset) writes it, as the schema says: pydantic
+    alone would also take a bare date or a number of seconds."""
+    if isinstance(value, str) and not RFC3339.match(value):
+        raise ValueError("should be a date and time with an offset, as in 2026-11-30T00:00:00Z (RFC 3339)")
+    return value
+
+
+Moment = Annotated[AwareDatetime, BeforeValidator(rfc3339)]
+
+
 def api_history_filter(
     owner: Annotated[uuid.UUID | None, Depends(api_owner)],
     status: JobStatus | None = None,
     model: str | None = None,
     created_after: Annotated[
-        datetime | None,
-        Query(description="Only jobs created at or after this moment (ISO 8601; without an offset, UTC)"),
+        Moment | None, Query(description="Only jobs created at or after this moment, e.g. 2026-11-30T00:00:00Z")
     ] = None,
     created_before: Annotated[
-        datetime | None,
-        Query(description="Only jobs created before this moment (ISO 8601; without an offset, UTC)"),
+        Moment | None, Query(description="Only jobs created before this moment, e.g. 2026-12-01T00:00:00+01:00")
     ] = None,
 ) -> HistoryFilter:
     return HistoryFilter(owner, status, model, created_after, created_before)
