@@ -126,6 +126,17 @@ def test_an_admin_sees_the_user_column_and_filters_by_user(admin_client: TestCli
     assert admin_client.get("/jobs.csv", params={"user": "nobody"}).status_code == 404
 
 
+def test_the_api_exports_what_it_lists(client: TestClient, admin_client: TestClient, jobs: dict[str, str]) -> None:
+    after = {"created_after": DAY.isoformat()}
+    for who, params in ((admin_client, after), (client, {**after, "user": "ada"})):
+        response = who.get("/api/v1/jobs.csv", params=params)
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+        rows = list(csv.DictReader(io.StringIO(response.text)))
+        assert [row["id"] for row in rows] == api_ids(who, **params)
+    assert "user" not in rows[0]  # a member's export: their own jobs, without the column
+    assert client.get("/api/v1/jobs.csv", params={"created_after": "0.5"}).status_code == 422
+
+
 def test_the_export_is_the_filtered_list(admin_client: TestClient, jobs: dict[str, str]) -> None:
     params = {"from": "2026-11-30", "to": "2026-11-30", "tz": "UTC", "model": "sizes"}
     listed = page_ids(admin_client, **params)
