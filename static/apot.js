@@ -71,3 +71,11 @@ document.addEventListener("submit", (event) => {
     event.stopImmediatePropagation();
   }
 }, true);
+
+// The history's days are the reader's: send their time zone with the filters (without this, the days are UTC's).
+document.addEventListener("DOMContentLoaded", () => {
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  document.querySelectorAll("input[data-time-zone]").forEach((input) => {
+    if (!input.value && zone) input.value = zone;
+  });
+});

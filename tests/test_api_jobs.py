@@ -18,6 +18,7 @@ from tests.html import parse
 from webapp.api import api_links
 from webapp.models import Job, JobStatus, utcnow
 from webapp.schemas import job_out
+from webapp.services import history
 from webapp.services.models import ModelRegistry
 
 PENGUIN = {"island": "Biscoe", "bill_length_mm": 48.6, "flipper_length_mm": 230, "sex": "male"}
@@ -194,7 +195,7 @@ def test_a_database_that_cannot_be_reached_is_a_json_503_not_a_500(
         raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused (simulated)"))
 
     monkeypatch.setattr(jobs, "get_many", refused)
-    monkeypatch.setattr(jobs, "page", refused)
+    monkeypatch.setattr(history, "page", refused)
     response = client.get("/api/v1/jobs")
 
     assert response.status_code == 503
@@ -249,7 +250,8 @@ def test_history_is_newest_first_in_keyset_pages(client: TestClient, engine: Eng
     failed = client.get("/api/v1/jobs", params={"status": "failed"}).json()
     assert [item["id"] for item in failed["items"]] == [ids[1]]
     assert failed["items"][0]["error"] == "boom"
-    assert client.get("/api/v1/jobs", params={"model": "unicorns"}).json() == {"items": [], "next_cursor": None}
+    nothing: dict[str, object] = {"items": [], "next_cursor": None, "total": None, "total_capped": None}
+    assert client.get("/api/v1/jobs", params={"model": "unicorns"}).json() == nothing
 
 
 @pytest.mark.parametrize("params", [{"cursor": "garbage"}, {"status": "lost"}, {"limit": 0}, {"limit": 201}])

@@ -88,10 +88,10 @@ def test_htmx_gets_only_the_results_fragment(client: TestClient) -> None:
 
 
 def test_history_pages_through_every_job_once(client: TestClient) -> None:
-    from webapp.pages import jobs as jobs_pages
+    from webapp.pages import history as history_pages
 
     ids = [submit(client) for _ in range(5)]
-    original, jobs_pages.PAGE_SIZE = jobs_pages.PAGE_SIZE, 2
+    original, history_pages.PAGE_SIZE = history_pages.PAGE_SIZE, 2
     try:
         seen: list[str] = []
         url: str | None = "/jobs"
@@ -101,7 +101,7 @@ def test_history_pages_through_every_job_once(client: TestClient) -> None:
             older = page.select_one("a[rel=next]")
             url = str(older["href"]) if older else None
     finally:
-        jobs_pages.PAGE_SIZE = original
+        history_pages.PAGE_SIZE = original
     assert seen == ids[::-1]
 
 

@@ -210,7 +210,15 @@ def job_out(job: Job, link: LinkFor) -> JobOut:
 
 class JobPage(BaseModel):
     items: list[JobSummary]
-    next_cursor: str | None = Field(description="Pass as ?cursor= for the next (older) page; null on the last.")
+    next_cursor: str | None = Field(
+        description="Pass as ?cursor= for the next (older) page, with the same filters; null on the last."
+    )
+    total: int | None = Field(
+        None, description="With ?total=true: how many jobs match the filters, counted up to 10,000; else null."
+    )
+    total_capped: bool | None = Field(
+        None, description="With ?total=true: true when more than 10,000 jobs match (`total` is then 10,000)."
+    )
 
 
 class Problem(BaseModel):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime, BeforeValidator
 
 from ml.store import ModelNotFound
 from ml.validation import InvalidInputs
@@ -27,11 +30,14 @@ from webapp.schemas import (
     Problem,
     summary_fields,
 )
+from webapp.services import history
 from webapp.services.callback_urls import CallbackRefused
+from webapp.services.history import COUNT_CAP, HistoryFilter
 from webapp.services.jobs import JobAlreadyEnded, JobRequest, Unavailable
 from webapp.services.pagination import BadCursor
 
 router = APIRouter(tags=["jobs"])
+EXPORTED = 'attachment; filename="apot-jobs.csv"'
 MAX_WAIT_SECONDS = 30
 STRING = {"type": "string"}
 RATE_LIMITED = {
@@ -156,6 +162,34 @@ async def read_job(
     return job_response(job, request)
 
 
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def rfc3339(value: object) -> object:
+    """Only a date-time as RFC 3339 (ISO 8601 with a time and an offset) writes it, as the schema says: pydantic
+    alone would also take a bare date or a number of seconds."""
+    if isinstance(value, str) and not RFC3339.match(value):
+        raise ValueError("should be a date and time with an offset, as in 2026-11-30T00:00:00Z (RFC 3339)")
+    return value
+
+
+Moment = Annotated[AwareDatetime, BeforeValidator(rfc3339)]
+
+
+def api_history_filter(
+    owner: Annotated[uuid.UUID | None, Depends(api_owner)],
+    status: JobStatus | None = None,
+    model: str | None = None,
+    created_after: Annotated[
+        Moment | None, Query(description="Only jobs created at or after this moment, e.g. 2026-11-30T00:00:00Z")
+    ] = None,
+    created_before: Annotated[
+        Moment | None, Query(description="Only jobs created before this moment, e.g. 2026-12-01T00:00:00+01:00")
+    ] = None,
+) -> HistoryFilter:
+    return HistoryFilter(owner, status, model, created_after, created_before)
+
+
 @router.get(
     "/jobs",
     name="api_list_jobs",
@@ -170,24 +204,48 @@ def browse_jobs(
     request: Request,
     response: Response,
     jobs: JobsDep,
-    owner: Annotated[uuid.UUID | None, Depends(api_owner)],
-    status: JobStatus | None = None,
-    model: str | None = None,
+    filters: Annotated[HistoryFilter, Depends(api_history_filter)],
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(min_length=1, description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(min_length=1, description="next_cursor of the previous page, sent with the same filters")
+    ] = None,
+    total: Annotated[
+        bool, Query(description=f"Count the matching jobs too, up to {COUNT_CAP:,} (a count costs a scan of them)")
+    ] = False,
 ) -> JobPage:
-    """Your jobs (an admin's: everyone's, or one user's with ?user=) newest first, filtered by status and model,
-    a page at a time."""
+    """Your jobs (an admin's: everyone's, or one user's with ?user=) newest first, filtered by status, model and
+    creation time, a page at a time. A cursor continues only the filters it was returned with (422 otherwise).
+    `total` is counted only when asked for, and only up to 10,000: beyond that `total_capped` is true."""
     try:
-        page, next_cursor = jobs.page(status=status, model=model, owner=owner, limit=limit, cursor=cursor)
+        found = history.page(jobs.sessions, filters, limit=limit, cursor=cursor, total=total)
     except BadCursor as exc:
         raise RequestValidationError([{"loc": ("query", "cursor"), "msg": str(exc), "type": "value_error"}]) from exc
-    if next_cursor is not None:
-        response.headers["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'
+    if found.next_cursor is not None:
+        response.headers["Link"] = f'<{request.url.include_query_params(cursor=found.next_cursor)}>; rel="next"'
     return JobPage(
-        items=[JobSummary.model_validate(summary_fields(job, links(request))) for job in page],
-        next_cursor=next_cursor,
+        items=[JobSummary.model_validate(summary_fields(job, links(request))) for job in found.jobs],
+        next_cursor=found.next_cursor,
+        total=found.total.count if found.total else None,
+        total_capped=found.total.more if found.total else None,
     )
+
+
+@router.get(
+    "/jobs.csv",
+    name="api_export_jobs",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "One line per job, newest first"},
+        404: {"model": Problem, "description": "Admins: no such user"},
+    },
+)
+def export_jobs(
+    jobs: JobsDep, user: CurrentUser, filters: Annotated[HistoryFilter, Depends(api_history_filter)]
+) -> Response:
+    """The jobs these filters match, as CSV: the history page's export. Newest first, at most 100,000 jobs; a
+    `user` column for admins; cells that could run as formulas are neutralised."""
+    rows = history.export_csv(jobs.sessions, filters, with_users=user.is_admin)
+    return StreamingResponse(rows, media_type="text/csv; charset=utf-8", headers={"Content-Disposition": EXPORTED})
 
 
 @router.post(

@@ -6,6 +6,8 @@ from fastapi.responses import Response
 from webapp.http.auth import CurrentUser
 from webapp.http.deps import JobsDep, ModelsDep, SettingsDep, StatsDep
 from webapp.http.templating import render
+from webapp.services import history
+from webapp.services.history import HistoryFilter
 
 router = APIRouter()
 LATEST_JOBS = 10
@@ -16,7 +18,7 @@ def home(
     request: Request, models: ModelsDep, jobs: JobsDep, stats: StatsDep, settings: SettingsDep, user: CurrentUser
 ) -> Response:
     """Models, the user's latest jobs (an admin's: everyone's), jobs per hour and their latency over the last day."""
-    latest, _ = jobs.page(owner=user.owner_scope, limit=LATEST_JOBS)
+    latest = history.page(jobs.sessions, HistoryFilter(user.owner_scope), limit=LATEST_JOBS).jobs
     context = {
         "models": models.all_models(),
         "jobs": latest,

@@ -1,12 +1,8 @@
-"""History, job pages and the fragments htmx polls while a job runs."""
+"""Job pages and the fragments htmx polls while a job runs."""
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -15,91 +11,17 @@ from ml.validation import InvalidInputs
 from webapp.background.retention import pruned_message
 from webapp.csvio import UploadError
 from webapp.http.auth import CurrentUser
-from webapp.http.deps import AccountsDep, ComparisonsDep, JobDep, JobsDep, ModelsDep, owner_filter
+from webapp.http.deps import ComparisonsDep, JobDep, JobsDep, ModelsDep
 from webapp.http.limits import read_form
 from webapp.http.ratelimit import limit_submissions
 from webapp.http.security import require_csrf
 from webapp.http.templating import is_htmx, redirect, render
-from webapp.models import Job, JobStatus
-from webapp.services.job_ids import jobs_starting_with
+from webapp.models import Job
+from webapp.services import history
 from webapp.services.jobs import JobAlreadyEnded, JobNotFound, Unavailable
-from webapp.services.pagination import BadCursor
 from webapp.services.webhooks import delivery_attempts
 
 router = APIRouter()
-PAGE_SIZE = 50
-
-
-@router.get("/jobs", name="jobs_page")
-def jobs_page(
-    request: Request,
-    jobs: JobsDep,
-    models: ModelsDep,
-    accounts: AccountsDep,
-    filters: Annotated[JobFilters, Depends()],
-    owner: Annotated[uuid.UUID | None, Depends(page_owner)],
-    find: Annotated[str, Query(description="a job id to open")] = "",
-) -> Response:
-    """The user's jobs (an admin's: everyone's), newest first, filtered by status, model and (admins) user, a page
-    at a time; or straight to one job by id."""
-    notice = _find_job(request, jobs, find.strip()) if find.strip() else None
-    if isinstance(notice, Response):
-        return notice
-    status, model, cursor = filters.status, filters.model, filters.cursor
-    chosen_status = JobStatus(status) if status in JobStatus._value2member_map_ else None
-    try:
-        page, next_cursor = jobs.page(
-            status=chosen_status, model=model or None, owner=owner, limit=PAGE_SIZE, cursor=cursor or None
-        )
-    except BadCursor:
-        page, next_cursor, notice = [], None, "That page link is out of date; here are the newest jobs."
-    context = {
-        "jobs": page,
-        "next_cursor": next_cursor,
-        "status": chosen_status.value if chosen_status else "",
-        "model": model,
-        "user_filter": filters.user,
-        "user_names": [u.name for u in accounts.users()] if request.state.principal.is_admin else [],
-        "find": find,
-        "notice": notice,
-        "statuses": list(JobStatus),
-        "models": [m.name for m in models.all_models()],
-        "first_page": not cursor,
-    }
-    return render(request, "jobs/list.html", context, block="results")
-
-
-@dataclass
-class JobFilters:
-    """The history's filters, as the query string carries them."""
-
-    status: Annotated[str, Query()] = ""
-    model: Annotated[str, Query()] = ""
-    user: Annotated[str, Query(description="admins: one user's jobs")] = ""
-    cursor: Annotated[str, Query()] = ""
-
-
-def page_owner(user: CurrentUser, accounts: AccountsDep, filters: Annotated[JobFilters, Depends()]) -> uuid.UUID | None:
-    return owner_filter(user, accounts, filters.user or None)
-
-
-def _find_job(request: Request, jobs: JobsDep, text: str) -> Response | str:
-    """Straight to the job whose id is, or starts with, `text` (the short ids the pages show); else why not."""
-    owner = request.state.principal.owner_scope
-    try:
-        job = jobs.get(uuid.UUID(text), owner=owner)
-    except JobNotFound:
-        return f"There is no job with id {text}."
-    except ValueError:
-        found = jobs_starting_with(jobs.sessions, text, owner)
-        if found is None:
-            return f"“{text}” is not a job id: ids look like 6f1c2a3e-…, as in the first column below."
-        if not found:
-            return f"No job's id starts with {text}."
-        if len(found) > 1:
-            return f"Several jobs' ids start with {text}: type more of the id."
-        job = found[0]
-    return RedirectResponse(request.url_for("job_page", job_id=job.id), status_code=303)
 
 
 def refuse_if_pruned(job: Job) -> None:
@@ -141,9 +63,11 @@ def job_status(request: Request, job: JobDep) -> Response:
 
 
 @router.get("/jobs/{job_id}/row", name="job_row")
-def job_row(request: Request, job: JobDep) -> Response:
-    """One history row, polled while its job is queued or running."""
-    return render(request, "jobs/_row.html", {"job": job})
+def job_row(request: Request, job: JobDep, jobs: JobsDep) -> Response:
+    """One history row, polled while its job is queued or running (with its owner, for an admin's history)."""
+    is_admin = request.state.principal.is_admin
+    owners = history.owner_names(jobs.sessions, [job]) if is_admin else {}
+    return render(request, "jobs/_row.html", {"job": job, "owners": owners, "show_users": is_admin})
 
 
 @router.post("/jobs/{job_id}/rerun", name="rerun_job", dependencies=[Depends(require_csrf), Depends(limit_submissions)])

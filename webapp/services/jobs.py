@@ -12,19 +12,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from sqlalchemy import Uuid, literal, select, tuple_, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from ml.validation import InputError, InvalidInputs, validate_rows
 from webapp.db import transaction
-from webapp.models import ChunkStatus, Job, JobChunk, JobKind, JobStatus, UTCDateTime, utcnow
+from webapp.models import ChunkStatus, Job, JobChunk, JobKind, JobStatus, utcnow
 from webapp.services.accounts import Principal
 from webapp.services.callback_urls import check_callback_url
 from webapp.services.dispatch import Enqueue
 from webapp.services.events import Announcer, Ending, Wakeups
 from webapp.services.intake import PUBLISH_WAIT_SECONDS, JobIntake, Pending
 from webapp.services.models import ModelRegistry
-from webapp.services.pagination import decode_cursor, encode_cursor
 from webapp.services.reads import CoalescedReads
 
 log = logging.getLogger(__name__)
@@ -265,36 +264,3 @@ class JobService:
             ended.clear()
             # The announcement said what the end wrote: the job as seen before, with that, is the job now.
             job = ended.end.apply(read) if ended.end is not None and read is not None else None
-
-    def page(
-        self,
-        *,
-        status: JobStatus | None = None,
-        model: str | None = None,
-        owner: uuid.UUID | None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> tuple[list[Job], str | None]:
-        """Jobs newest first (one owner's, or every job for None), one page at a time; the second value continues
-        after the page's last job."""
-        query = (
-            select(Job)
-            .options(defer(Job.inputs), defer(Job.result))  # lists show neither; a batch's can be large
-            .order_by(Job.created_at.desc(), Job.id.desc())
-            .limit(limit + 1)
-        )
-        if status is not None:
-            query = query.where(Job.status == status)
-        if model is not None:
-            query = query.where(Job.model_name == model)
-        query = owned_by(query, owner)
-        if cursor is not None:
-            created_at, job_id = decode_cursor(cursor)
-            after = tuple_(literal(created_at, UTCDateTime()), literal(job_id, Uuid()))
-            query = query.where(tuple_(Job.created_at, Job.id) < after)
-        with self.sessions() as session:
-            jobs = list(session.scalars(query))
-        if len(jobs) <= limit:
-            return jobs, None
-        last = jobs[limit - 1]
-        return jobs[:limit], encode_cursor(last.created_at, last.id)
