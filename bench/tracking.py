@@ -72,6 +72,7 @@ def measure(database: str | None, broker: str | None, root: Path) -> list[Figure
                 per_second = asyncio.run(jobs_per_second(stack))
                 ready = through_apot(stack, sample, root / f"tracking-{tracking}" / "results.csv")["ready"]
                 found[tracking].append((per_second, ready))
+                print(f"round {number + 1}, tracking={tracking}: {per_second:,.0f} jobs/s, CSV {ready:.2f} s")
     off_jobs, off_csv = (statistics.median(f) for f in zip(*found["false"], strict=True))
     on_jobs, on_csv = (statistics.median(f) for f in zip(*found["true"], strict=True))
     rounds = f"median of {ROUNDS} interleaved rounds"

@@ -3,16 +3,17 @@ version was registered with. Rows drawn from the training data are not flagged; 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from ml.demo import training_data
-from ml.drift import PSI_DRIFT, build_reference, compare, merge, summarise
+from ml.drift import PSI_DRIFT, Summary, build_reference, compare, merge, summarise
 from ml.schema import InputSchema
 from tests.conftest import RecordingEnqueue, worker_context
 from tests.html import parse
@@ -25,6 +26,7 @@ from webapp.config import Settings
 from webapp.models import Job, utcnow
 from webapp.services.models import ModelRegistry, estimator_bytes
 from webapp.services.scoring import score_jobs
+from webapp.services.tracking import summaries
 from webapp.services.tracking.summaries import compact, day_summary
 from webapp.services.tracking.tables import FeatureSummary
 
@@ -215,3 +217,27 @@ def test_jobs_scored_one_by_one_after_their_batch_failed_are_counted(
     counted = day_summary(registry.sessions, "trusting", "1", utcnow().date())
     assert counted["rows"] == 3
     assert counted["features"]["colour"]["bins"] == {"blue": 3}
+
+
+def test_a_merge_another_reconciler_overtook_changes_nothing(
+    registry: ModelRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows are merged outside the write; if another reconciler took one of them meanwhile, this merge is dropped."""
+    parts = [{"rows": n, "features": {"x": {"bins": [n, 0], "missing": 0, "outside": 0}}} for n in (1, 2)]
+    rows = [
+        FeatureSummary(model_name="m", model_version="1", day=utcnow().date(), rows=p["rows"], counts=p) for p in parts
+    ]
+    with registry.sessions.begin() as session:
+        session.add_all(rows)
+    first, second = (row.id for row in rows)
+
+    def overtaken(counts: Iterable[Summary]) -> Summary:
+        total = merge(counts)
+        with registry.sessions.begin() as session:  # the other reconciler's claim, as this one merges
+            session.execute(delete(FeatureSummary).where(FeatureSummary.id == first))
+        return total
+
+    monkeypatch.setattr(summaries, "merge", overtaken)
+    assert compact(registry.sessions) == 0
+    with registry.sessions() as session:
+        assert session.scalars(select(FeatureSummary.id)).all() == [second]
