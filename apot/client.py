@@ -204,7 +204,8 @@ class Client:
         return out
 
     def record_outcomes(self, path: str | os.PathLike[str], part_rows: int = OUTCOME_PART_ROWS) -> int:
-        """Send a CSV file of job_id,row,outcome (the true labels or values of predicted rows); returns how many
+        """Send a CSV file of job_id,row,outcome (the true labels or values of predicted rows; in place of `row`, a
+        column of CSV jobs' own files, such as an id, finds each row by its value there); returns how many
         were stored. Each part of `part_rows` is stored whole or not at all; sending a file again is harmless."""
         with Path(path).open(newline="", encoding="utf-8-sig") as f:
             rows = csv.reader(f)

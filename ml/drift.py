@@ -87,13 +87,13 @@ def summarise(reference: Reference, frame: pd.DataFrame) -> Summary:
             continue
         column = frame[name].to_numpy()
         if ref["kind"] == "numeric":
-            values = column.astype(float)
-            missing = np.isnan(values)
-            present = values[~missing]
-            edges = np.asarray(ref["edges"], dtype=float)
-            bins = np.bincount(edges.searchsorted(present, side="right"), minlength=len(edges) + 1)
-            outside = int(np.count_nonzero((present < ref["min"]) | (present > ref["max"])))
-            features[name] = {"bins": bins.tolist(), "missing": int(missing.sum()), "outside": outside}
+            values = np.asarray(column, dtype=float)
+            missing = int(np.count_nonzero(np.isnan(values)))
+            edges = ref["edges"]
+            bins = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
+            bins[-1] -= missing  # NaN sorts after every edge; no copy of the column without them is needed
+            outside = int(np.count_nonzero((values < ref["min"]) | (values > ref["max"])))  # False for NaN
+            features[name] = {"bins": bins.tolist(), "missing": missing, "outside": outside}
         else:
             counts = _count(column)
             known = ref["expected"]

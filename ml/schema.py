@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -218,9 +218,20 @@ def _typical_value(feature: Feature, training: pd.DataFrame | None) -> Any:
 
 def to_frame(rows: Sequence[Mapping[str, Any]], features: Sequence[Feature]) -> pd.DataFrame:
     """Build the DataFrame an estimator expects: columns in training order, missing values as NaN."""
-    return pd.DataFrame(
-        {f.name: typed_column(f, np.array([row.get(f.name) for row in rows], dtype=object)) for f in features}
-    )
+    return pd.DataFrame({f.name: typed_column(f, column_of(rows, f.name)) for f in features})
+
+
+def column_of(rows: Sequence[Mapping[str, Any]], name: str) -> np.ndarray:
+    """One feature's values in `rows`, None where a row has none."""
+    return np.array([row.get(name) for row in rows], dtype=object)
+
+
+def as_sent(frame: pd.DataFrame, features: Sequence[Feature], sent: Callable[[str], np.ndarray]) -> pd.DataFrame:
+    """`frame` as drift counts it: each native-categorical column (a pandas Categorical of the training categories,
+    which makes a category it does not know a missing value) holds the values sent instead, so that an unseen
+    category is counted as unseen, not as missing. `sent` gives a column's values as sent (None for missing)."""
+    native = {f.name: sent(f.name) for f in features if f.dtype == "category"}
+    return frame.assign(**native) if native else frame
 
 
 def typed_column(feature: Feature, values: np.ndarray) -> Any:
@@ -230,7 +241,9 @@ def typed_column(feature: Feature, values: np.ndarray) -> Any:
     if feature.type in ("number", "integer"):
         return np.where(missing, np.nan, values).astype(float)
     if feature.dtype == "category":
-        return pd.Categorical(pd.Series(values, dtype=object).where(~missing), categories=feature.choices)
+        # A value not among the categories is missing to the model; made so here (pandas deprecates doing it itself).
+        column = pd.Series(values, dtype=object)
+        return pd.Categorical(column.where(column.isin(feature.choices or [])), categories=feature.choices)
     if feature.type == "boolean" and not missing.any():
         return values.astype(bool)
     return pd.Series(np.where(missing, np.nan, values), dtype=object)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ml.predict import Output, is_classifier, predict_blocks
-from ml.schema import TEXT_MAX_LENGTH, Feature, InputSchema, typed_column
+from ml.schema import TEXT_MAX_LENGTH, Feature, InputSchema, as_sent, typed_column
 from ml.validation import value_warning
 
 TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
@@ -73,7 +73,7 @@ def score_table(
 ) -> ScoredTable:
     """Check and score `cells` (strings; "" is missing). `known_errors` holds problems found before, "" for none."""
     outputs = outputs or [Output("prediction", list(estimator.classes_) if is_classifier(estimator) else None)]
-    frame, errors, warnings = to_model_frame(schema, cells)
+    frame, errors, warnings, sent = to_model_frame(schema, cells)
     for row, problem in enumerate(known_errors):
         if problem:
             errors[row] = problem
@@ -81,7 +81,7 @@ def score_table(
     scored = ScoredTable(
         errors=list(errors),
         warnings=[w if e is None else None for w, e in zip(warnings, errors, strict=True)],
-        scored_rows=frame[valid],
+        scored_rows=as_sent(frame, schema.features, sent.__getitem__)[valid],
     )
     blocks = predict_blocks(estimator, frame[valid], outputs) if valid.any() else None
     if outputs[0].classes is not None:
@@ -95,12 +95,15 @@ def score_table(
     return scored
 
 
-def to_model_frame(schema: InputSchema, cells: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, list[str | None]]:
+def to_model_frame(
+    schema: InputSchema, cells: pd.DataFrame
+) -> tuple[pd.DataFrame, np.ndarray, list[str | None], dict[str, np.ndarray]]:
     """Typed columns in the model's order; per row the first problem found (None when the row is good) and the
-    values never seen in training ("; "-joined, None when there are none)."""
+    values never seen in training ("; "-joined, None when there are none); each column's values as sent."""
     errors: np.ndarray = np.full(len(cells), None, dtype=object)
     notes: list[list[str]] = [[] for _ in range(len(cells))]
     columns: dict[str, Any] = {}
+    sent: dict[str, np.ndarray] = {}
     for feature in schema.features:
         text = cells[feature.name].str.strip() if feature.name in cells else pd.Series([""] * len(cells))
         empty = (text == "").to_numpy()
@@ -115,8 +118,8 @@ def to_model_frame(schema: InputSchema, cells: pd.DataFrame) -> tuple[pd.DataFra
             warning = value_warning(feature, converted[row])
             if warning is not None:
                 notes[row].append(f"{feature.name}: {warning['value']} is {warning['message']}")
-        columns[feature.name] = typed_column(feature, converted)
-    return pd.DataFrame(columns, index=cells.index), errors, ["; ".join(n) if n else None for n in notes]
+        columns[feature.name], sent[feature.name] = typed_column(feature, converted), converted
+    return pd.DataFrame(columns, index=cells.index), errors, ["; ".join(n) if n else None for n in notes], sent
 
 
 # Which rows have a problem, and the message for one of them given its cell. A function, never a format template:

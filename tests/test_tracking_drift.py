@@ -3,25 +3,30 @@ version was registered with. Rows drawn from the training data are not flagged; 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from ml.demo import training_data
-from ml.drift import PSI_DRIFT, build_reference, compare, merge, summarise
+from ml.drift import PSI_DRIFT, Summary, build_reference, compare, merge, summarise
 from ml.schema import InputSchema
 from tests.conftest import RecordingEnqueue, worker_context
 from tests.html import parse
 from tests.metrics import parse as parse_metrics
 from tests.metrics import value
+from tests.models import Trained
+from tests.test_services_scoring import TOO_TRUSTING
+from tests.zoo import native_categorical
 from webapp.config import Settings
 from webapp.models import Job, utcnow
-from webapp.services.models import ModelRegistry
+from webapp.services.models import ModelRegistry, estimator_bytes
 from webapp.services.scoring import score_jobs
+from webapp.services.tracking import summaries
 from webapp.services.tracking.summaries import compact, day_summary
 from webapp.services.tracking.tables import FeatureSummary
 
@@ -170,3 +175,69 @@ def test_values_scored_with_a_warning_are_counted_outside_the_reference(
     counted = day_summary(registry.sessions, "penguins", "1", utcnow().date())["features"]
     assert counted["bill_length_mm"]["outside"] == 1
     assert counted["flipper_length_mm"]["outside"] == 0
+
+
+def test_an_unseen_native_category_is_counted_as_unseen_not_missing(
+    client: TestClient, enqueue: RecordingEnqueue, registry: ModelRegistry
+) -> None:
+    """A model fitted on pandas Categoricals is given one again, where a category it never saw is a missing value;
+    drift still counts it as the category sent, outside the reference, in JSON jobs and CSV files alike."""
+    model, frame = native_categorical()
+    registry.register(estimator_bytes(model), "joblib", "native", training=frame)
+    row = {"plan": "basic", "region": "eu", "tenure": 12, "spend": 40.0}
+    rows = [row, {**row, "plan": "enterprise"}, {**row, "plan": None}]
+    response = client.post("/api/v1/jobs", json={"model": "native", "inputs": rows})
+    assert response.status_code == 202, response.text
+    upload = pd.DataFrame(rows).to_csv(index=False).encode()
+    csv = client.post("/api/v1/jobs/csv", files={"file": ("c.csv", upload, "text/csv")}, data={"model": "native"})
+    assert csv.status_code == 202, csv.text
+    enqueue.deliver(registry)
+    for url in (response.json()["url"], csv.json()["url"]):
+        assert client.get(url).json()["status"] == "succeeded"
+
+    plan = day_summary(registry.sessions, "native", "1", utcnow().date())["features"]["plan"]
+    assert plan == {"bins": {"basic": 2, "enterprise": 2}, "missing": 2, "outside": 2}
+
+
+def test_jobs_scored_one_by_one_after_their_batch_failed_are_counted(
+    client: TestClient,
+    enqueue: RecordingEnqueue,
+    registry: ModelRegistry,
+    trained_models: dict[str, Trained],
+) -> None:
+    """A bad row fails the model call of its group; the jobs then scored alone count their rows as any others."""
+    registry.register(trained_models["sizes"].data, "joblib", "trusting", metadata=TOO_TRUSTING)
+    good, bad = {"size": 2, "colour": "blue"}, {"size": 2, "colour": "purple"}  # purple: not known to the encoder
+    made = [client.post("/api/v1/jobs", json={"model": "trusting", "inputs": i}) for i in (good, bad, [good, good])]
+    assert [m.status_code for m in made] == [202] * 3
+    enqueue.deliver(registry)
+    statuses = [client.get(m.json()["url"]).json()["status"] for m in made]
+    assert statuses == ["succeeded", "failed", "succeeded"]
+
+    counted = day_summary(registry.sessions, "trusting", "1", utcnow().date())
+    assert counted["rows"] == 3
+    assert counted["features"]["colour"]["bins"] == {"blue": 3}
+
+
+def test_a_merge_another_reconciler_overtook_changes_nothing(
+    registry: ModelRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows are merged outside the write; if another reconciler took one of them meanwhile, this merge is dropped."""
+    parts = [{"rows": n, "features": {"x": {"bins": [n, 0], "missing": 0, "outside": 0}}} for n in (1, 2)]
+    rows = [
+        FeatureSummary(model_name="m", model_version="1", day=utcnow().date(), rows=p["rows"], counts=p) for p in parts
+    ]
+    with registry.sessions.begin() as session:
+        session.add_all(rows)
+    first, second = (row.id for row in rows)
+
+    def overtaken(counts: Iterable[Summary]) -> Summary:
+        total = merge(counts)
+        with registry.sessions.begin() as session:  # the other reconciler's claim, as this one merges
+            session.execute(delete(FeatureSummary).where(FeatureSummary.id == first))
+        return total
+
+    monkeypatch.setattr(summaries, "merge", overtaken)
+    assert compact(registry.sessions) == 0
+    with registry.sessions() as session:
+        assert session.scalars(select(FeatureSummary.id)).all() == [second]

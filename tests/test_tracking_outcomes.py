@@ -3,8 +3,10 @@ and /metrics show equal scikit-learn's metrics on the same rows."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from sklearn.metrics import accuracy_score, f1_score, log_loss, mean_absolute_error, mean_squared_error
@@ -154,3 +156,47 @@ def test_outcomes_are_scoped_to_the_jobs_owner_and_all_or_nothing(
     assert any("'Emperor' is not one of the model's classes" in problem for problem in problems)
     assert any("row 7: no such row" in problem for problem in problems)
     assert figures_on_page(client, "penguins") == {}
+
+
+def test_a_csv_jobs_rows_are_named_by_their_number_or_by_an_id_column_of_its_own_file(
+    client: TestClient, enqueue: RecordingEnqueue, registry: ModelRegistry
+) -> None:
+    rows, truth = penguins(6)
+    upload = pd.DataFrame(rows).assign(bird=[f"b-{n}" for n in (5, 3, 9, 1, 7, 7)])  # the last two share an id
+    made = client.post(
+        "/api/v1/jobs/csv",
+        files={"file": ("birds.csv", upload.to_csv(index=False), "text/csv")},
+        data={"model": "penguins"},
+    )
+    assert made.status_code == 202, made.text
+    enqueue.deliver(registry)
+    job = made.json()["id"]
+    results = pd.read_csv(io.StringIO(client.get(f"/api/v1/jobs/{job}/results.csv").text))
+    assert list(results["bird"]) == list(upload["bird"]), "the results file keeps the file's rows and their ids"
+
+    by_id = f"job_id,bird,outcome\n{job},b-3,{truth[1]}\n{job},b-1,{truth[3]}\n"
+    sent = client.post("/api/v1/outcomes", content=by_id, headers={"content-type": "text/csv"})
+    assert sent.status_code == 200, sent.text
+    by_number = f"job_id,row,outcome\n{job},0,{truth[0]}\n{job},1,{truth[1]}\n"  # row 1 is b-3: replaced, not added
+    assert client.post("/api/v1/outcomes", content=by_number, headers={"content-type": "text/csv"}).json() == {
+        "recorded": 2
+    }
+    predicted = results["prediction"].tolist()
+    assert figures_on_page(client, "penguins")["1"][:2] == [
+        "3 of 6 predictions",
+        f"{accuracy_score([truth[0], truth[1], truth[3]], [predicted[0], predicted[1], predicted[3]]):.0%}",
+    ]
+
+    ambiguous = f"job_id,bird,outcome\n{job},b-7,Adelie\n{job},b-404,Adelie\n"
+    refused = client.post("/api/v1/outcomes", content=ambiguous, headers={"content-type": "text/csv"})
+    assert refused.status_code == 422
+    problems = [error["msg"] for error in refused.json()["detail"]]
+    assert problems == [
+        f"line 2: job {job} bird 'b-7': 2 rows have it: name them by row",
+        f"line 3: job {job} bird 'b-404': no row has it",
+    ]
+    unknown = client.post(
+        "/api/v1/outcomes", content=f"job_id,tag,outcome\n{job},b-3,Adelie\n", headers={"content-type": "text/csv"}
+    )
+    assert unknown.status_code == 422
+    assert "has no column 'tag'" in unknown.json()["detail"][0]["msg"]

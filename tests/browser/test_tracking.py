@@ -1,17 +1,22 @@
 """The model page's tracking sections as a browser shows them: a drifting feature flagged, today's distribution
-against the reference drawn, and the figures of the outcomes reported."""
+against the reference drawn, and the figures of the outcomes reported; a job page's explanation, live."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-from playwright.sync_api import Page, expect
+import pytest
+from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import update
 
 from apot.client import Client
 from ml.demo import training_data
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import open_page, screenshot
+from tests.browser.test_predict_flow import SIZES
 from tests.stacks import Stack
+from webapp.db import transaction
+from webapp.models import Job, utcnow
 
 
 def test_the_model_page_flags_drift_and_shows_how_right_the_model_was(page: Page, stack: Stack, tmp_path: Path) -> None:
@@ -58,3 +63,42 @@ def test_a_single_row_jobs_page_shows_what_moves_its_prediction(page: Page, stac
     stroke = curves.first.locator("polyline").evaluate("e => getComputedStyle(e).fill")
     assert stroke == "none", "drawn as a line, coloured by the stylesheet"
     screenshot(page, "job-explanation")
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_the_explanation_appears_when_a_job_ends_without_a_reload(
+    browser: Browser, stack: Stack, csp_refusals: list[str], size: str
+) -> None:
+    bird = {"island": "Biscoe", "bill_length_mm": 47.0, "flipper_length_mm": 215, "sex": "female"}
+    with Client(stack.base_url, api_key=stack.account.key) as client:
+        result = client.predict("penguins", bird)["result"]
+    running = Job(
+        kind="single",
+        status="running",
+        owner_id=stack.account.principal.user_id,
+        model_name="penguins",
+        model_version="1",
+        task_id="t",
+        inputs=[bird],
+        rows_total=1,
+        started_at=utcnow(),
+    )
+    with transaction(stack.models.sessions) as session:
+        session.add(running)
+    with open_page(browser, stack, csp_refusals, viewport=SIZES[size], is_mobile=size == "phone") as page:
+        page.goto(f"{stack.base_url}/jobs/{running.id}")
+        page.evaluate("window.notReloaded = true")
+        expect(page.locator("article.status-card .badge")).to_have_text("running")
+        expect(page.locator("#explanation")).to_have_count(0)
+
+        with transaction(stack.models.sessions) as session:  # as a worker ends it
+            ended = {"status": "succeeded", "result": result, "rows_done": 1, "finished_at": utcnow()}
+            session.execute(update(Job).where(Job.id == running.id).values(**ended))
+
+        curves = page.locator("#explanation figure.curve")
+        expect(curves).to_have_count(len(stack.models.get("penguins").schema.features), timeout=20_000)
+        assert page.evaluate("window.notReloaded"), "the panel came live, without a reload"
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= SIZES[size]["width"], f"the job page scrolls sideways ({width}px)"
+        screenshot(page, f"job-explanation-live-{size}")
+    assert csp_refusals == []

@@ -74,7 +74,9 @@ CSV_BODY: Any = {
     openapi_extra={"requestBody": {"required": True, **CSV_BODY}},
 )
 async def record_outcome_file(request: Request, tracking: TrackingDep, user: CurrentUser) -> OutcomesRecorded:
-    """A CSV body `job_id,row,outcome` (at most 10,000 rows): outcomes of rows of your jobs, all or none."""
+    """A CSV body `job_id,row,outcome` (at most 10,000 rows): outcomes of rows of your jobs, all or none. `row` is
+    0-based; in its place, a column of CSV jobs' own files (`job_id,order_id,outcome`) finds each row by its value
+    there, which must be one row's."""
     try:
         text = (await request.body()).decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -60,7 +60,14 @@ def predict(
 
 
 def outcomes(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV file of job_id,row,outcome")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            help="CSV file of job_id,row,outcome (or a CSV job's own id column in place of row)",
+        ),
+    ],
     url: Annotated[str, typer.Option(envvar="APOT_URL", help="The apot server")] = DEFAULT_URL,
     api_key: Annotated[str | None, typer.Option(envvar="APOT_API_KEY", help="API key", show_default=False)] = None,
 ) -> None:

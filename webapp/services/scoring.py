@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from itertools import groupby
 from typing import Any
 
@@ -23,7 +24,7 @@ from sqlalchemy import bindparam, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ml.predict import PredictionShapeError, predict_frame
-from ml.schema import to_frame
+from ml.schema import as_sent, column_of, to_frame
 from ml.store import ModelInfo, ModelIntegrityError, ModelLoadError, ModelNotFound
 from ml.validation import row_warnings
 from webapp.db import pinned_session
@@ -201,33 +202,42 @@ def _score_group(
         error = f"prediction failed: {exc}; no result was kept"
         return [Outcome(job.id, JobStatus.FAILED, error=error) for job in jobs]
     except Exception:
-        if len(jobs) == 1:
-            return [_score_alone(estimator, info, jobs[0])]
-        log.warning("scoring %d jobs together failed; scoring them one by one", len(jobs), exc_info=True)
-        return [_score_alone(estimator, info, job) for job in jobs]
+        if len(jobs) > 1:
+            log.warning("scoring %d jobs together failed; scoring them one by one", len(jobs), exc_info=True)
+        return [_score_alone(estimator, info, job, summaries) for job in jobs]
     outcomes, start, tracked = [], 0, np.ones(len(frame), dtype=bool)
     for job in jobs:
         end = start + len(job.inputs)
-        if job.kind == JobKind.EXPLAIN:  # made-up rows: explained, never counted as traffic
-            tracked[start:end] = False
-            result = explained(estimator, info.schema, job.inputs, predictions[start:end])
-            outcomes.append(Outcome(job.id, JobStatus.SUCCEEDED, result=result, rows_done=end - start))
-        else:
-            outcomes.append(_succeeded(job, predictions[start:end]))
+        tracked[start:end] = job.kind != JobKind.EXPLAIN
+        outcomes.append(_ended(estimator, info, job, predictions[start:end]))
         start = end
-    summaries.observe(info, frame if tracked.all() else frame[tracked])
+    counted = as_sent(frame, info.schema.features, partial(column_of, rows))
+    summaries.observe(info, counted if tracked.all() else counted[tracked])
     return outcomes
 
 
-def _score_alone(estimator: Any, info: ModelInfo, job: ClaimedJob) -> Outcome:
+def _score_alone(estimator: Any, info: ModelInfo, job: ClaimedJob, summaries: SummaryBatch) -> Outcome:
+    """One job whose group failed together: its rows are counted for drift if they are scored."""
     try:
-        return _succeeded(job, _predict(estimator, info, job.inputs, to_frame(job.inputs, info.schema.features)))
+        frame = to_frame(job.inputs, info.schema.features)
+        outcome = _ended(estimator, info, job, _predict(estimator, info, job.inputs, frame))
     except SoftTimeLimitExceeded:
         raise
     except Exception as exc:
         # The message is for the user; the traceback stays in the worker's log.
         log.exception("job failed while scoring", extra={"job_id": str(job.id)})
         return Outcome(job.id, JobStatus.FAILED, error=f"prediction failed: {type(exc).__name__}: {exc}")
+    if job.kind != JobKind.EXPLAIN:
+        summaries.observe(info, as_sent(frame, info.schema.features, partial(column_of, job.inputs)))
+    return outcome
+
+
+def _ended(estimator: Any, info: ModelInfo, job: ClaimedJob, predictions: list[dict[str, Any]]) -> Outcome:
+    """A job's outcome from its rows' predictions; an explain job's made-up rows are turned into its explanation."""
+    if job.kind == JobKind.EXPLAIN:
+        result = explained(estimator, info.schema, job.inputs, predictions)
+        return Outcome(job.id, JobStatus.SUCCEEDED, result=result, rows_done=len(predictions))
+    return _succeeded(job, predictions)
 
 
 def _predict(estimator: Any, info: ModelInfo, rows: list[dict[str, Any]], frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -10,16 +10,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from ml.scores import BadOutcome, score_row
 from ml.table import ScoredTable
+from webapp.csvio import unpack_frame
 from webapp.db import transaction
 from webapp.models import ChunkStatus, Job, JobChunk, JobKind, JobStatus, utcnow
 from webapp.services.comparison import job_classes, multi_output
 from webapp.services.tracking.tables import Outcome
+
+ROW = "row"  # rows named by their 0-based position (a CSV job: its data rows, the header not counted)
 
 
 class OutcomesRefused(ValueError):
@@ -47,17 +51,19 @@ def record(sessions: sessionmaker[Session], job: Job, reported: Sequence[Reporte
 
 
 def record_file(sessions: sessionmaker[Session], text: str, owner: uuid.UUID | None, *, max_rows: int) -> int:
-    """Store a CSV of job_id,row,outcome (jobs of `owner`; None: anyone's) in one transaction, or nothing."""
-    by_job, problems = _read_csv(text, max_rows)
+    """Store a CSV of job_id,row,outcome (jobs of `owner`; None: anyone's) in one transaction, or nothing. In place
+    of `row`, the file may name a column of CSV jobs' own files (an id column): each row is found by its value."""
+    by_job, column, problems = _read_csv(text, max_rows)
     with sessions() as session:
         jobs = {job.id: job for job in session.scalars(select(Job).where(Job.id.in_(list(by_job))))}
     values: list[dict[str, Any]] = []
-    for job_id, reported in by_job.items():
+    for job_id, lines in by_job.items():
         job = jobs.get(job_id)
         if job is None or (owner is not None and job.owner_id != owner):
             problems.append(f"no job with id {job_id}")  # another user's job reads as one that does not exist
             continue
         try:
+            reported = _numbered(lines) if column == ROW else _by_own_id(sessions, job, column, lines)
             values.extend(_scored(sessions, job, reported))
         except OutcomesRefused as exc:
             problems.extend(exc.problems)
@@ -68,34 +74,82 @@ def record_file(sessions: sessionmaker[Session], text: str, owner: uuid.UUID | N
     return len(values)
 
 
-def _read_csv(text: str, max_rows: int) -> tuple[dict[uuid.UUID, list[Reported]], list[str]]:
+# A line of an outcomes file: its number, the row's number or own id as written, and the outcome.
+Line = tuple[int, str, str]
+
+
+def _read_csv(text: str, max_rows: int) -> tuple[dict[uuid.UUID, list[Line]], str, list[str]]:
     try:
         return _parse_csv(text, max_rows)
     except csv.Error as exc:  # a NUL byte, a cell past the csv module's limit
-        return {}, [f"the file is not readable CSV: {exc}"]
+        return {}, ROW, [f"the file is not readable CSV: {exc}"]
 
 
-def _parse_csv(text: str, max_rows: int) -> tuple[dict[uuid.UUID, list[Reported]], list[str]]:
+def _parse_csv(text: str, max_rows: int) -> tuple[dict[uuid.UUID, list[Line]], str, list[str]]:
+    """Each job's lines, and the column rows are named by: `row`, or a column of the jobs' own files."""
     lines = csv.reader(io.StringIO(text.lstrip("\ufeff")))
-    header = [cell.strip().lower() for cell in next(lines, [])]
-    if header[:3] != ["job_id", "row", "outcome"]:
-        return {}, ["the first line must be the header job_id,row,outcome"]
-    by_job: dict[uuid.UUID, list[Reported]] = {}
+    header = [cell.strip() for cell in next(lines, [])]
+    if len(header) < 3 or [header[0].lower(), header[2].lower()] != ["job_id", "outcome"] or not header[1]:
+        return {}, ROW, ["the first line must be the header job_id,row,outcome (or job_id,ID COLUMN,outcome)"]
+    column = ROW if header[1].lower() == ROW else header[1]
+    by_job: dict[uuid.UUID, list[Line]] = {}
     problems: list[str] = []
     for number, cells in enumerate(lines, start=2):
         if not cells:
             continue
         if number - 1 > max_rows:
-            return by_job, [*problems, f"more than {max_rows} outcomes in one file: send it in parts"]
+            return by_job, column, [*problems, f"more than {max_rows} outcomes in one file: send it in parts"]
         if len(cells) < 3:
-            problems.append(f"line {number}: expected job_id,row,outcome")
+            problems.append(f"line {number}: expected job_id,{column},outcome")
             continue
-        job_id, row = _uuid(cells[0]), _row(cells[1])
-        if job_id is None or row is None:
-            problems.append(f"line {number}: {cells[0]!r} is not a job id or {cells[1]!r} not a row number")
+        job_id = _uuid(cells[0])
+        if job_id is None:
+            problems.append(f"line {number}: {cells[0]!r} is not a job id")
             continue
-        by_job.setdefault(job_id, []).append(Reported(row, cells[2].strip()))
-    return by_job, problems
+        by_job.setdefault(job_id, []).append((number, cells[1].strip(), cells[2].strip()))
+    return by_job, column, problems
+
+
+def _numbered(lines: list[Line]) -> list[Reported]:
+    reported, problems = [], []
+    for number, cell, outcome in lines:
+        row = _row(cell)
+        if row is None:
+            problems.append(f"line {number}: {cell!r} is not a row number (0 is the first data row)")
+        else:
+            reported.append(Reported(row, outcome))
+    if problems:
+        raise OutcomesRefused(problems)
+    return reported
+
+
+def _by_own_id(sessions: sessionmaker[Session], job: Job, column: str, lines: list[Line]) -> list[Reported]:
+    """The rows of a CSV job named by their value in one of its file's columns, which must name one row each."""
+    upload = job.upload or {}
+    if job.kind != JobKind.CSV or column not in upload.get("columns", []):
+        raise OutcomesRefused([f"job {job.id} has no column {column!r}: name its rows by row, 0 for the first"])
+    wanted = {cell for _, cell, _ in lines}
+    found: dict[str, list[int]] = {}
+    with sessions() as session:
+        chunks = session.scalars(select(JobChunk.id).where(JobChunk.job_id == job.id)).all()
+        for chunk_id in chunks:  # one chunk's cells in memory at a time
+            first_row, packed = session.execute(
+                select(JobChunk.first_row, JobChunk.input).where(JobChunk.id == chunk_id)
+            ).one()
+            cells = unpack_frame(packed, upload["columns"], upload["delimiter"])[column].str.strip()
+            for offset in np.flatnonzero(cells.isin(wanted).to_numpy()):
+                found.setdefault(cells.iat[offset], []).append(first_row - 1 + int(offset))
+    reported, problems = [], []
+    for number, cell, outcome in lines:
+        rows = found.get(cell, [])
+        if len(rows) == 1:
+            reported.append(Reported(rows[0], outcome))
+        else:
+            many = f"{len(rows)} rows have it: name them by row" if rows else "no row has it"
+            problems.append(f"line {number}: job {job.id} {column} {cell!r}: {many}")
+    if problems:
+        raise OutcomesRefused(problems)
+    return reported
 
 
 def _scored(sessions: sessionmaker[Session], job: Job, reported: Sequence[Reported]) -> list[dict[str, Any]]:

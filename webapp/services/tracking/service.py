@@ -29,7 +29,8 @@ class TrackingService:
         return outcomes.record(self.sessions, job, reported)
 
     def record_file(self, text: str, owner: uuid.UUID | None) -> int:
-        """A CSV of job_id,row,outcome, for jobs of `owner` (None: any job); all or none."""
+        """A CSV of job_id,row,outcome (or job_id,ID COLUMN,outcome), for jobs of `owner` (None: any job); all or
+        none."""
         return outcomes.record_file(self.sessions, text, owner, max_rows=MAX_OUTCOME_ROWS)
 
     def figures(self, model: ModelInfo) -> list[VersionFigures]:

@@ -20,6 +20,8 @@ from webapp.services.tracking.tables import FeatureSummary
 
 # Workers append a summary per task; merging a day's every minute keeps reading it a handful of rows.
 COMPACT_EVERY_SECONDS = 60.0
+# Most rows merged in one transaction (one bound parameter each); a larger backlog takes a few runs.
+MOST_MERGED = 10_000
 
 
 class SummaryBatch:
@@ -83,7 +85,9 @@ def summaries_of_day(sessions: sessionmaker[Session], day: date) -> dict[tuple[s
 
 def compact(sessions: sessionmaker[Session]) -> int:
     """Merge each model version's summaries of a day into one row, so reading a day stays one row whatever the
-    traffic. Rows are claimed by deleting them: of two reconcilers at once, each merges only what it deleted."""
+    traffic. The rows are read and merged outside any write transaction (on SQLite one would hold up every worker
+    storing results meanwhile); the write then deletes exactly them and adds their sum, or, if another reconciler
+    deleted some first, changes nothing and leaves them to it."""
     with sessions() as session:
         groups = session.execute(
             select(FeatureSummary.model_name, FeatureSummary.model_version, FeatureSummary.day)
@@ -92,23 +96,36 @@ def compact(sessions: sessionmaker[Session]) -> int:
         ).all()
     merged = 0
     for name, version, day in groups:
-        with transaction(sessions) as session:
-            taken = session.scalars(
-                delete(FeatureSummary)
+        with sessions() as session:
+            rows = session.execute(
+                select(FeatureSummary.id, FeatureSummary.counts)
                 .where(
                     FeatureSummary.model_name == name,
                     FeatureSummary.model_version == version,
                     FeatureSummary.day == day,
                 )
-                .returning(FeatureSummary.counts)
+                .order_by(FeatureSummary.id)
+                .limit(MOST_MERGED)
             ).all()
-            if taken:
-                total = merge(taken)
+        ids, total = [row_id for row_id, _ in rows], merge(counts for _, counts in rows)
+        try:
+            with transaction(sessions) as session:
+                taken = session.scalars(
+                    delete(FeatureSummary).where(FeatureSummary.id.in_(ids)).returning(FeatureSummary.id)
+                ).all()
+                if len(taken) != len(ids):
+                    raise _TakenMeanwhile
                 session.add(
                     FeatureSummary(model_name=name, model_version=version, day=day, rows=total["rows"], counts=total)
                 )
-                merged += len(taken)
+        except _TakenMeanwhile:
+            continue
+        merged += len(ids)
     return merged
+
+
+class _TakenMeanwhile(Exception):
+    """Another reconciler merged some of the rows first: this one's merge is rolled back."""
 
 
 class Compactor:
