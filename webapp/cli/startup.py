@@ -47,12 +47,12 @@ def run() -> None:
             # Before any child: the worker must not score on an old schema, nor the web make its first admin in
             # tables not there yet. At the newest schema already (a warm start), this is one query.
             upgrade_if_behind(settings.database_url)
-            announce_first_admin(base)
-            # Web and worker import their libraries at once (seconds each, on a core each) while the demos are
-            # checked; the reconciler (no job waits on it) and the webhook threads follow once they serve.
+            # Web and worker import their libraries at once (seconds each, on a core each) while the admin and the
+            # demos are checked; the reconciler (no job waits on it) and the webhook threads follow once they serve.
             supervisor.spawn("web", [sys.executable, "-m", "webapp.cli", "web"], env)
             worker = [sys.executable, "-m", "webapp.cli", "worker", f"--ready-file={worker_ready}"]
             supervisor.spawn("worker", worker, env)
+            announce_first_admin(base)  # the web server tries too (for `apot web`): one of them makes it and says so
             if demos_missing(settings):
                 from webapp.services.models import ensure_demos, open_registry
 
@@ -68,8 +68,9 @@ def run() -> None:
             elif supervisor.stopping:
                 exit_code = 0
             elif supervisor.dead_child() is None:
-                missing = "a worker taking jobs" if worker_ready.exists() else f"{base}/readyz answering 200"
-                typer.echo(f"apot did not start: no {missing} within {READY_TIMEOUT_SECONDS} s", err=True)
+                missing = [] if worker_ready.exists() else ["no worker took jobs"]
+                missing += [] if supervisor.answers(f"{base}/readyz") else [f"{base}/readyz did not answer 200"]
+                typer.echo(f"apot did not start in {READY_TIMEOUT_SECONDS} s: {' and '.join(missing)}", err=True)
         finally:
             supervisor.stop_all()
     raise typer.Exit(exit_code)

@@ -80,10 +80,19 @@ class Supervisor:
         """Poll `url` until it answers 200 and `also` holds; False if stopped, a child died, or time ran out."""
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         while time.monotonic() < deadline and not self.stopping and self.dead_child() is None:
-            if also() and _answers(url):
+            if also() and self.answers(url):
                 return True
             time.sleep(POLL_SECONDS)
         return False
+
+    @staticmethod
+    def answers(url: str) -> bool:
+        """Whether `url` answers 200 now."""
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:  # not listening yet, or a 503 (urllib raises HTTPError, an OSError)
+            return False
 
     def dead_child(self) -> Child | None:
         return next((c for c in self.children if c.process.poll() is not None), None)
@@ -109,14 +118,6 @@ class Supervisor:
                     log.warning("%s did not stop in time; killing it", child.name)
                     os.killpg(child.process.pid, signal.SIGKILL)
                     child.process.wait()
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return bool(response.status == 200)
-    except OSError:  # not listening yet, or a 503 (urllib raises HTTPError, an OSError)
-        return False
 
 
 def keep_running(
