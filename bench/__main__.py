@@ -6,8 +6,8 @@ rows as Parquet beside CSV), `fair` (another user's 1-row jobs while a 1,000,000
 with 1,000,000 jobs), `metrics` (`/metrics` with as many), `charts` (`/` and a model's page with as many), `peers`
 (apot against plain FastAPI, BentoML and MLflow in interleaved rounds, bench/peers/), `tracking` (jobs/s at 64 clients
 and the CSV, APOT_TRACKING off and on in APOT_BENCH_ROUNDS interleaved rounds; APOT_BENCH_CSV_ROWS shrinks the file),
-`start` (a warm `apot run`); all by default (`python -m bench single csv`). The Postgres + Redis parts run when
-APOT_TEST_DATABASE_URL and APOT_TEST_BROKER_URL are set; the others say they were skipped.
+`start` (a warm `apot run`, until a job is scored); all by default (`python -m bench single csv`). The Postgres +
+Redis parts run when APOT_TEST_DATABASE_URL and APOT_TEST_BROKER_URL are set; the others say they were skipped.
 """
 
 from __future__ import annotations

@@ -13,12 +13,14 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ml.schema import Feature, InputSchema
+
+if TYPE_CHECKING:  # imported where a frame is read: the web server reads references without pandas
+    import pandas as pd
 
 BINS = 10
 # The usual PSI bands: below 0.1 the distribution is stable, up to 0.25 it moved somewhat, past that it drifted.
@@ -52,6 +54,8 @@ def build_reference(schema: InputSchema, training: pd.DataFrame | None) -> Refer
 
 
 def _numeric(feature: Feature, column: pd.Series | None) -> dict[str, Any] | None:
+    import pandas as pd
+
     values = pd.to_numeric(column, errors="coerce").dropna().to_numpy(float) if column is not None else np.array([])
     if len(values):
         edges = np.unique(np.quantile(values, np.linspace(0, 1, BINS + 1)[1:-1]))
@@ -109,6 +113,8 @@ def _count(column: np.ndarray) -> dict[str, int]:
     """Each value's rows, by its text; missing values left out."""
     if len(column) < LARGE:
         return dict(Counter(str(v) for v in column.tolist() if not _is_missing(v)))
+    import pandas as pd
+
     counts = pd.Series(column, dtype=object).value_counts(sort=False, dropna=True)
     return {str(value): int(n) for value, n in counts.items()}
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.compose import ColumnTransformer
-from sklearn.pipeline import Pipeline
 
 from ml.predict import is_classifier, model_input
 from ml.schema import Feature, InputSchema, to_frame
+
+if TYPE_CHECKING:  # imported where a model is explained: the web server starts without scikit-learn
+    from sklearn.compose import ColumnTransformer
 
 POINTS = 12  # grid points per numeric feature
 
@@ -94,6 +95,9 @@ def linear_contributions(
     """For a Pipeline whose last step is linear (coef_, intercept_) after one ColumnTransformer: each input
     feature's share of the model's score (the decision function; for a classifier, of the predicted class), which
     with the intercept adds up to it exactly. None for any other model."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
     if not isinstance(estimator, Pipeline) or len(estimator.steps) != 2:
         return None
     preprocess, model = estimator.steps[0][1], estimator.steps[-1][1]
@@ -119,6 +123,8 @@ def linear_contributions(
 
 def _column_owners(preprocess: ColumnTransformer, names: list[str]) -> list[str] | None:
     """The input feature each output column comes from; None when a transformer mixes features."""
+    from sklearn.pipeline import Pipeline
+
     owners: list[str] = []
     for _, transformer, selected in preprocess.transformers_:
         if isinstance(selected, str):

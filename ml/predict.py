@@ -6,14 +6,33 @@ or columns than expected raises, so an answer can never be handed out by positio
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-from sklearn.base import is_classifier as sklearn_is_classifier
-from sklearn.base import is_regressor as sklearn_is_regressor
+
+if TYPE_CHECKING:  # pandas and scikit-learn are imported where they are used: the web server starts without them
+    import pandas as pd
+
+
+# What unpickling a typical model imports. This package imports scikit-learn and pandas only where it uses them, so
+# that the web server starts without them; a worker imports these before it forks its processes, which share them.
+SCORING_LIBRARIES = (
+    "pandas",
+    "joblib",
+    "sklearn.pipeline",
+    "sklearn.compose",
+    "sklearn.preprocessing",
+    "sklearn.impute",
+    "sklearn.linear_model",
+)
+
+
+def import_scoring_libraries() -> None:
+    for name in SCORING_LIBRARIES:
+        importlib.import_module(name)
 
 
 @dataclass(frozen=True)
@@ -33,6 +52,9 @@ class PredictionShapeError(RuntimeError):
 
 def estimator_kind(estimator: Any) -> str | None:
     """ "classifier", "regressor" or None, from scikit-learn's estimator tags (Pipelines report their last step)."""
+    from sklearn.base import is_classifier as sklearn_is_classifier
+    from sklearn.base import is_regressor as sklearn_is_regressor
+
     for check, kind in ((sklearn_is_classifier, "classifier"), (sklearn_is_regressor, "regressor")):
         try:
             if check(estimator):

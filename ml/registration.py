@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from ml.predict import Output, PredictionShapeError, describe_outputs, estimator_kind, is_classifier
 from ml.schema import InputSchema, SchemaError, derive_schema, to_frame, typical_row
 from ml.store import FileFormat, Task, UntrustedModelFile, read_estimator, why_not_loaded
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SAMPLE_ROWS_PROBED = 100
 

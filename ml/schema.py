@@ -5,15 +5,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
-from sklearn.base import BaseEstimator
-from sklearn.compose import ColumnTransformer
-from sklearn.pipeline import Pipeline
 
 from ml.predict import model_input, takes_text
+
+if TYPE_CHECKING:  # imported where they are used: the web server validates rows against a schema without them
+    import pandas as pd
+    from sklearn.base import BaseEstimator
+    from sklearn.compose import ColumnTransformer
 
 FeatureType = Literal["number", "integer", "category", "boolean", "text"]
 TEXT_MAX_LENGTH = 10_000
@@ -84,6 +85,8 @@ def derive_schema(
 
 
 def _describe(name: str, fitted: tuple[str, list[Any] | None] | None, training: pd.DataFrame | None) -> Feature:
+    import pandas as pd
+
     column = training[name] if training is not None and name in training else None
     if fitted is not None and fitted[0] == "text":
         return Feature(name, "text", max_length=TEXT_MAX_LENGTH)
@@ -107,6 +110,9 @@ def _fitted_columns(estimator: Any) -> Iterator[tuple[str, tuple[str, list[Any] 
     """Yield (column, (how, categories)) for the columns a fitted encoder, text vectoriser or native-categorical
     model reached through Pipelines and ColumnTransformers knows: how is "encoded", "category" (pandas
     Categorical expected) or "text"."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
     if isinstance(estimator, Pipeline):
         for _, step in estimator.steps:
             yield from _fitted_columns(step)
@@ -159,6 +165,8 @@ def _column_names(transformer: ColumnTransformer, columns: Any) -> list[str] | N
 
 
 def _find_encoder(transformer: Any) -> Any | None:
+    from sklearn.pipeline import Pipeline
+
     if hasattr(transformer, "categories_"):
         return transformer
     if isinstance(transformer, Pipeline):
@@ -218,6 +226,8 @@ def _typical_value(feature: Feature, training: pd.DataFrame | None) -> Any:
 
 def to_frame(rows: Sequence[Mapping[str, Any]], features: Sequence[Feature]) -> pd.DataFrame:
     """Build the DataFrame an estimator expects: columns in training order, missing values as NaN."""
+    import pandas as pd
+
     return pd.DataFrame({f.name: typed_column(f, column_of(rows, f.name)) for f in features})
 
 
@@ -237,6 +247,8 @@ def as_sent(frame: pd.DataFrame, features: Sequence[Feature], sent: Callable[[st
 def typed_column(feature: Feature, values: np.ndarray) -> Any:
     """A column of checked values (None for missing) as the model was fitted with it: floats for numbers,
     a pandas Categorical for a model fitted on one, booleans while none is missing, objects otherwise."""
+    import pandas as pd
+
     missing = pd.isna(values)
     if feature.type in ("number", "integer"):
         return np.where(missing, np.nan, values).astype(float)

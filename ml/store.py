@@ -9,6 +9,7 @@ Names and versions are validated before they become part of a path.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import io
 import os
 import re
@@ -22,13 +23,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
-
-import joblib
-import sklearn
-import skops.io as sio
-from sklearn.exceptions import InconsistentVersionWarning
 
 from ml.predict import Output
 from ml.schema import InputSchema
@@ -103,12 +100,19 @@ class ModelInfo:
     @property
     def version_warning(self) -> str | None:
         """Said wherever the model is shown when the scikit-learn it was saved with is not the one serving it."""
-        if self.sklearn_version == sklearn.__version__:
+        serving = sklearn_version()
+        if self.sklearn_version == serving:
             return None
         return (
-            f"saved with scikit-learn {self.sklearn_version}, this server runs {sklearn.__version__}: its "
-            f"predictions may differ from those it gave where it was trained; re-save it with {sklearn.__version__}"
+            f"saved with scikit-learn {self.sklearn_version}, this server runs {serving}: its "
+            f"predictions may differ from those it gave where it was trained; re-save it with {serving}"
         )
+
+
+@cache
+def sklearn_version() -> str:
+    """The installed scikit-learn's version, read without importing it (seconds the web server need not spend)."""
+    return importlib.metadata.version("scikit-learn")
 
 
 def check_name(value: str, what: str) -> str:
@@ -171,6 +175,8 @@ class ModelFiles:
                     f"model file of {info.name} {info.version} has sha256 {digest[:12]}…, "
                     f"registered {info.sha256[:12]}…: refusing to load it"
                 )
+            from sklearn.exceptions import InconsistentVersionWarning
+
             with warnings.catch_warnings():
                 # A version mismatch was recorded at registration and is shown with the model; said once there,
                 # not in a log line per load.
@@ -195,7 +201,10 @@ class ModelFiles:
 def read_estimator(data: bytes, file_format: FileFormat, trusted: Sequence[str] = ()) -> Any:
     """Turn a model file's bytes into an estimator. A skops file loads only if every type in it is on skops'
     default trusted list or in `trusted` (types an admin looked at and trusted for this file)."""
+    # Imported on the first load: the web server reads model files only when one is added.
     if file_format == "skops":
+        import skops.io as sio
+
         check_skops_archive(data)
         try:
             needed = sio.get_untrusted_types(data=data)
@@ -210,6 +219,8 @@ def read_estimator(data: bytes, file_format: FileFormat, trusted: Sequence[str] 
             raise
         except Exception as exc:
             raise UnreadableModelFile(f"the skops model cannot be loaded ({type(exc).__name__}: {exc})"[:500]) from exc
+    import joblib
+
     return joblib.load(io.BytesIO(data))
 
 
@@ -222,11 +233,11 @@ def why_not_loaded(data: bytes, exc: BaseException) -> str:
         )
     text = str(exc).strip()
     reason = f"{type(exc).__name__}: {text.splitlines()[0] if text else 'no message'}"
-    saved = saved_sklearn_version(data)
-    if saved and saved != sklearn.__version__:
+    saved, serving = saved_sklearn_version(data), sklearn_version()
+    if saved and saved != serving:
         return (
-            f"it was saved with scikit-learn {saved}, this server runs {sklearn.__version__}: re-save it with "
-            f"{sklearn.__version__} or install scikit-learn=={saved} ({reason})"
+            f"it was saved with scikit-learn {saved}, this server runs {serving}: re-save it with "
+            f"{serving} or install scikit-learn=={saved} ({reason})"
         )
     return f"the file cannot be loaded: {reason}"
 

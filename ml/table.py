@@ -10,14 +10,16 @@ import io
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ml.predict import Output, is_classifier, predict_blocks
 from ml.schema import TEXT_MAX_LENGTH, Feature, InputSchema, as_sent, typed_column
 from ml.validation import value_warning
+
+if TYPE_CHECKING:  # imported where a table is read: the web server starts without pandas
+    import pandas as pd
 
 TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
 FALSE_WORDS = frozenset({"false", "no", "off", "0"})
@@ -100,6 +102,8 @@ def to_model_frame(
 ) -> tuple[pd.DataFrame, np.ndarray, list[str | None], dict[str, np.ndarray]]:
     """Typed columns in the model's order; per row the first problem found (None when the row is good) and the
     values never seen in training ("; "-joined, None when there are none); each column's values as sent."""
+    import pandas as pd
+
     errors: np.ndarray = np.full(len(cells), None, dtype=object)
     notes: list[list[str]] = [[] for _ in range(len(cells))]
     columns: dict[str, Any] = {}
@@ -129,6 +133,8 @@ Problem = tuple[np.ndarray, Callable[[str], str]]
 
 def _convert(feature: Feature, text: pd.Series, empty: np.ndarray) -> tuple[np.ndarray, list[Problem], np.ndarray]:
     """The column's values (None for missing), its problems, and which rows hold a value never seen in training."""
+    import pandas as pd
+
     if feature.type in ("number", "integer"):
         lowered = text.str.lower()
         numbers = pd.to_numeric(text.where(~empty), errors="coerce").to_numpy(dtype=float)

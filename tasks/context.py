@@ -10,7 +10,6 @@ from celery import current_app
 
 from ml.store import ModelFiles
 from tasks.publish import celery_enqueue
-from webapp.api import api_links
 from webapp.config import get_settings
 from webapp.db import BACKGROUND_STATEMENT_TIMEOUT_SECONDS, make_engine, make_session_factory
 from webapp.metrics.worker import observe_model_load
@@ -45,6 +44,8 @@ def worker_context() -> ScoringContext:
 
 @lru_cache
 def webhook_context() -> WebhookContext:
+    from webapp.api import api_links  # the API's routes (FastAPI): imported by the webhook threads only
+
     settings = get_settings()
     return WebhookContext(
         sessions=worker_context().sessions,

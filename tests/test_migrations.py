@@ -5,10 +5,11 @@ from __future__ import annotations
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect
 
 import webapp.services.tracking.tables  # noqa: F401  (its tables are part of the schema too)
-from webapp.migrate import alembic_config
+from webapp.migrate import alembic_config, database_revisions, head_revisions, upgrade_if_behind
 from webapp.models import Base
 
 
@@ -29,3 +30,14 @@ def test_downgrade_to_nothing_and_back(database_url: str, engine: Engine) -> Non
     assert "jobs" not in inspect(engine).get_table_names()
     command.upgrade(config, "head")
     assert "jobs" in inspect(engine).get_table_names()
+
+
+def test_the_head_read_from_the_scripts_text_is_alembics() -> None:
+    assert head_revisions() == set(ScriptDirectory.from_config(alembic_config("")).get_heads())
+
+
+def test_upgrade_if_behind_migrates_a_database_below_the_head(database_url: str) -> None:
+    command.downgrade(alembic_config(database_url), "-1")
+    assert database_revisions(database_url) != head_revisions()
+    upgrade_if_behind(database_url)
+    assert database_revisions(database_url) == head_revisions()

@@ -9,10 +9,12 @@ import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # imported where a chunk is read (workers): the web server starts without pandas
+    import pandas as pd
 
 DELIMITERS = (",", ";", "\t")
 SNIFF_BYTES = 64 * 1024
@@ -152,6 +154,8 @@ def pack_lines(lines: list[str], rows: int, problems: dict[int, str]) -> PackedC
 
 def unpack_frame(data: bytes, columns: list[str], delimiter: str) -> pd.DataFrame:
     """A chunk back as a frame of strings ("" for an empty cell), one row per data row."""
+    import pandas as pd
+
     return pd.read_csv(
         io.BytesIO(zlib.decompress(data)),
         sep=delimiter,

@@ -5,12 +5,14 @@ from __future__ import annotations
 import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from webapp.config import get_settings
-from webapp.services.accounts import AccountError, AccountService
+
+if TYPE_CHECKING:  # imported by the commands that use it: every `apot` process imports this module
+    from webapp.services.accounts import AccountService
 
 users_cli = typer.Typer(help="Add, list, disable and reset users.", no_args_is_help=True)
 keys_cli = typer.Typer(help="Make and revoke API keys.", no_args_is_help=True)
@@ -20,6 +22,7 @@ keys_cli = typer.Typer(help="Make and revoke API keys.", no_args_is_help=True)
 def open_accounts() -> Iterator[AccountService]:
     """The account service on a database connection of its own, for one command."""
     from webapp.db import make_engine, make_session_factory
+    from webapp.services.accounts import AccountError, AccountService
 
     engine = make_engine(get_settings().database_url)
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,6 +13,7 @@ import typer
 from webapp.cli.accounts import announce_first_admin, keys_cli, users_cli
 from webapp.cli.models import models_cli
 from webapp.cli.predict import outcomes, predict
+from webapp.cli.startup import run
 from webapp.config import Settings, get_settings
 
 # How long `apot web --workers N` gives each server process to start before counting it as hung.
@@ -25,6 +27,7 @@ cli.add_typer(users_cli, name="users")
 cli.add_typer(keys_cli, name="keys")
 cli.command()(predict)
 cli.command()(outcomes)
+cli.command()(run)
 
 
 @cli.command()
@@ -106,9 +109,11 @@ def worker(
         bool,
         typer.Option(help="Also run the reconciler (lost jobs, publishing, retention), as `apot reconciler` does."),
     ] = False,
+    ready_file: Annotated[Path | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Score jobs from the broker at APOT_BROKER_URL, one model load per process; a worker that dies is started
-    again."""
+    again. With --ready-file (`apot run`), the scoring node creates that file once it takes jobs, and the webhook
+    threads start only then, so that they do not slow it down."""
     from webapp.cli.supervisor import keep_running
     from webapp.logs import setup_logging
     from webapp.metrics.worker import exporting
@@ -121,7 +126,13 @@ def worker(
     celery = [sys.executable, "-m", "webapp.cli", "celery-worker"]
     commands = {
         # Interactive jobs first, then CSV chunks, in processes that score.
-        "worker": [*celery, f"--concurrency={concurrency}", f"--name={name}", "--queues=scoring"],
+        "worker": [
+            *celery,
+            f"--concurrency={concurrency}",
+            f"--name={name}",
+            "--queues=scoring",
+            *([f"--ready-file={ready_file}"] if ready_file else []),
+        ],
         # Webhooks wait on other people's servers: threads of their own, so a slow receiver holds no scoring process.
         "webhooks": [
             *celery,
@@ -133,7 +144,8 @@ def worker(
     reconciler = subprocess.Popen([sys.executable, "-m", "webapp.cli", "reconciler"], env=env) if beat else None
     try:
         with exporting(settings.worker_metrics_port, env):  # the Celery processes' metrics, summed
-            raise typer.Exit(keep_running(commands, env))
+            start_when = {"webhooks": ready_file.exists} if ready_file else None
+            raise typer.Exit(keep_running(commands, env, start_when))
     finally:
         if reconciler is not None:
             reconciler.terminate()
@@ -147,14 +159,23 @@ def webhook_node_name(name: str) -> str:
 
 
 @cli.command("celery-worker", hidden=True)
-def celery_worker(concurrency: int = 0, name: str = "apot@%h", queues: str = "scoring") -> None:
+def celery_worker(
+    concurrency: int = 0, name: str = "apot@%h", queues: str = "scoring", ready_file: Path | None = None
+) -> None:
     """The Celery worker itself, as `apot worker` runs (and restarts) it: `scoring` (interactive jobs, then CSV
-    chunks, in processes) or `webhooks` (in threads)."""
+    chunks, in processes) or `webhooks` (in threads); `ready_file` is created once it takes jobs."""
+    from celery import signals
+
+    from ml.predict import import_scoring_libraries
     from tasks.app import create_celery
     from webapp.logs import choose_format, setup_logging
 
     settings = get_settings()
     setup_logging(settings)  # now, for what Celery says before its setup_logging signal (which applies it again)
+    if queues == "scoring":
+        import_scoring_libraries()  # once, before the pool forks, rather than in each process at its first job
+    if ready_file is not None:
+        signals.worker_ready.connect(lambda **_: ready_file.touch(), weak=False)
     processes = concurrency or settings.worker_concurrency or os.cpu_count() or 1
     # Celery's start-up banner is plain text on stdout: left out where every line must be JSON.
     quiet = ["--quiet"] if choose_format(settings.log_format, sys.stderr) == "json" else []
@@ -244,54 +265,6 @@ def prune(
         )
         return
     typer.echo(report)
-
-
-@cli.command()
-def run() -> None:
-    """Everything on this machine: migrate, train the demo if missing, start broker, worker and web server."""
-    from webapp.cli.embedded_broker import EmbeddedRedis
-    from webapp.cli.startup import demos_missing, port_problem
-    from webapp.cli.supervisor import Supervisor
-    from webapp.logs import setup_logging
-    from webapp.migrate import upgrade_to_head
-
-    settings = get_settings()
-    if problem := port_problem(settings.host, settings.port):
-        typer.echo(f"apot cannot start: {problem}", err=True)
-        raise typer.Exit(1)
-    setup_logging(settings, level="WARNING")  # this process's own lines; its children log at APOT_LOG_LEVEL
-    env = dict(os.environ)
-    supervisor = Supervisor()
-    supervisor.handle_signals()
-    exit_code = 1
-    try:
-        if not settings.broker_url:
-            broker = EmbeddedRedis(settings.var_dir)
-            supervisor.adopt("broker", broker.start())
-            env["APOT_BROKER_URL"] = broker.url
-        # The web server starts first and alone, importing its libraries (seconds) while this process migrates:
-        # it reads the database only for requests, and is announced once the migrations are done. The worker
-        # follows, so that on a small machine people wait for the page, not for three imports at once.
-        supervisor.spawn("web", [sys.executable, "-m", "webapp.cli", "web"], env)
-        upgrade_to_head(settings.database_url)
-        if demos_missing(settings):
-            from webapp.services.models import ensure_demos, open_registry
-
-            with open_registry(settings) as registry:
-                for info in ensure_demos(registry):
-                    typer.echo(f"trained the demo model {info.name}")
-        announce_first_admin(f"http://{settings.host}:{settings.port}")
-        base = f"http://{settings.host}:{settings.port}"
-        if supervisor.wait_until_ready(f"{base}/healthz"):
-            supervisor.spawn("worker", [sys.executable, "-m", "webapp.cli", "worker"], env)
-            supervisor.spawn("reconciler", [sys.executable, "-m", "webapp.cli", "reconciler"], env)
-            typer.echo(f"\napot is running at {base}/  (API docs: {base}/docs). Ctrl-C stops it.\n")
-            exit_code = supervisor.watch()
-        elif supervisor.stopping:
-            exit_code = 0
-    finally:
-        supervisor.stop_all()
-    raise typer.Exit(exit_code)
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ from typing import IO
 STOP_TIMEOUT_SECONDS = 20
 RESPAWN_FIRST_PAUSE_SECONDS = 1.0
 READY_TIMEOUT_SECONDS = 60
+POLL_SECONDS = 0.05  # readiness is polled this often: a warm start takes a few seconds, each tenth of one counts
 
 # Logged, not printed: in a container each of these is one more JSON line (APOT_LOG_FORMAT).
 log = logging.getLogger(__name__)
@@ -75,17 +76,23 @@ class Supervisor:
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGHUP, request_stop)  # the terminal closed: stop the children, do not orphan them
 
-    def wait_until_ready(self, url: str) -> bool:
-        """Poll `url` until it answers 200; False if stopped, a child died, or time ran out first."""
+    def wait_until_ready(self, url: str, also: Callable[[], bool] = lambda: True) -> bool:
+        """Poll `url` until it answers 200 and `also` holds; False if stopped, a child died, or time ran out."""
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         while time.monotonic() < deadline and not self.stopping and self.dead_child() is None:
-            try:
-                with urllib.request.urlopen(url, timeout=1) as response:
-                    if response.status == 200:
-                        return True
-            except OSError:
-                time.sleep(0.1)
+            if also() and self.answers(url):
+                return True
+            time.sleep(POLL_SECONDS)
         return False
+
+    @staticmethod
+    def answers(url: str) -> bool:
+        """Whether `url` answers 200 now."""
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:  # not listening yet, or a 503 (urllib raises HTTPError, an OSError)
+            return False
 
     def dead_child(self) -> Child | None:
         return next((c for c in self.children if c.process.poll() is not None), None)
@@ -113,9 +120,14 @@ class Supervisor:
                     child.process.wait()
 
 
-def keep_running(commands: Mapping[str, Sequence[str]], env: dict[str, str]) -> int:
+def keep_running(
+    commands: Mapping[str, Sequence[str]],
+    env: dict[str, str],
+    start_when: Mapping[str, Callable[[], bool]] | None = None,
+) -> int:
     """Run each command (by name) as a child and start it again whenever it dies on its own, until this process is
-    told to stop.
+    told to stop. A command named in `start_when` first starts once its condition holds (the others meanwhile have
+    the machine's cores to themselves).
 
     Celery's worker can exit on a broker connection lost at the wrong moment ("Unrecoverable error"); the
     jobs it held are safe (claims and the reconciler), but a worker must come back without an operator. The
@@ -127,12 +139,13 @@ def keep_running(commands: Mapping[str, Sequence[str]], env: dict[str, str]) -> 
     started: dict[str, float] = {}
     pause = dict.fromkeys(commands, RESPAWN_FIRST_PAUSE_SECONDS)
     due = dict.fromkeys(commands, 0.0)  # when each command is (re)started
+    waits = start_when or {}
     try:
         while not supervisor.stopping:
             now = time.monotonic()
             for name, argv in commands.items():
                 child = children.get(name)
-                if child is None and now >= due[name]:
+                if child is None and now >= due[name] and (name not in waits or waits[name]()):
                     children[name], started[name] = (
                         subprocess.Popen(list(argv), env=env, preexec_fn=die_with_parent()),
                         now,

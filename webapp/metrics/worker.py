@@ -13,10 +13,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Histogram, multiprocess, start_http_server
 
-from ml.store import ModelInfo
+if TYPE_CHECKING:  # `apot worker`, which only starts the Celery processes and serves this, imports no model code
+    from ml.store import ModelInfo
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Loading a model reads and checks its file, then unpickles it: from milliseconds to a minute for a big forest.

@@ -11,7 +11,6 @@ import io
 from typing import Any
 
 import orjson
-import pandas as pd
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
@@ -69,6 +68,8 @@ def _records_or_columns(value: Any, key: str) -> list[dict[str, Any]]:
 
 
 def _csv_rows(body: bytes) -> list[dict[str, Any]]:
+    import pandas as pd  # here, not at the top: the web server starts without it
+
     try:
         frame = pd.read_csv(io.BytesIO(body))
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:

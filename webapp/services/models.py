@@ -8,24 +8,23 @@ import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import joblib
-import pandas as pd
-import sklearn
-from sklearn.exceptions import InconsistentVersionWarning
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from ml.demo import DEMOS
 from ml.drift import Reference, build_reference, reference_or_default
 from ml.predict import outputs_from_dict
-from ml.registration import Description, describe_estimator, load_estimator
 from ml.schema import InputSchema
-from ml.store import FileFormat, ModelFiles, ModelInfo, ModelNotFound, check_name, sha256_of
+from ml.store import FileFormat, ModelFiles, ModelInfo, ModelNotFound, check_name, sha256_of, sklearn_version
 from webapp.config import Settings
 from webapp.db import make_engine, make_session_factory, transaction
 from webapp.models import Job, JobStatus, RegisteredModel
+
+if TYPE_CHECKING:  # scikit-learn and pandas are imported when a model is added: the web server starts without them
+    import pandas as pd
+
+    from ml.registration import Description
 
 LATENCY_SAMPLE = 1000
 # How long a server or worker trusts what it read from the registry (see ModelRegistry.get).
@@ -100,6 +99,10 @@ class ModelRegistry:
         The first version of a model becomes its default. skops files are checked for untrusted types before
         anything in them is loaded; joblib files must come from the server's operators.
         """
+        from sklearn.exceptions import InconsistentVersionWarning
+
+        from ml.registration import describe_estimator, load_estimator
+
         check_name(name, "model name")
         version = check_name(version or self._next_version(name), "version")
         with warnings.catch_warnings(record=True) as caught:
@@ -107,7 +110,7 @@ class ModelRegistry:
             estimator = load_estimator(data, file_format, trusted)
         saved_with = next(
             (w.message.original_sklearn_version for w in caught if isinstance(w.message, InconsistentVersionWarning)),
-            sklearn.__version__,
+            sklearn_version(),
         )
         description = describe_estimator(estimator, training, metadata)
         reference = build_reference(description.schema, training)
@@ -244,6 +247,8 @@ def open_registry(settings: Settings) -> Iterator[ModelRegistry]:
 
 
 def estimator_bytes(estimator: Any) -> bytes:
+    import joblib
+
     buffer = io.BytesIO()
     joblib.dump(estimator, buffer)
     return buffer.getvalue()
@@ -251,6 +256,8 @@ def estimator_bytes(estimator: Any) -> bytes:
 
 def ensure_demos(registry: ModelRegistry) -> list[ModelInfo]:
     """Train and register the demo models that are missing; returns those registered now."""
+    from ml.demo import DEMOS
+
     registered = []
     for name, train in DEMOS.items():
         try:

@@ -6,9 +6,8 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,6 +16,9 @@ from ml.store import ModelInfo
 from webapp.db import transaction
 from webapp.models import utcnow
 from webapp.services.tracking.tables import FeatureSummary
+
+if TYPE_CHECKING:  # workers pass the frames they scored; the web server starts without pandas
+    import pandas as pd
 
 # Workers append a summary per task; merging a day's every minute keeps reading it a handful of rows.
 COMPACT_EVERY_SECONDS = 60.0
