@@ -1,5 +1,5 @@
 """Admins set a model's default version and remove versions from its page; members cannot; removal waits for the jobs
-queued or running on a version."""
+queued or running on a version. Features show the descriptions and units their metadata gives (demos ship theirs)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from tests.factories import add_job
-from tests.html import csrf_token, parse
-from tests.models import sizes_v2
-from webapp.services.models import ModelInUse, ModelRegistry
+from tests.html import csrf_token, one, parse
+from tests.models import sizes, sizes_v2
+from webapp.services.models import ModelInUse, ModelRegistry, ensure_demos
 
 
 def post(client: TestClient, path: str, token: str | None = None) -> object:
@@ -72,3 +72,23 @@ def test_members_cannot_manage_versions(client: TestClient, registry: ModelRegis
 def test_version_actions_need_the_csrf_token(admin_client: TestClient, registry: ModelRegistry, path: str) -> None:
     assert post(admin_client, path, token="0" * 64).status_code == 403  # type: ignore[attr-defined]
     assert registry.get("sizes").version == "1"
+
+
+def test_the_form_and_the_api_show_what_the_metadata_says_of_each_feature(
+    client: TestClient, registry: ModelRegistry
+) -> None:
+    model = sizes(3)
+    metadata = {"descriptions": {"size": "Length of the box's longest side"}, "units": {"size": "cm"}}
+    registry.register(model.data, "joblib", "sizes", "labelled", training=model.training, metadata=metadata)
+    page = parse(client.get("/models/sizes", params={"version": "labelled"}).text)
+    assert one(page, "label[for=f-size]").text.startswith("size (cm)")
+    assert one(page, "#f-size-hint").text.startswith("Length of the box's longest side.")
+    assert "Length of the box's longest side" in one(page, "table.features").text
+    features = client.get("/api/v1/models/sizes", params={"version": "labelled"}).json()["features"]
+    assert {"name": "size", "unit": "cm"}.items() <= features[0].items()
+
+
+def test_the_demos_are_registered_with_their_descriptions(registry: ModelRegistry) -> None:
+    assert [m.name for m in ensure_demos(registry)] == ["diabetes"], "penguins is there already"
+    s5 = next(f for f in registry.get("diabetes").schema.features if f.name == "s5")
+    assert s5.description == "ltg: log of the serum triglycerides level"

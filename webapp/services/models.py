@@ -270,7 +270,7 @@ def estimator_bytes(estimator: Any) -> bytes:
 
 def ensure_demos(registry: ModelRegistry) -> list[ModelInfo]:
     """Train and register the demo models that are missing; returns those registered now."""
-    from ml.demo import DEMOS
+    from ml.demo import DEMO_METADATA, DEMOS
 
     registered = []
     for name, train in DEMOS.items():
@@ -278,5 +278,6 @@ def ensure_demos(registry: ModelRegistry) -> list[ModelInfo]:
             registry.get(name)
         except ModelNotFound:
             estimator, training = train()
-            registered.append(registry.register(estimator_bytes(estimator), "joblib", name, training=training))
+            data, metadata = estimator_bytes(estimator), DEMO_METADATA[name]
+            registered.append(registry.register(data, "joblib", name, training=training, metadata=metadata))
     return registered
