@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from tests.factories import add_job
 from tests.html import csrf_token, one, parse
 from tests.models import sizes, sizes_v2
+from webapp.models import Job
 from webapp.services.models import ModelInUse, ModelRegistry, ensure_demos
 
 
@@ -92,3 +94,35 @@ def test_the_demos_are_registered_with_their_descriptions(registry: ModelRegistr
     assert [m.name for m in ensure_demos(registry)] == ["diabetes"], "penguins is there already"
     s5 = next(f for f in registry.get("diabetes").schema.features if f.name == "s5")
     assert s5.description == "ltg: log of the serum triglycerides level"
+
+
+def test_an_admin_compares_two_versions_on_the_newest_finished_job_of_the_first(
+    admin_client: TestClient, registry: ModelRegistry, engine: Engine
+) -> None:
+    sizes_v2(registry)
+    token = csrf_token(admin_client, "/models/sizes")
+    form = {"csrf_token": token, "old": "1", "new": "2"}
+    none_yet = admin_client.post("/models/sizes/compare", data=form, follow_redirects=False)
+    assert none_yet.status_code == 409 and "no finished job of sizes 1" in none_yet.text
+
+    add_job(engine, status="failed", inputs=[{"size": 9, "colour": "red"}])
+    add_job(engine, inputs=[{"size": 2, "colour": "red"}])
+    started = admin_client.post("/models/sizes/compare", data=form, follow_redirects=False)
+    assert started.status_code == 303 and started.headers["location"].endswith("/compare")
+    with Session(engine) as session:
+        rerun = session.scalars(select(Job).where(Job.compare_to.is_not(None))).one()
+        compared = session.get(Job, rerun.compare_to)
+    assert compared is not None and (compared.status, compared.inputs) == ("succeeded", [{"size": 2, "colour": "red"}])
+    assert (rerun.model_version, rerun.inputs) == ("2", [{"size": 2, "colour": "red"}])
+    same = admin_client.post("/models/sizes/compare", data={**form, "new": "1"}, follow_redirects=False)
+    assert same.status_code == 409
+
+
+def test_members_cannot_compare_versions_from_the_model_page(client: TestClient, registry: ModelRegistry) -> None:
+    sizes_v2(registry)
+    page = parse(client.get("/models/sizes").text)
+    assert not page.select("form.compare-versions")
+    token = csrf_token(client, "/models/sizes")
+    form = {"csrf_token": token, "old": "1", "new": "2"}
+    assert client.post("/models/sizes/compare", data=form, follow_redirects=False).status_code == 403
+    assert client.post("/models/sizes/compare", data={**form, "csrf_token": "0" * 64}).status_code == 403
