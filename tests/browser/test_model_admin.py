@@ -7,7 +7,7 @@ import time
 
 import httpx2
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Dialog, expect
 
 from tests.browser.conftest import open_page, register_diabetes, screenshot
 from tests.browser.test_every_page import SIZES
@@ -56,7 +56,12 @@ def test_an_admin_sets_the_default_compares_and_removes_versions(browser: Browse
 
         page.goto(f"{stack.base_url}/models/{name}")
         questions: list[str] = []
-        page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
+
+        def say_no(dialog: Dialog) -> None:
+            questions.append(dialog.message)
+            dialog.dismiss()
+
+        page.once("dialog", say_no)
         versions.locator("tr", has_text="Predict with this version").locator("button", has_text="Remove").click()
         expect(versions.locator("tbody tr")).to_have_count(2)
         page.once("dialog", lambda dialog: dialog.accept())
