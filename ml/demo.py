@@ -84,6 +84,37 @@ def train_diabetes() -> tuple[Pipeline, pd.DataFrame]:
 DEMOS: dict[str, Callable[[], tuple[Pipeline, pd.DataFrame]]] = {NAME: train_penguins, DIABETES: train_diabetes}
 """The demo models by name, each with the function that trains it."""
 
+DEMO_METADATA: dict[str, dict[str, dict[str, str]]] = {
+    NAME: {
+        "descriptions": {
+            "island": "The island of the Palmer Archipelago (Antarctica) where the bird was seen",
+            "bill_length_mm": "Length of the bill (culmen)",
+            "bill_depth_mm": "Depth of the bill (culmen)",
+            "flipper_length_mm": "Length of the flipper",
+            "body_mass_g": "Body mass",
+            "sex": "Sex of the bird",
+        },
+        "units": {"bill_length_mm": "mm", "bill_depth_mm": "mm", "flipper_length_mm": "mm", "body_mass_g": "g"},
+    },
+    # The 442 patients of Efron et al. (2004), as scikit-learn ships them unscaled.
+    DIABETES: {
+        "descriptions": {
+            "age": "Age",
+            "sex": "Sex, as coded in the data (1 or 2)",
+            "bmi": "Body mass index",
+            "bp": "Average blood pressure",
+            "s1": "tc: total serum cholesterol",
+            "s2": "ldl: low-density lipoproteins",
+            "s3": "hdl: high-density lipoproteins",
+            "s4": "tch: total cholesterol / HDL",
+            "s5": "ltg: log of the serum triglycerides level",
+            "s6": "glu: blood sugar level",
+        },
+        "units": {"age": "years", "bmi": "kg/m²", "bp": "mm Hg"},
+    },
+}
+"""What the demos' features mean, given at registration as `apot models add --metadata` would give them."""
+
 
 def write_sample_csv(path: Path, rows: int, seed: int = 0) -> Path:
     """A CSV of `rows` penguins drawn from the training data (with its missing values), for trying uploads."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ml.predict import Output, PredictionShapeError, describe_outputs, estimator_kind, is_classifier
-from ml.schema import InputSchema, SchemaError, derive_schema, to_frame, typical_row
+from ml.schema import InputSchema, SchemaError, derive_schema, to_frame, typical_row, with_labels
 from ml.store import FileFormat, Task, UntrustedModelFile, read_estimator, why_not_loaded
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def describe_estimator(
     `metadata` may give "features": a list of names (for an estimator fitted on a bare array), or of full
     feature descriptions ({"name", "type", "required", "choices", "min", "max"}) that are taken as they are;
     "targets": the names of a multi-output model's targets; "task": "classification" or "regression" for an
-    estimator that does not say what it is.
+    estimator that does not say what it is; "descriptions" and "units": text for people, by feature name.
     """
     meta = metadata or {}
     if not callable(getattr(estimator, "predict", None)):
@@ -65,6 +65,7 @@ def describe_estimator(
         schema = InputSchema.from_dict(features)
     else:
         schema = derive_schema(estimator, training, names=[str(f) for f in features] or None)
+    schema = with_labels(schema, meta.get("descriptions"), meta.get("units"))
     outputs = _prove(estimator, schema, training, meta.get("targets"))
     task: Task = "classification" if kind == "classifier" else "regression"
     if len(outputs) > 1:

@@ -37,6 +37,9 @@ class Feature:
     # A category the model can score values outside `choices` of (they come with a warning).
     accepts_unknown: bool | None = None
     max_length: int | None = None  # of a text
+    # For people filling in a form: what the value means and its unit (from the metadata given at registration).
+    description: str | None = None
+    unit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,24 @@ class InputSchema:
 
 class SchemaError(ValueError):
     """The estimator cannot be served: its inputs cannot be described."""
+
+
+def with_labels(
+    schema: InputSchema, descriptions: Mapping[str, str] | None, units: Mapping[str, str] | None
+) -> InputSchema:
+    """The schema with each named feature's description and unit; naming a feature the model has not is refused
+    (a typo would otherwise go unnoticed)."""
+    descriptions, units = dict(descriptions or {}), dict(units or {})
+    for kind, given in (("description", descriptions), ("unit", units)):
+        unknown = sorted(set(given) - set(schema.names))
+        if unknown:
+            raise SchemaError(f"the metadata's {kind}s name {', '.join(unknown)}, which the model does not take")
+    return InputSchema(
+        [
+            replace(f, description=descriptions.get(f.name, f.description), unit=units.get(f.name, f.unit))
+            for f in schema.features
+        ]
+    )
 
 
 def derive_schema(

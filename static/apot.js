@@ -23,8 +23,31 @@ function setUpCopyButtons(root) {
   });
 }
 
-document.addEventListener("DOMContentLoaded", () => setUpCopyButtons(document));
-document.addEventListener("htmx:afterSettle", (event) => setUpCopyButtons(event.target));
+// Times (the `timestamp` filter) arrive as <time datetime="…Z">… UTC</time>: show them in the reader's own time zone,
+// with the zone's name, and keep the UTC text as the tooltip. Without JavaScript they stay in UTC and say so.
+function two(number) { return String(number).padStart(2, "0"); }
+
+function showLocalTimes(root) {
+  root.querySelectorAll("time[datetime$='Z']:not([data-local])").forEach((element) => {
+    const moment = new Date(element.getAttribute("datetime"));
+    if (Number.isNaN(moment.getTime())) return;
+    const zone = new Intl.DateTimeFormat(undefined, { timeZoneName: "short" })
+      .formatToParts(moment).find((part) => part.type === "timeZoneName");
+    const day = `${moment.getFullYear()}-${two(moment.getMonth() + 1)}-${two(moment.getDate())}`;
+    const clock = `${two(moment.getHours())}:${two(moment.getMinutes())}:${two(moment.getSeconds())}`;
+    element.title = element.textContent;
+    element.textContent = `${day} ${clock}${zone ? " " + zone.value : ""}`;
+    element.dataset.local = "1";
+  });
+}
+
+function enhance(root) {
+  setUpCopyButtons(root);
+  showLocalTimes(root);
+}
+
+document.addEventListener("DOMContentLoaded", () => enhance(document));
+document.addEventListener("htmx:afterSettle", (event) => enhance(event.target));
 
 // After Predict: the answer may be beside a form taller than the window, so bring it into view and move focus there
 // (screen readers read it; the area keeps focus while the card inside it is polled and replaced). A success also

@@ -34,6 +34,11 @@ FORMS: list[tuple[str, dict[str, str], Any]] = [
     ("/jobs/{job}/cancel", {}, None),
     ("/jobs/{job}/compare", {"version": "1"}, None),
     ("/settings/keys", {"name": "stolen"}, None),
+    (
+        "/settings/password",
+        {"current": "correct horse battery", "new": "stolen password", "again": "stolen password"},
+        None,
+    ),
     ("/admin/users", {"name": "eve", "role": "admin"}, None),
     ("/admin/users/mia/disable", {}, None),
     ("/admin/users/mia/reset-password", {}, None),

@@ -1,15 +1,21 @@
-"""API keys are remembered by hash, for long, and forgotten within a second of a revocation in any process."""
+"""API keys are remembered by hash, forgotten within a second of a revocation in any process, and their last use
+written at most once a minute."""
 
 from __future__ import annotations
 
 import secrets
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy import event, select, update
 
-from webapp.models import Role
+from webapp.db import transaction
+from webapp.models import ApiKey, Role, utcnow
 from webapp.services import key_cache
 from webapp.services.accounts import AccountService, key_digest
-from webapp.services.key_cache import KEY_CACHE_SIZE, REVOCATION_CHECK_SECONDS
+from webapp.services.key_cache import KEY_CACHE_SIZE, LAST_USED_SECONDS, REVOCATION_CHECK_SECONDS
 from webapp.services.models import ModelRegistry
 
 
@@ -75,3 +81,49 @@ def test_keys_are_remembered_by_hash_and_a_flood_of_unknown_keys_cannot_push_a_g
     assert key.secret not in remembered and not set(unknown) & set(remembered), "never the key's own text"
     assert key_digest(key.secret) in remembered
     assert accounts.cached_key(key.secret)[0]
+
+
+def test_last_used_is_written_at_most_once_a_minute_per_key(registry: ModelRegistry, clock: Clock) -> None:
+    accounts = AccountService(registry.sessions)
+    user = accounts.create_user("noa", secrets.token_urlsafe(12), Role.MEMBER)
+    key = accounts.create_key(user.user_id, "k")
+    updates: list[str] = []
+    event.listen(registry.sessions.kw["bind"], "before_cursor_execute", _record_updates(updates))
+
+    assert accounts.principal_for_key(key.secret) is not None
+    assert len(updates) == 1 and _last_used(registry, key.id) is not None
+    first = _last_used(registry, key.id)
+    for _ in range(100):  # a busy key within the minute: answered from memory, nothing written
+        clock.now += 0.5
+        assert accounts.principal_for_key(key.secret) is not None
+    assert len(updates) == 1
+
+    clock.now += LAST_USED_SECONDS  # looked up again, but another process wrote less than a minute ago
+    _set_last_used(registry, key.id, utcnow() - timedelta(seconds=10))
+    updates.clear()
+    assert accounts.principal_for_key(key.secret) is not None
+    assert updates == []
+
+    clock.now += LAST_USED_SECONDS  # the stored time is older than a minute: one UPDATE
+    _set_last_used(registry, key.id, utcnow() - timedelta(minutes=5))
+    updates.clear()
+    accounts.principal_for_key(key.secret)
+    assert len(updates) == 1 and _last_used(registry, key.id) > first  # type: ignore[operator]
+
+
+def _record_updates(updates: list[str]) -> Callable[..., None]:
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE API_KEYS"):
+            updates.append(statement)
+
+    return record
+
+
+def _last_used(registry: ModelRegistry, key_id: uuid.UUID) -> datetime | None:
+    with registry.sessions() as session:
+        return session.scalar(select(ApiKey.last_used_at).where(ApiKey.id == key_id))
+
+
+def _set_last_used(registry: ModelRegistry, key_id: uuid.UUID, moment: datetime) -> None:
+    with transaction(registry.sessions) as session:
+        session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=moment))

@@ -8,7 +8,7 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import LogisticRegression
 
-from ml.demo import build_pipeline, train_diabetes, training_data
+from ml.demo import DEMO_METADATA, build_pipeline, train_diabetes, training_data
 from ml.predict import predict_frame
 from ml.registration import describe_estimator
 from ml.schema import InputSchema, SchemaError, derive_schema, to_frame
@@ -87,3 +87,20 @@ def test_the_diabetes_demo_is_a_regressor_whose_lab_values_are_optional() -> Non
     row = {"age": 59, "sex": "2", "bmi": 32.1, "bp": 101.0}
     (prediction,) = predict_frame(estimator, to_frame([row], diabetes.schema.features), diabetes.outputs)
     assert 25 <= prediction["value"] <= 346, "within the range of progressions seen in training"
+
+
+def test_metadata_gives_features_descriptions_and_units_and_a_typo_is_refused() -> None:
+    pipeline, training = train_diabetes()
+    schema = describe_estimator(pipeline, training, DEMO_METADATA["diabetes"]).schema
+    by_name = {f.name: f for f in schema.features}
+    assert by_name["s1"].description == "tc: total serum cholesterol" and by_name["s1"].unit is None
+    assert by_name["age"].unit == "years" and by_name["s6"].description == "glu: blood sugar level"
+    assert InputSchema.from_dict(schema.to_dict()) == schema, "kept with the schema"
+    with pytest.raises(SchemaError, match="units name s7, which the model does not take"):
+        describe_estimator(pipeline, training, {"units": {"s7": "mg/dL"}})
+
+
+def test_the_penguins_demo_ships_its_units() -> None:
+    units = DEMO_METADATA["penguins"]["units"]
+    assert units == {"bill_length_mm": "mm", "bill_depth_mm": "mm", "flipper_length_mm": "mm", "body_mass_g": "g"}
+    assert set(DEMO_METADATA["penguins"]["descriptions"]) == set(training_data()[0].columns)

@@ -282,3 +282,5 @@ class ApiKey(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Written when a lookup finds it older than a minute (accounts.py): to the minute, never once per request.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -45,6 +45,8 @@ class FeatureOut(BaseModel):
         None, description="A category outside `choices` is scored (with a warning) rather than refused."
     )
     max_length: int | None = Field(None, description="The longest text taken.")
+    description: str | None = Field(None, description="What the value means, when the model's metadata says.")
+    unit: str | None = Field(None, description="The value's unit, when the model's metadata says.")
 
 
 class TargetOut(BaseModel):

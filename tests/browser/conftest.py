@@ -98,11 +98,12 @@ def register_diabetes(stack: Stack) -> None:
     """The diabetes demo (10 fields: a form taller than a laptop's window), registered and visible to the web."""
     import httpx2
 
-    from ml.demo import DEMOS
+    from ml.demo import DEMO_METADATA, DEMOS
     from webapp.services.models import estimator_bytes
 
     estimator, training = DEMOS["diabetes"]()
-    stack.models.register(estimator_bytes(estimator), "joblib", "diabetes", training=training)
+    metadata = DEMO_METADATA["diabetes"]
+    stack.models.register(estimator_bytes(estimator), "joblib", "diabetes", training=training, metadata=metadata)
     deadline = time.monotonic() + 30  # the web server's registry cache is a few seconds old at most
     while httpx2.get(f"{stack.base_url}/api/v1/models/diabetes", headers=stack.auth).status_code != 200:
         assert time.monotonic() < deadline, "the web server never saw the new model"

@@ -46,6 +46,7 @@ def pages(jobs: dict[str, str]) -> dict[str, str]:
         "job-single": f"/jobs/{jobs['single']}",
         "job-batch": f"/jobs/{jobs['batch']}",
         "job-csv": f"/jobs/{jobs['csv']}",
+        "account": "/settings/account",
         "keys": "/settings/keys",
         "users": "/admin/users",
         "api-docs": "/docs",

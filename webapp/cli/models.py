@@ -129,6 +129,7 @@ def remove(
 ) -> None:
     """Forget a model version (or every version) and delete its file; past jobs keep showing what served them."""
     from ml.store import ModelNotFound
+    from webapp.services.models import ModelInUse
 
     what = f"{name} {version}" if version else f"every version of {name}"
     if not yes and not typer.confirm(f"Remove {what}?"):
@@ -136,6 +137,6 @@ def remove(
     try:
         with _registry() as registry:
             removed = registry.remove(name, version)
-    except ModelNotFound as exc:
+    except (ModelNotFound, ModelInUse) as exc:
         raise _fail(str(exc)) from exc
     typer.echo(f"removed {name} {', '.join(removed)}")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from jinja2_fragments.fastapi import Jinja2Blocks
+from markupsafe import Markup
 
 from webapp.background.retention import pruned_message
 from webapp.http.security import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, cookie_name, csrf_token
@@ -80,8 +81,13 @@ def seconds(delta: timedelta | None) -> str:
     return f"{minutes} min {rest} s"
 
 
-def timestamp(moment: datetime | None) -> str:
-    return "—" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+def timestamp(moment: datetime | None) -> Markup:
+    """A moment as a <time> element in UTC, which static/apot.js shows in the reader's own time zone."""
+    if moment is None:
+        return Markup("—")
+    moment = moment.astimezone(UTC)
+    machine, text = moment.strftime("%Y-%m-%dT%H:%M:%SZ"), moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return Markup('<time datetime="{}">{}</time>').format(machine, text)
 
 
 def elapsed(job: Any) -> str:

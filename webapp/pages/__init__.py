@@ -3,12 +3,25 @@
 from fastapi import APIRouter, Depends
 
 from webapp.http.auth import page_user
-from webapp.pages import account, docs, explanations, history, home, jobs, model_uploads, models, uploads, users
+from webapp.pages import (
+    account,
+    docs,
+    explanations,
+    history,
+    home,
+    jobs,
+    model_admin,
+    model_uploads,
+    models,
+    uploads,
+    users,
+)
 
 signed_in = APIRouter(dependencies=[Depends(page_user)])
 signed_in.include_router(home.router)
 signed_in.include_router(models.router)
 signed_in.include_router(model_uploads.router)
+signed_in.include_router(model_admin.router)
 signed_in.include_router(uploads.router)
 signed_in.include_router(history.router)
 signed_in.include_router(jobs.router)

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
 
 from pwdlib import PasswordHash
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from webapp.db import transaction
 from webapp.models import ApiKey, Role, User, utcnow
-from webapp.services.key_cache import KeyCache
+from webapp.services.key_cache import LAST_USED_SECONDS, KeyCache
+
+log = logging.getLogger(__name__)
 
 # Argon2id with pwdlib's recommended parameters.
 PASSWORDS = PasswordHash.recommended()
@@ -37,6 +41,10 @@ KEY_PREFIX = "apot_"
 
 class AccountError(ValueError):
     """A request about accounts that cannot be carried out; the message says why."""
+
+
+class WrongPassword(AccountError):
+    """The password given as the current one is not: counted as a failed sign-in."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +172,20 @@ class AccountService:
         self._change(name, password_hash=PASSWORDS.hash(password), session_version=User.session_version + 1)
         return password
 
+    def change_password(self, user_id: uuid.UUID, current: str, new: str) -> Principal:
+        """The user's own change: `current` must be their password. Every session ends, this one too; the returned
+        principal (its new session version) signs this browser in again. API keys keep working: revoke those
+        separately (the keys page) if they may have leaked too."""
+        with self.sessions() as session:
+            user = session.get(User, user_id)
+        if user is None or user.disabled or not PASSWORDS.verify(current, user.password_hash):
+            raise WrongPassword("that is not your current password")
+        _check_password(new)
+        if new == current:
+            raise AccountError("the new password is the same as the current one")
+        self._change(user.name, password_hash=PASSWORDS.hash(new), session_version=User.session_version + 1)
+        return Principal(user.id, user.name, user.role, user.session_version + 1)
+
     def end_sessions(self, user_id: uuid.UUID) -> None:
         """Sign the user out everywhere (the sign-out button)."""
         with transaction(self.sessions) as session:
@@ -180,7 +202,9 @@ class AccountService:
 
     def create_key(self, user_id: uuid.UUID, name: str) -> NewKey:
         """A new key for the user; the returned secret is the only copy."""
-        name = name.strip() or "key"
+        name = name.strip()
+        if not name:
+            raise AccountError("give the key a name, such as the script that will use it")
         if len(name) > 64:
             raise AccountError("a key's name is at most 64 characters")
         prefix = secrets.token_hex(4)
@@ -232,8 +256,23 @@ class AccountService:
             # Compared in constant time: the lookup by prefix reveals nothing about the rest of the key.
             if hmac.compare_digest(key.sha256, digest) and key.revoked_at is None and not user.disabled:
                 principal = _principal(user, key.id)
+                self._note_use(key)
         self._keys.put(digest, principal)
         return principal
+
+    def _note_use(self, key: ApiKey) -> None:
+        """Store that the key was used now, unless the stored time is less than LAST_USED_SECONDS old: a key in use
+        is looked up about once a minute (the cache forgets it then), so this is at most one UPDATE per key per
+        minute in a process, on the lookup's worker thread, and other processes skip it when one of them just wrote.
+        Best effort: a failed write never refuses the request."""
+        now = utcnow()
+        if key.last_used_at is not None and now - key.last_used_at < timedelta(seconds=LAST_USED_SECONDS):
+            return
+        try:
+            with transaction(self.sessions) as session:
+                session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+        except SQLAlchemyError:
+            log.warning("could not store when the key apot_%s_… was last used", key.prefix, exc_info=True)
 
     def _credentials_generation(self) -> tuple[int, int]:
         """Grows whenever any key is revoked or any user disabled, given a new password or signed out (each raises

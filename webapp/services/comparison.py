@@ -14,9 +14,15 @@ from ml.table import ScoredTable
 from webapp.models import ChunkStatus, Job, JobChunk, JobKind, JobStatus
 from webapp.services.accounts import Principal
 from webapp.services.csv_jobs import CsvJobService
-from webapp.services.jobs import JobService
+from webapp.services.jobs import JobService, owned_by
 
 TOP = 10
+# What can be run again on another version (an explain job's inputs are another job's).
+COMPARABLE = (JobKind.SINGLE, JobKind.BATCH, JobKind.CSV)
+
+
+class NothingToCompare(LookupError):
+    """No finished job of that version to run again on another."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,25 @@ class ComparisonService:
         if job.kind == JobKind.CSV:
             return self.csv_jobs.rerun(job, version, by, compare=True)
         return self.jobs.rerun(job, by, version, compare=True)
+
+    def start_between(self, name: str, old_version: str, new_version: str, by: Principal) -> Job:
+        """Compare two versions on real inputs: the newest succeeded job of `old_version` that `by` may see, run
+        again on `new_version` (see `start`)."""
+        query = select(Job).where(
+            Job.model_name == name,
+            Job.model_version == old_version,
+            Job.status == JobStatus.SUCCEEDED,
+            Job.kind.in_(COMPARABLE),
+            Job.pruned_at.is_(None),
+        )
+        with self.jobs.sessions() as session:
+            job = session.scalars(owned_by(query, by.owner_scope).order_by(Job.created_at.desc()).limit(1)).first()
+        if job is None:
+            raise NothingToCompare(
+                f"no finished job of {name} {old_version} to run again: predict with that version first "
+                "(a CSV upload compares many rows at once)"
+            )
+        return self.start(job, new_version, by)
 
     def compare(self, new: Job) -> Comparison:
         """The two jobs side by side; the figures are filled in once both have succeeded."""

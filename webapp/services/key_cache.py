@@ -12,8 +12,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from webapp.services.accounts import Principal
 
-# How long one process trusts a key lookup while no key was revoked and no user disabled anywhere.
+# How long one process remembers an unknown key while no key was revoked and no user disabled anywhere.
 KEY_CACHE_SECONDS = 300.0
+# How long it trusts a known key's lookup: the lookup after that also writes the key's "last used" time if the stored
+# one is older (accounts.py), so a key in use costs one small SELECT and at most one UPDATE a minute, not one a request.
+LAST_USED_SECONDS = 60.0
 # How often a process asks the database whether that happened: a revoked key stops working everywhere within this.
 REVOCATION_CHECK_SECONDS = 1.0
 # Keys each process remembers, and unknown keys apart (a flood of wrong keys cannot push the good ones out).
@@ -23,10 +26,10 @@ KEY_CACHE_SIZE = 1024
 class KeyCache:
     """A process's answers to key lookups, by the key's sha256 (never the key itself), least recently used out.
 
-    Kept KEY_CACHE_SECONDS, trusted while the credentials generation read at most REVOCATION_CHECK_SECONDS ago is
-    unchanged: a revocation anywhere is felt within about a second, and a busy process asks the database one
-    small question a second instead of one lookup per key per second. Thread-safe: the event loop reads it, the
-    lookups in worker threads fill it.
+    Kept LAST_USED_SECONDS (unknown keys KEY_CACHE_SECONDS), trusted while the credentials generation read at most
+    REVOCATION_CHECK_SECONDS ago is unchanged: a revocation anywhere is felt within about a second, and a busy
+    process asks the database one small question a second instead of one lookup per key per second. Thread-safe:
+    the event loop reads it, the lookups in worker threads fill it.
     """
 
     def __init__(self) -> None:
@@ -46,7 +49,7 @@ class KeyCache:
             return False, None
         with self._lock:
             known = self._known.get(digest)
-            if known is not None and now - known[0] < KEY_CACHE_SECONDS:
+            if known is not None and now - known[0] < LAST_USED_SECONDS:
                 self._known.move_to_end(digest)
                 return True, known[1]
             unknown = self._unknown.get(digest)

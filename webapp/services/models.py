@@ -31,6 +31,10 @@ LATENCY_SAMPLE = 1000
 REGISTRY_CACHE_SECONDS = 1.0  # the p50 on a model's page is taken over its latest jobs
 
 
+class ModelInUse(ValueError):
+    """A version cannot be removed while jobs are queued or running on it; the message says how many."""
+
+
 class ModelRegistry:
     """Registered models, read from the database by every process; their files live in `files`."""
 
@@ -176,10 +180,20 @@ class ModelRegistry:
 
     def remove(self, name: str, version: str | None = None) -> list[str]:
         """Forget a version (or every version) and delete its file; jobs keep the name and version they used.
-        When the default goes and others stay, the most recently registered of them becomes the default."""
+        When the default goes and others stay, the most recently registered of them becomes the default. Refused
+        (ModelInUse) while jobs are queued or running on it: they would fail for want of the file."""
         removed = [v.version for v in self.versions(name) if version is None or v.version == version]
         if not removed:
             raise ModelNotFound(f"version {version!r} of model {name!r} is not registered")
+        open_jobs = (Job.model_name == name) & Job.model_version.in_(removed)
+        open_jobs &= Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING])
+        with self.sessions() as session:
+            waiting = session.scalar(select(func.count()).select_from(Job).where(open_jobs)) or 0
+        if waiting:
+            raise ModelInUse(
+                f"{waiting} job{'s are' if waiting > 1 else ' is'} queued or running on {name} {', '.join(removed)}: "
+                "wait for them to end (or cancel them), then remove it"
+            )
         with transaction(self.sessions) as session:
             session.execute(
                 delete(RegisteredModel).where(RegisteredModel.name == name, RegisteredModel.version.in_(removed))
@@ -256,7 +270,7 @@ def estimator_bytes(estimator: Any) -> bytes:
 
 def ensure_demos(registry: ModelRegistry) -> list[ModelInfo]:
     """Train and register the demo models that are missing; returns those registered now."""
-    from ml.demo import DEMOS
+    from ml.demo import DEMO_METADATA, DEMOS
 
     registered = []
     for name, train in DEMOS.items():
@@ -264,5 +278,6 @@ def ensure_demos(registry: ModelRegistry) -> list[ModelInfo]:
             registry.get(name)
         except ModelNotFound:
             estimator, training = train()
-            registered.append(registry.register(estimator_bytes(estimator), "joblib", name, training=training))
+            data, metadata = estimator_bytes(estimator), DEMO_METADATA[name]
+            registered.append(registry.register(data, "joblib", name, training=training, metadata=metadata))
     return registered
