@@ -19,7 +19,7 @@ from ml.table import ScoredTable
 from tests.conftest import RecordingEnqueue, worker_context
 from webapp.models import ChunkStatus, Job, JobChunk
 from webapp.services.chunk_scoring import score_chunk
-from webapp.services.csv_jobs import _prediction_cells
+from webapp.services.csv_jobs import prediction_cells
 from webapp.services.models import ModelRegistry
 
 HEADER = "island;bill_length_mm;flipper_length_mm;sex;note\n"
@@ -280,5 +280,5 @@ def test_a_carriage_return_inside_a_cell_is_quoted_so_no_formula_starts_a_row(
 
 def test_class_labels_that_would_run_as_formulas_are_neutralised() -> None:
     scored = ScoredTable(errors=[None, None], probabilities=np.array([[0.9, 0.1], [0.2, 0.8]]))
-    label, *_ = _prediction_cells(2, scored, [Output("prediction", ["=1+1", "-2+3+cmd|' /C calc'!A0"])])
+    label, *_ = prediction_cells(2, scored, [Output("prediction", ["=1+1", "-2+3+cmd|' /C calc'!A0"])])
     assert list(label) == ["'=1+1", "'-2+3+cmd|' /C calc'!A0"]
