@@ -124,6 +124,22 @@ def test_on_error_fail_fails_the_job_naming_the_rows(
     assert rows[1]["error"].startswith("island") and rows[3]["error"].startswith("not scored")
 
 
+def test_the_chunk_that_fails_its_job_reports_it_for_its_task_state_and_no_other_does(
+    client: TestClient, enqueue: RecordingEnqueue, registry: ModelRegistry
+) -> None:
+    created = upload(client, GOOD, on_error="fail").json()
+    context = worker_context(registry)
+    first, second = enqueue.published
+
+    reported = score_chunk(context, first)  # its row 2 is bad: the job fails, and so does this chunk's task
+
+    job = client.get(created["url"]).json()
+    assert job["status"] == "failed"
+    assert reported == f"job {job['id']} failed: {job['error']}"
+    assert score_chunk(context, second) is None, "a chunk the failure cancelled did nothing: its task succeeds"
+    assert score_chunk(context, first) is None, "delivered again: nothing scored, nothing reported twice"
+
+
 def test_cancel_stops_unstarted_chunks_and_keeps_what_was_scored(
     client: TestClient, engine: Engine, enqueue: RecordingEnqueue, registry: ModelRegistry
 ) -> None:

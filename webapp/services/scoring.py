@@ -73,16 +73,19 @@ class ClaimedJob:
     kind: str = JobKind.SINGLE
 
 
-def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> None:
-    """Score the jobs of one message that are still queued; ids already claimed or ended are skipped."""
+def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> dict[str, str]:
+    """Score the jobs of one message that are still queued; ids already claimed or ended are skipped. Returns the
+    message's own jobs that failed, scored now or already (by the claim of a message before it), with their errors:
+    what its task reports; a job claimed along from behind another message is reported by that message's task."""
     with pinned_session(ctx.sessions) as session:
         with session.begin():
             jobs = claim_jobs(session, ctx, [uuid.UUID(job_id) for job_id in job_ids])
-        skipped = set(job_ids) - {str(job.id) for job in jobs}
+            skipped = set(job_ids) - {str(job.id) for job in jobs}
+            failed = _already_failed(session, skipped)
         if skipped:  # usually scored already, with the message of a job queued before them
             log.debug("%d of %d jobs were not queued any more; skipped", len(skipped), len(job_ids))
         if not jobs:
-            return
+            return failed
         outcomes: list[Outcome] = []
         summaries = SummaryBatch(ctx.tracking)
         try:
@@ -101,6 +104,19 @@ def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> None:
             outcome.status.value,
             extra={"job_id": str(outcome.job_id), "rows": outcome.rows_done, "error": outcome.error},
         )
+        if outcome.status == JobStatus.FAILED and str(outcome.job_id) in job_ids:
+            failed[str(outcome.job_id)] = outcome.error or ""
+    return failed
+
+
+def _already_failed(session: Session, job_ids: set[str]) -> dict[str, str]:
+    """Of jobs this message names but did not claim, those that have failed (one read, only when some were)."""
+    ids, table = [uuid.UUID(i) for i in job_ids], jobs_table
+    if not ids:
+        return {}
+    ended = table.c.status == JobStatus.FAILED
+    rows = session.execute(select(table.c.id, table.c.error).where(table.c.id.in_(ids), ended))
+    return {str(job_id): error or "" for job_id, error in rows}
 
 
 def fail_over_time(ctx: ScoringContext, job_ids: Sequence[str], limit_seconds: float) -> None:
@@ -284,14 +300,8 @@ def _finish(session: Session, ctx: ScoringContext, outcomes: list[Outcome], star
         for o in outcomes
     }
     parameters = [
-        {
-            "job_id": job_id,
-            "new_status": end.status,
-            "new_result": end.result,
-            "new_error": end.error,
-            "new_rows_done": end.rows_done,
-        }
-        for job_id, end in ends.items()
+        dict(job_id=job_id, new_status=e.status, new_result=e.result, new_error=e.error, new_rows_done=e.rows_done)
+        for job_id, e in ends.items()
     ]
     written = session.connection().execute(statement, parameters).rowcount
     # A job cancelled or taken back meanwhile was not written: then the waiters read every row, as the
