@@ -3,17 +3,23 @@ for succeeded, failed, cancelled and running jobs, each read bounded (tests/brow
 
 from __future__ import annotations
 
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from ml.predict import Output
 from ml.table import ScoredTable
-from tests.conftest import RecordingEnqueue
+from tests.conftest import RecordingEnqueue, worker_context
 from tests.html import one, parse
+from webapp.models import Job
 from webapp.services import csv_results
+from webapp.services.chunk_scoring import score_chunk
 from webapp.services.csv_results import _distribution, merged, tally
 from webapp.services.models import ModelRegistry
 
@@ -137,11 +143,30 @@ def test_a_cancelled_job_shows_what_was_scored_before(
     assert not one(html, "#job-live").get("hx-get")
 
 
+def test_chunks_stored_at_once_each_count_their_predictions(
+    client: TestClient, enqueue: RecordingEnqueue, registry: ModelRegistry, engine: Engine
+) -> None:
+    job = upload(client, penguins(30, bad_every=4))
+    context = worker_context(registry, enqueue)
+    for _ in range(5):  # each round stores the chunks released so far from parallel threads, as workers do
+        chunks, enqueue.dispatches = [d.targets[0] for d in enqueue.dispatches], []
+        with ThreadPoolExecutor(len(chunks) or 1) as pool:
+            list(pool.map(lambda chunk: score_chunk(context, chunk), chunks))
+
+    with Session(engine) as session:
+        stored = session.scalars(select(Job).where(Job.id == uuid.UUID(job["id"]))).one()
+    assert (stored.status, stored.rows_done, stored.rows_failed) == ("succeeded", 30, 7)
+    assert sum(stored.upload["tally"]["prediction"].values()) == 30 - 7  # type: ignore[index]
+
+
 def test_tallies_add_up_and_a_regressor_gets_a_histogram() -> None:
     scored = ScoredTable(errors=[None, None, "bad", None], values=np.array([1.234, 1.2, 99.0, 250.0]))
     counts = tally(scored, [Output("value")])
     assert counts == {"value": {"1.2": 2, "2.5e+02": 1}}
-    assert merged(counts, counts) == {"value": {"1.2": 4, "2.5e+02": 2}}
+    assert merged(counts, counts, [Output("value")]) == {"value": {"1.2": 4, "2.5e+02": 2}}
+    wide = {"value": {f"{m / 10:.2g}e{e}": 1 for m in range(10, 100) for e in range(-10, 0)}}  # 10 decades
+    coarse = merged(None, wide, [Output("value")])["value"]
+    assert len(coarse) < csv_results.MAX_VALUE_KEYS < 900 and sum(coarse.values()) == 900
     spread = {str(v): 1 for v in range(100)}
     histogram = _distribution(Output("value"), spread)
     assert len(histogram.labels) == csv_results.HISTOGRAM_BARS and sum(histogram.counts) == 100

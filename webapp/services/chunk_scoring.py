@@ -146,7 +146,8 @@ def _store(
             # The predictions' spread, for the job page: read again under the row lock the update took (no other
             # chunk's count can land in between), added to and written back.
             upload = session.scalar(select(Job.upload).where(Job.id == claimed.job.id)) or {}
-            counts = merged(upload.get("tally"), tally(scored, job_outputs(upload)))
+            outputs = job_outputs(upload)
+            counts = merged(upload.get("tally"), tally(scored, outputs), outputs)
             session.execute(update(Job).where(Job.id == claimed.job.id).values(upload={**upload, "tally": counts}))
             if failure is None:
                 summaries.write(session)

@@ -27,6 +27,7 @@ from webapp.services.csv_jobs import job_outputs, output_columns, prediction_cel
 
 PREVIEW_ROWS = 20
 BAD_ROWS_PER_PAGE = 50
+MAX_VALUE_KEYS = 300  # a regressor's counts kept per job: values rounded to 2 significant digits, else 1
 HISTOGRAM_BARS = 12  # a regressor's values, shown as this many bars of equal width (or one per value, if fewer)
 
 
@@ -71,13 +72,22 @@ def tally(scored: ScoredTable, outputs: list[Output]) -> dict[str, dict[str, int
     return counts
 
 
-def merged(total: dict[str, dict[str, int]] | None, more: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
-    """Two tallies added up."""
+def merged(
+    total: dict[str, dict[str, int]] | None, more: dict[str, dict[str, int]], outputs: list[Output]
+) -> dict[str, dict[str, int]]:
+    """Two tallies added up. A regressor's that would pass MAX_VALUE_KEYS (values over many orders of magnitude)
+    is counted by one significant digit instead: the job row, which every list of jobs reads, stays small."""
     out = {name: dict(counts) for name, counts in (total or {}).items()}
     for name, counts in more.items():
         target = out.setdefault(name, {})
         for key, count in counts.items():
             target[key] = target.get(key, 0) + count
+    for output in outputs:
+        if not output.classes and len(out.get(output.name, {})) > MAX_VALUE_KEYS:
+            coarse: Counter[str] = Counter()
+            for key, count in out[output.name].items():
+                coarse[f"{float(key):.1g}"] += count
+            out[output.name] = dict(coarse)
     return out
 
 
