@@ -134,6 +134,8 @@ def test_a_cancelled_job_shows_what_was_scored_before(
     running = page(client, job, bad_page=1)
     assert "Results so far" in one(running, "#results h2").text
     assert "bad_page=1" in one(running, "#job-live")["hx-get"], "polling keeps the page of bad rows"
+    polled = parse(client.get(f"/jobs/{job['id']}", params={"bad_page": 1}, headers={"HX-Request": "true"}).text)
+    assert one(polled, "#job-live #results table.bad-rows") and not polled.select("html, h1"), "the live block alone"
     assert client.post(f"/api/v1/jobs/{job['id']}/cancel").status_code == 200
     html = page(client, job)
 
