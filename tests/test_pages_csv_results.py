@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from ml.predict import Output
 from ml.table import ScoredTable
+from tests.accounts import Account
 from tests.conftest import RecordingEnqueue, worker_context
 from tests.html import one, parse
 from webapp.models import Job
@@ -159,6 +160,25 @@ def test_chunks_stored_at_once_each_count_their_predictions(
         stored = session.scalars(select(Job).where(Job.id == uuid.UUID(job["id"]))).one()
     assert (stored.status, stored.rows_done, stored.rows_failed) == ("succeeded", 30, 7)
     assert sum(stored.upload["tally"]["prediction"].values()) == 30 - 7  # type: ignore[index]
+
+
+def test_a_rerun_of_the_file_counts_its_own_predictions(
+    client: TestClient, enqueue: RecordingEnqueue, registry: ModelRegistry, engine: Engine, member: Account
+) -> None:
+    job = upload(client, penguins(6))
+    enqueue.deliver(registry)
+    csv_jobs = client.app.state.csv_jobs  # type: ignore[attr-defined]
+    with Session(engine) as session:
+        old = session.scalars(select(Job).where(Job.id == uuid.UUID(job["id"]))).one()
+    assert sum(old.upload["tally"]["prediction"].values()) == 6  # type: ignore[index]
+
+    new = csv_jobs.rerun(old, old.model_version, member.principal)
+
+    assert "tally" not in new.upload
+    enqueue.deliver(registry)
+    with Session(engine) as session:
+        again = session.scalars(select(Job).where(Job.id == new.id)).one()
+    assert again.upload["tally"] == old.upload["tally"]  # type: ignore[index]
 
 
 def test_tallies_add_up_and_a_regressor_gets_a_histogram() -> None:
