@@ -74,9 +74,8 @@ class ClaimedJob:
 
 
 def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> dict[str, str]:
-    """Score the jobs of one message that are still queued; ids already claimed or ended are skipped. Returns the
-    message's own jobs that failed, scored now or already (by the claim of a message before it), with their errors:
-    what its task reports; a job claimed along from behind another message is reported by that message's task."""
+    """Score the jobs of one message that are still queued; ids already claimed or ended are skipped. Returns those
+    of its own jobs that failed (now or with an earlier message's claim) and why, for its task (tasks/scoring.py)."""
     with pinned_session(ctx.sessions) as session:
         with session.begin():
             jobs = claim_jobs(session, ctx, [uuid.UUID(job_id) for job_id in job_ids])
@@ -111,12 +110,9 @@ def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> dict[str, str]:
 
 def _already_failed(session: Session, job_ids: set[str]) -> dict[str, str]:
     """Of jobs this message names but did not claim, those that have failed (one read, only when some were)."""
-    ids, table = [uuid.UUID(i) for i in job_ids], jobs_table
-    if not ids:
-        return {}
-    ended = table.c.status == JobStatus.FAILED
-    rows = session.execute(select(table.c.id, table.c.error).where(table.c.id.in_(ids), ended))
-    return {str(job_id): error or "" for job_id, error in rows}
+    table, ids = jobs_table, [uuid.UUID(i) for i in job_ids]
+    query = select(table.c.id, table.c.error).where(table.c.id.in_(ids), table.c.status == JobStatus.FAILED)
+    return {str(job_id): error or "" for job_id, error in session.execute(query)} if ids else {}
 
 
 def fail_over_time(ctx: ScoringContext, job_ids: Sequence[str], limit_seconds: float) -> None:
@@ -290,12 +286,7 @@ def _finish(session: Session, ctx: ScoringContext, outcomes: list[Outcome], star
     )
     ends = {
         o.job_id: JobEnd(
-            o.status.value,
-            started[o.job_id],
-            now,
-            o.rows_done,
-            o.error[:MAX_ERROR_LENGTH] if o.error else None,
-            o.result,
+            o.status.value, started[o.job_id], now, o.rows_done, o.error and o.error[:MAX_ERROR_LENGTH], o.result
         )
         for o in outcomes
     }
