@@ -51,6 +51,15 @@ class ScoredTable:
         np.savez(buffer, **arrays)
         return buffer.getvalue()
 
+    def head(self, rows: int) -> ScoredTable:
+        """The first `rows` rows."""
+        return ScoredTable(
+            self.errors[:rows],
+            None if self.probabilities is None else self.probabilities[:rows],
+            None if self.values is None else self.values[:rows],
+            None if self.warnings is None else self.warnings[:rows],
+        )
+
     @classmethod
     def from_bytes(cls, raw: bytes) -> ScoredTable:
         with np.load(io.BytesIO(raw), allow_pickle=False) as data:

@@ -39,6 +39,13 @@ class TimeLimited(Task):
                 fail_over_time(ctx, args, get_settings().task_time_limit)
 
 
+class JobFailed(Exception):
+    """Raised by a scoring task after it wrote its jobs' failures, so that the task ends in FAILURE for Flower and
+    `celery events` (which see only task states; the job row is the truth apot reads). Nothing is retried: no
+    task retries, and a late-acked message is acked whether its task succeeds or raises. Declared in the tasks'
+    `throws`, so the worker logs it as an expected failure, without a traceback (the service logged the job's)."""
+
+
 @contextmanager
 def _main_process_context() -> Iterator[ScoringContext]:
     # Not worker_context(): the main process forks new pool processes, which must not inherit its connections.
@@ -54,17 +61,24 @@ def _main_process_context() -> Iterator[ScoringContext]:
         engine.dispose()
 
 
-@shared_task(name=SCORE_JOBS, bind=True, base=TimeLimited)
+@shared_task(name=SCORE_JOBS, bind=True, base=TimeLimited, throws=(JobFailed,))
 def score_jobs(task: Task, *job_ids: str) -> None:
-    """Score the small jobs that were submitted together; ids already claimed or ended are skipped."""
+    """Score the small jobs that were submitted together; ids already claimed or ended are skipped. Fails (after
+    the rows are written) if any job the message names failed, naming those: its other jobs succeeded."""
     # Every line logged while they are scored names the task and its job (or jobs, for a message of several).
     jobs = {"job_id": job_ids[0]} if len(job_ids) == 1 else {"job_ids": job_ids}
     with job_context(task_id=task.request.id, **jobs):
-        run_scoring(worker_context(), job_ids)
+        failed = run_scoring(worker_context(), job_ids)
+    if failed:
+        ok = f"; the other {len(job_ids) - len(failed)} of its jobs did not fail" if len(job_ids) > len(failed) else ""
+        raise JobFailed("; ".join(f"job {job_id} failed: {error}" for job_id, error in failed.items()) + ok)
 
 
-@shared_task(name=SCORE_CHUNK, bind=True, base=TimeLimited)
+@shared_task(name=SCORE_CHUNK, bind=True, base=TimeLimited, throws=(JobFailed,))
 def score_chunk(task: Task, chunk_id: str) -> None:
-    """Score one chunk of a CSV job; a message for a chunk already claimed or cancelled does nothing."""
+    """Score one chunk of a CSV job; a message for a chunk already claimed or cancelled does nothing. Fails (after
+    the job is marked failed) if this chunk failed its job."""
     with job_context(task_id=task.request.id, chunk_id=chunk_id):
-        run_chunk_scoring(worker_context(), chunk_id)
+        error = run_chunk_scoring(worker_context(), chunk_id)
+    if error is not None:
+        raise JobFailed(error)

@@ -51,6 +51,7 @@ class Stack:
         return {"name": SESSION_COOKIE, "value": value, "url": self.base_url}
 
     worker_metrics_url: str  # `apot worker`'s own metrics endpoint (APOT_WORKER_METRICS_PORT)
+    broker_url: str  # where Flower or `celery events` would listen
 
 
 @contextmanager
@@ -100,7 +101,9 @@ def running_stack(name: str, root: Path, trained: dict[str, Trained], **settings
         # Both Celery nodes of `apot worker` (scoring, webhooks) take their queues: on a busy machine a minute or more
         # after the web answers, longer than a test waits for its first job.
         wait_for_log(logs, [f"{queue}@", f"{queue}-webhooks@"], "ready.", worker)
-        yield Stack(name, f"http://127.0.0.1:{port}", models, logs, account, secret.encode(), worker_metrics)
+        yield Stack(
+            name, f"http://127.0.0.1:{port}", models, logs, account, secret.encode(), worker_metrics, broker_url
+        )
 
 
 def wait_for_log(

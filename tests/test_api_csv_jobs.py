@@ -19,7 +19,7 @@ from ml.table import ScoredTable
 from tests.conftest import RecordingEnqueue, worker_context
 from webapp.models import ChunkStatus, Job, JobChunk
 from webapp.services.chunk_scoring import score_chunk
-from webapp.services.csv_jobs import _prediction_cells
+from webapp.services.csv_jobs import prediction_cells
 from webapp.services.models import ModelRegistry
 
 HEADER = "island;bill_length_mm;flipper_length_mm;sex;note\n"
@@ -122,6 +122,22 @@ def test_on_error_fail_fails_the_job_naming_the_rows(
     rows = results(client, job)
     assert [r["prediction"] for r in rows] == ["Gentoo", "", "Chinstrap", "", ""]
     assert rows[1]["error"].startswith("island") and rows[3]["error"].startswith("not scored")
+
+
+def test_the_chunk_that_fails_its_job_reports_it_for_its_task_state_and_no_other_does(
+    client: TestClient, enqueue: RecordingEnqueue, registry: ModelRegistry
+) -> None:
+    created = upload(client, GOOD, on_error="fail").json()
+    context = worker_context(registry)
+    first, second = enqueue.published
+
+    reported = score_chunk(context, first)  # its row 2 is bad: the job fails, and so does this chunk's task
+
+    job = client.get(created["url"]).json()
+    assert job["status"] == "failed"
+    assert reported == f"job {job['id']} failed: {job['error']}"
+    assert score_chunk(context, second) is None, "a chunk the failure cancelled did nothing: its task succeeds"
+    assert score_chunk(context, first) is None, "delivered again: nothing scored, nothing reported twice"
 
 
 def test_cancel_stops_unstarted_chunks_and_keeps_what_was_scored(
@@ -280,5 +296,5 @@ def test_a_carriage_return_inside_a_cell_is_quoted_so_no_formula_starts_a_row(
 
 def test_class_labels_that_would_run_as_formulas_are_neutralised() -> None:
     scored = ScoredTable(errors=[None, None], probabilities=np.array([[0.9, 0.1], [0.2, 0.8]]))
-    label, *_ = _prediction_cells(2, scored, [Output("prediction", ["=1+1", "-2+3+cmd|' /C calc'!A0"])])
+    label, *_ = prediction_cells(2, scored, [Output("prediction", ["=1+1", "-2+3+cmd|' /C calc'!A0"])])
     assert list(label) == ["'=1+1", "'-2+3+cmd|' /C calc'!A0"]

@@ -297,3 +297,40 @@ def test_a_messages_own_job_locked_by_another_transaction_is_waited_for_not_skip
 
     scoring.result(timeout=60)
     assert read(engine, job_id).status == JobStatus.SUCCEEDED
+
+
+def test_a_message_reports_its_own_failed_jobs_for_its_task_state(
+    context: ScoringContext,
+    jobs: JobService,
+    registry: ModelRegistry,
+    engine: Engine,
+    trained_models: dict[str, Trained],
+) -> None:
+    registry.register(trained_models["sizes"].data, "joblib", "trusting", metadata=TOO_TRUSTING)
+    good = store(jobs, "trusting", {"size": 2, "colour": "blue"})
+    bad = store(jobs, "trusting", {"size": 2, "colour": "purple"})
+
+    failed = score_jobs(context, [str(good), str(bad)])
+
+    assert list(failed) == [str(bad)], "the task fails for the bad job, naming it, and not for the good one"
+    assert failed[str(bad)] == read(engine, bad).error
+    assert score_jobs(context, [str(good), str(bad)]) == failed, "delivered again: the same report, nothing scored"
+    assert score_jobs(context, [str(good)]) == {}
+
+
+def test_a_job_claimed_from_behind_another_message_is_reported_by_its_own_message(
+    context: ScoringContext,
+    jobs: JobService,
+    registry: ModelRegistry,
+    engine: Engine,
+    trained_models: dict[str, Trained],
+) -> None:
+    registry.register(trained_models["sizes"].data, "joblib", "trusting", metadata=TOO_TRUSTING)
+    good = store(jobs, "trusting", {"size": 2, "colour": "blue"})
+    bad = store(jobs, "trusting", {"size": 2, "colour": "purple"})
+    published(engine, [good, bad])
+    assert message_of(jobs, good) != message_of(jobs, bad)
+
+    assert score_jobs(context, message_of(jobs, good)) == {}, "it scored the bad job too, but that is not its own"
+    assert read(engine, bad).status == JobStatus.FAILED
+    assert list(score_jobs(context, message_of(jobs, bad))) == [str(bad)]

@@ -152,8 +152,8 @@ def pack_lines(lines: list[str], rows: int, problems: dict[int, str]) -> PackedC
     return PackedChunk(zlib.compress(text.encode(), level=1), rows, problems)
 
 
-def unpack_frame(data: bytes, columns: list[str], delimiter: str) -> pd.DataFrame:
-    """A chunk back as a frame of strings ("" for an empty cell), one row per data row."""
+def unpack_frame(data: bytes, columns: list[str], delimiter: str, rows: int | None = None) -> pd.DataFrame:
+    """A chunk back as a frame of strings ("" for an empty cell), one row per data row (the first `rows` only)."""
     import pandas as pd
 
     return pd.read_csv(
@@ -166,6 +166,7 @@ def unpack_frame(data: bytes, columns: list[str], delimiter: str) -> pd.DataFram
         na_filter=False,
         encoding="utf-8",
         skip_blank_lines=False,
+        nrows=rows,
     )
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from ml.demo import write_sample_csv
+from tests.html import parse
 from tests.stacks import Stack
 
 ROWS = 50_000
@@ -57,6 +58,13 @@ def test_a_50k_row_file_is_scored_in_order_with_every_count_right(stack: Stack, 
     probabilities = result.loc[~bad, ["probability_Adelie", "probability_Chinstrap", "probability_Gentoo"]]
     assert (probabilities.astype(float).sum(axis=1) - 1).abs().max() < 1e-5
     assert set(result.loc[~bad, "prediction"]) <= {"Adelie", "Chinstrap", "Gentoo"}
+    # The job page's chart counts what the file holds, as the workers tallied it chunk by chunk.
+    cookie = stack.session_cookie()
+    page = parse(httpx2.get(f"{stack.base_url}/jobs/{job['id']}", cookies={cookie["name"]: cookie["value"]}).text)
+    cells = [tr.select("th, td") for tr in page.select("#results figure.chart table tbody tr")]
+    chart = {label.text: int(count.text.replace(",", "")) for label, count in cells}
+    assert chart == result.loc[~bad, "prediction"].value_counts().to_dict()
+    assert len(page.select("table.bad-rows tbody tr")) == min(int(bad.sum()), 50)
 
 
 def test_cancelling_midway_stops_the_rest_and_keeps_what_was_scored(stack: Stack, sample: Path) -> None:

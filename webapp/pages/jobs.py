@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -18,6 +20,7 @@ from webapp.http.security import require_csrf
 from webapp.http.templating import is_htmx, redirect, render
 from webapp.models import Job
 from webapp.services import history
+from webapp.services.csv_results import csv_results
 from webapp.services.jobs import JobAlreadyEnded, JobNotFound, Unavailable
 from webapp.services.webhooks import delivery_attempts
 
@@ -31,14 +34,23 @@ def refuse_if_pruned(job: Job) -> None:
 
 
 @router.get("/jobs/{job_id}", name="job_page")
-def job_page(request: Request, job: JobDep, jobs: JobsDep, models: ModelsDep) -> Response:
-    """One job: inputs, result, timings, webhook deliveries, and ways to run it again or on another version."""
+def job_page(
+    request: Request,
+    job: JobDep,
+    jobs: JobsDep,
+    models: ModelsDep,
+    bad_page: Annotated[int, Query(ge=1, description="a CSV job's page of bad rows")] = 1,
+) -> Response:
+    """One job: inputs, result (a CSV job's first rows, spread and bad rows), timings, webhook deliveries, and ways
+    to run it again or on another version."""
     try:
         others = [v.version for v in models.versions(job.model_name) if v.version != job.model_version]
     except ModelNotFound:
         others = []
     deliveries = delivery_attempts(jobs.sessions, job.id) if job.callback_url else []
     context = {"job": job, "other_versions": others, "deliveries": deliveries, "edit_url": _edit_url(request, job)}
+    if job.kind == "csv" and not job.pruned_at:
+        context["csv"] = csv_results(jobs.sessions, job, bad_page)
     return render(request, "jobs/detail.html", context, block="live")
 
 

@@ -18,6 +18,8 @@ from webapp.db import transaction
 from webapp.logs import job_context
 from webapp.models import ChunkStatus, Job, JobChunk, JobStatus, utcnow
 from webapp.services.chunk_release import release_next
+from webapp.services.csv_jobs import job_outputs
+from webapp.services.csv_results import merged, tally
 from webapp.services.scoring import MAX_ERROR_LENGTH, ScoringContext
 from webapp.services.tracking.summaries import SummaryBatch
 
@@ -35,17 +37,18 @@ class ClaimedChunk:
     problems: dict[str, str]
 
 
-def score_chunk(ctx: ScoringContext, chunk_id: str) -> None:
-    """Score one queued chunk of a running job; a chunk already claimed, or of an ended job, is left alone."""
+def score_chunk(ctx: ScoringContext, chunk_id: str) -> str | None:
+    """Score one queued chunk of a running job; a chunk already claimed, or of an ended job, is left alone. Returns
+    why the job failed if this chunk failed it (what its task reports), else None."""
     claimed = _claim(ctx, uuid.UUID(chunk_id))
     if claimed is None:
         log.info("chunk %s is not waiting any more; message ignored", chunk_id)
-        return
+        return None
     with job_context(job_id=claimed.job.id):
-        _score_claimed(ctx, claimed)
+        return _score_claimed(ctx, claimed)
 
 
-def _score_claimed(ctx: ScoringContext, claimed: ClaimedChunk) -> None:
+def _score_claimed(ctx: ScoringContext, claimed: ClaimedChunk) -> str | None:
     chunk_id, job, upload = claimed.id, claimed.job, claimed.job.upload or {}
     try:
         info = ctx.models.get(job.model_name, job.model_version)
@@ -53,15 +56,12 @@ def _score_claimed(ctx: ScoringContext, claimed: ClaimedChunk) -> None:
         known = [claimed.problems.get(str(row), "") for row in range(len(cells))]
         scored = score_table(ctx.models.files.load(info), info.schema, cells, known, info.outputs)
     except SoftTimeLimitExceeded:
-        _fail_job(ctx, job.id, CHUNK_OVER_TIME)
-        return
+        return _fail_job(ctx, job.id, CHUNK_OVER_TIME)
     except (ModelNotFound, ModelIntegrityError, ModelLoadError) as exc:
-        _fail_job(ctx, job.id, str(exc))
-        return
+        return _fail_job(ctx, job.id, str(exc))
     except Exception as exc:
         log.exception("chunk %s of job %s failed while scoring", chunk_id, job.id)
-        _fail_job(ctx, job.id, f"prediction failed: {type(exc).__name__}: {exc}")
-        return
+        return _fail_job(ctx, job.id, f"prediction failed: {type(exc).__name__}: {exc}")
     bad_rows = [(claimed.first_row + i, e) for i, e in enumerate(scored.errors) if e is not None]
     if bad_rows and upload.get("on_error") == "fail":
         # Stored with the failure in one transaction, so the job's (partial) results list every bad row with its
@@ -70,10 +70,13 @@ def _score_claimed(ctx: ScoringContext, claimed: ClaimedChunk) -> None:
         more = len(bad_rows) - ERRORS_IN_SUMMARY
         also = f" (and {more} more: the results' error column lists every one)" if more > 0 else ""
         error = f"Bad rows, and the job was set to fail on them: {listed}{also}"
-        _store(ctx, claimed, scored, len(bad_rows), info, failure=error)
+        if not _store(ctx, claimed, scored, len(bad_rows), info, failure=error):
+            return None
         log.info("job failed", extra={"job_id": str(job.id), "error": error})
-    elif _store(ctx, claimed, scored, len(bad_rows), info):
+        return f"job {job.id} failed: {error}"
+    if _store(ctx, claimed, scored, len(bad_rows), info):
         _finish_if_done(ctx, claimed)
+    return None
 
 
 def _claim(ctx: ScoringContext, chunk_id: uuid.UUID) -> ClaimedChunk | None:
@@ -140,6 +143,12 @@ def _store(
                 .where(Job.id == claimed.job.id)
                 .values(rows_done=Job.rows_done + rows, rows_failed=Job.rows_failed + failed)
             )
+            # The predictions' spread, for the job page: read again under the row lock the update took (no other
+            # chunk's count can land in between), added to and written back.
+            upload = session.scalar(select(Job.upload).where(Job.id == claimed.job.id)) or {}
+            outputs = job_outputs(upload)
+            counts = merged(upload.get("tally"), tally(scored, outputs), outputs)
+            session.execute(update(Job).where(Job.id == claimed.job.id).values(upload={**upload, "tally": counts}))
             if failure is None:
                 summaries.write(session)
             else:
@@ -176,14 +185,17 @@ def fail_chunk_over_time(ctx: ScoringContext, chunk_id: str) -> None:
         _fail_job(ctx, job_id, CHUNK_OVER_TIME)
 
 
-def _fail_job(ctx: ScoringContext, job_id: uuid.UUID, error: str) -> None:
+def _fail_job(ctx: ScoringContext, job_id: uuid.UUID, error: str) -> str | None:
+    """Fail the job; what to report if this did (not if it had ended meanwhile, say cancelled)."""
     with transaction(ctx.sessions) as session:
-        _mark_failed(ctx, session, job_id, error)
+        if not _mark_failed(ctx, session, job_id, error):
+            return None
     log.info("job failed", extra={"job_id": str(job_id), "error": error})
+    return f"job {job_id} failed: {error}"
 
 
-def _mark_failed(ctx: ScoringContext, session: Session, job_id: uuid.UUID, error: str) -> None:
-    """Fail the job unless it has ended, and cancel its chunks not yet scored."""
+def _mark_failed(ctx: ScoringContext, session: Session, job_id: uuid.UUID, error: str) -> bool:
+    """Fail the job unless it has ended, and cancel its chunks not yet scored; True if it failed it."""
     ended = session.scalars(
         update(Job)
         .where(Job.id == job_id, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
@@ -196,3 +208,4 @@ def _mark_failed(ctx: ScoringContext, session: Session, job_id: uuid.UUID, error
         .where(JobChunk.job_id == job_id, JobChunk.status.in_([ChunkStatus.QUEUED, ChunkStatus.RUNNING]))
         .values(status=ChunkStatus.CANCELLED)
     )
+    return bool(ended)

@@ -138,7 +138,7 @@ class CsvJobService:
         """The same file, on another version of its model, as a job of `by`: the chunks are copied, not uploaded
         again."""
         info = self.jobs.models.get(job.model_name, version)
-        upload = dict(job.upload or {})
+        upload = {key: value for key, value in (job.upload or {}).items() if key != "tally"}  # counted anew
         missing = [f.name for f in info.schema.features if f.required and f.name not in upload["columns"]]
         if missing:
             raise UploadError(f"version {version} needs columns the file does not have: {', '.join(missing)}.")
@@ -189,7 +189,7 @@ class CsvJobService:
                 packed, result = chunk.input, chunk.result
             cells = unpack_frame(packed, columns, upload["delimiter"]).apply(neutralise_column)
             scored = ScoredTable.from_bytes(result) if result is not None else None
-            table = [cells[c].to_numpy() for c in cells.columns] + _prediction_cells(len(cells), scored, outputs)
+            table = [cells[c].to_numpy() for c in cells.columns] + prediction_cells(len(cells), scored, outputs)
             buffer = io.StringIO()  # csv's C writer over the columns: faster than DataFrame.to_csv for text
             csv.writer(buffer, lineterminator=RESULT_LINE_END).writerows(zip(*table, strict=True))
             yield buffer.getvalue()
@@ -233,7 +233,7 @@ def job_outputs(upload: dict[str, Any]) -> list[Output]:
     return [Output("prediction", upload.get("classes"))]
 
 
-def _prediction_cells(rows: int, scored: ScoredTable | None, outputs: list[Output]) -> list[np.ndarray]:
+def prediction_cells(rows: int, scored: ScoredTable | None, outputs: list[Output]) -> list[np.ndarray]:
     """The appended columns as text: per target the prediction (and a probability per class), then the error
     and the warnings."""
     width = sum(1 + len(o.classes or []) for o in outputs)

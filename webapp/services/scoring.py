@@ -73,16 +73,18 @@ class ClaimedJob:
     kind: str = JobKind.SINGLE
 
 
-def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> None:
-    """Score the jobs of one message that are still queued; ids already claimed or ended are skipped."""
+def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> dict[str, str]:
+    """Score the jobs of one message that are still queued; ids already claimed or ended are skipped. Returns those
+    of its own jobs that failed (now or with an earlier message's claim) and why, for its task (tasks/scoring.py)."""
     with pinned_session(ctx.sessions) as session:
         with session.begin():
             jobs = claim_jobs(session, ctx, [uuid.UUID(job_id) for job_id in job_ids])
-        skipped = set(job_ids) - {str(job.id) for job in jobs}
+            skipped = set(job_ids) - {str(job.id) for job in jobs}
+            failed = _already_failed(session, skipped)
         if skipped:  # usually scored already, with the message of a job queued before them
             log.debug("%d of %d jobs were not queued any more; skipped", len(skipped), len(job_ids))
         if not jobs:
-            return
+            return failed
         outcomes: list[Outcome] = []
         summaries = SummaryBatch(ctx.tracking)
         try:
@@ -101,6 +103,16 @@ def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> None:
             outcome.status.value,
             extra={"job_id": str(outcome.job_id), "rows": outcome.rows_done, "error": outcome.error},
         )
+        if outcome.status == JobStatus.FAILED and str(outcome.job_id) in job_ids:
+            failed[str(outcome.job_id)] = outcome.error or ""
+    return failed
+
+
+def _already_failed(session: Session, job_ids: set[str]) -> dict[str, str]:
+    """Of jobs this message names but did not claim, those that have failed (one read, only when some were)."""
+    table, ids = jobs_table, [uuid.UUID(i) for i in job_ids]
+    query = select(table.c.id, table.c.error).where(table.c.id.in_(ids), table.c.status == JobStatus.FAILED)
+    return {str(job_id): error or "" for job_id, error in session.execute(query)} if ids else {}
 
 
 def fail_over_time(ctx: ScoringContext, job_ids: Sequence[str], limit_seconds: float) -> None:
@@ -274,24 +286,13 @@ def _finish(session: Session, ctx: ScoringContext, outcomes: list[Outcome], star
     )
     ends = {
         o.job_id: JobEnd(
-            o.status.value,
-            started[o.job_id],
-            now,
-            o.rows_done,
-            o.error[:MAX_ERROR_LENGTH] if o.error else None,
-            o.result,
+            o.status.value, started[o.job_id], now, o.rows_done, o.error and o.error[:MAX_ERROR_LENGTH], o.result
         )
         for o in outcomes
     }
     parameters = [
-        {
-            "job_id": job_id,
-            "new_status": end.status,
-            "new_result": end.result,
-            "new_error": end.error,
-            "new_rows_done": end.rows_done,
-        }
-        for job_id, end in ends.items()
+        dict(job_id=job_id, new_status=e.status, new_result=e.result, new_error=e.error, new_rows_done=e.rows_done)
+        for job_id, e in ends.items()
     ]
     written = session.connection().execute(statement, parameters).rowcount
     # A job cancelled or taken back meanwhile was not written: then the waiters read every row, as the
