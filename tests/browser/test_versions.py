@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+import httpx2
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import screenshot
@@ -39,8 +42,19 @@ def test_an_action_that_fails_says_why_on_the_page(page: Page, stack: Stack) -> 
     stack.models.register(gone.data, "joblib", "sizes", "short-lived", training=gone.training)
     submit_sizes(page, stack, version="short-lived")
     stack.models.remove("sizes", "short-lived")
+    gone_from_the_server(stack, "sizes", "short-lived")
 
     page.click("text=Run again")
 
     expect(page.locator("#problem")).to_contain_text("cannot be run again")
     expect(page.locator("#problem")).to_contain_text("short-lived")
+
+
+def gone_from_the_server(stack: Stack, name: str, version: str) -> None:
+    """The web keeps a model lookup for a second (REGISTRY_CACHE_SECONDS): a version removed by another process,
+    as this test's is, is gone there only after that."""
+    deadline = time.monotonic() + 10
+    url = f"{stack.base_url}/api/v1/models/{name}?version={version}"
+    while httpx2.get(url, headers=stack.auth).status_code != 404:
+        assert time.monotonic() < deadline, f"the server still serves {name} {version}"
+        time.sleep(0.1)
