@@ -115,7 +115,13 @@ def test_ctrl_c_cancels_the_commands_job(stack: Stack, tmp_path: Path) -> None:
         str(tmp_path / "out.csv"),
     ]
     process = subprocess.Popen(
-        command, env=apot_env(url=stack.base_url, api_key=stack.account.key), stderr=subprocess.PIPE, text=True
+        command,
+        env=apot_env(url=stack.base_url, api_key=stack.account.key),
+        stderr=subprocess.PIPE,
+        text=True,
+        # As in a terminal's foreground: a shell without job control starts background commands (`make test &`,
+        # nohup) with SIGINT ignored, the child inherits that, and Python then never raises KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert process.stderr is not None
     job_id = process.stderr.readline().split()[1].rstrip(":")  # "job ID: URL" once it is submitted
