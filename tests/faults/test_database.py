@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,17 +17,6 @@ from tests.models import Trained
 from tests.stacks import running_stack
 
 GENTOO = {"island": "Biscoe", "bill_length_mm": 48.6, "flipper_length_mm": 230, "sex": "male"}
-
-
-@pytest.fixture
-def postgres() -> Iterator[PrivatePostgres]:
-    """A cluster of the test's own: restarting the machine's shared one would fail whatever else runs on it."""
-    server = PrivatePostgres()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
 
 
 def test_a_postgres_restart_under_load_is_503s_then_recovery_never_a_500(

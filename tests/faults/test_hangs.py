@@ -24,16 +24,6 @@ MAYBE_CREATED = re.compile(r"may have been created as ([0-9a-f-]{36})")
 
 
 @pytest.fixture
-def postgres() -> Iterator[PrivatePostgres]:
-    server = PrivatePostgres()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def proxy(postgres: PrivatePostgres) -> Iterator[TcpProxy]:
     proxy = TcpProxy(postgres.port)
     yield proxy
