@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from tests.accounts import Account, sign_in
 from webapp.config import Settings
 from webapp.main import create_app
+from webapp.services import history
 from webapp.services.models import ModelRegistry
 
 SECRET = "SELECT password FROM users WHERE name = 'admin'"
@@ -28,7 +29,7 @@ def failing(
 
     app = create_app(settings, enqueue=lambda dispatches: None)
     with TestClient(app, raise_server_exceptions=False) as client:
-        monkeypatch.setattr(app.state.jobs, "page", broken)
+        monkeypatch.setattr(history, "page", broken)
         yield sign_in(client, member)
 
 
@@ -54,13 +55,17 @@ def test_a_page_error_is_a_page_with_the_id(failing: TestClient) -> None:
 
 
 def test_the_error_ends_in_its_answer_and_is_logged_once_with_its_type(
-    settings: Settings, registry: ModelRegistry, member: Account, caplog: pytest.LogCaptureFixture
+    settings: Settings,
+    registry: ModelRegistry,
+    member: Account,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Nothing is raised on to the server (uvicorn logged a second traceback and dropped the connection)."""
     app = create_app(settings, enqueue=lambda dispatches: None)
     with TestClient(app) as client:  # raise_server_exceptions: anything raised past the app fails the test
         sign_in(client, member)
-        app.state.jobs.page = lambda **kwargs: 1 / 0
+        monkeypatch.setattr(history, "page", lambda *args, **kwargs: 1 / 0)
         with caplog.at_level(logging.ERROR):
             response = client.get("/api/v1/jobs")
 

@@ -102,7 +102,8 @@ def test_a_job_that_fails_exits_1_with_its_error(stack: Stack, sample: Path, tmp
 
 
 def test_ctrl_c_cancels_the_commands_job(stack: Stack, tmp_path: Path) -> None:
-    large = write_sample_csv(tmp_path / "large.csv", 50_000, seed=5)  # 25 chunks for one worker process
+    # 100 chunks for one worker process: at 50,000 rows (60,000 rows/s now) the job could end before the Ctrl-C.
+    large = write_sample_csv(tmp_path / "large.csv", 200_000, seed=5)
     command = [
         sys.executable,
         "-m",
