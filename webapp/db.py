@@ -10,15 +10,17 @@ wait for its answer (DeadlineConnection).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import psycopg
 from psycopg import errors
 from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -131,3 +133,28 @@ def pinned_session(factory: sessionmaker[Session]) -> Iterator[Session]:
     engine = factory.kw["bind"]
     with engine.connect() as connection, factory(bind=connection) as session:
         yield session
+
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+# Postgres rolled the transaction back whole (a deadlock's victim, a serialization failure): it may simply run again.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+RETRIES = 3
+
+
+def retried_transaction(session: Session, work: Callable[[], T]) -> T:
+    """`work` in a transaction of `session`, run again when Postgres chose it as a deadlock's victim: two workers
+    claiming and finishing overlapping jobs can lock rows in opposite orders, and the victim's jobs would otherwise
+    wait out their lease. `work` must be safe to run again after a rollback."""
+    for attempt in range(1, RETRIES + 1):
+        try:
+            with session.begin():
+                return work()
+        except OperationalError as exc:
+            sqlstate = getattr(exc.orig, "sqlstate", None)
+            if sqlstate not in RETRYABLE_SQLSTATES or attempt == RETRIES:
+                raise
+            log.warning(
+                "the database rolled a transaction back (%s); running it again (attempt %d)", sqlstate, attempt + 1
+            )
+    raise AssertionError("unreachable: the last attempt returns or raises")

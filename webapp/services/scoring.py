@@ -27,7 +27,7 @@ from ml.predict import PredictionShapeError, predict_frame
 from ml.schema import as_sent, column_of, to_frame
 from ml.store import ModelInfo, ModelIntegrityError, ModelLoadError, ModelNotFound
 from ml.validation import row_warnings
-from webapp.db import pinned_session
+from webapp.db import pinned_session, retried_transaction
 from webapp.models import JobKind, JobStatus, jobs_table, utcnow
 from webapp.services.dispatch import Enqueue
 from webapp.services.events import NO_ENDS, Announcer, JobEnd
@@ -77,10 +77,9 @@ def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> dict[str, str]:
     """Score the jobs of one message that are still queued; ids already claimed or ended are skipped. Returns those
     of its own jobs that failed (now or with an earlier message's claim) and why, for its task (tasks/scoring.py)."""
     with pinned_session(ctx.sessions) as session:
-        with session.begin():
-            jobs = claim_jobs(session, ctx, [uuid.UUID(job_id) for job_id in job_ids])
-            skipped = set(job_ids) - {str(job.id) for job in jobs}
-            failed = _already_failed(session, skipped)
+        jobs = retried_transaction(session, lambda: claim_jobs(session, ctx, [uuid.UUID(i) for i in job_ids]))
+        skipped = set(job_ids) - {str(job.id) for job in jobs}
+        failed = retried_transaction(session, lambda: _already_failed(session, skipped)) if skipped else {}
         if skipped:  # usually scored already, with the message of a job queued before them
             log.debug("%d of %d jobs were not queued any more; skipped", len(skipped), len(job_ids))
         if not jobs:
@@ -93,16 +92,11 @@ def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> dict[str, str]:
         except SoftTimeLimitExceeded:
             done = {outcome.job_id for outcome in outcomes}
             outcomes.extend(Outcome(job.id, JobStatus.FAILED, error=OVER_TIME) for job in jobs if job.id not in done)
-        with session.begin():
-            _finish(session, ctx, outcomes, {job.id: job.started_at for job in jobs})
-            summaries.write(session)
-    for outcome in outcomes:
-        # A line per job, scored alone or with others: a search for its id finds how it ended.
-        log.info(
-            "job %s",
-            outcome.status.value,
-            extra={"job_id": str(outcome.job_id), "rows": outcome.rows_done, "error": outcome.error},
-        )
+        started = {job.id: job.started_at for job in jobs}
+        retried_transaction(session, partial(_finish, session, ctx, outcomes, started, summaries))
+    for outcome in outcomes:  # a line per job, scored alone or with others: a search for its id finds how it ended
+        extra = {"job_id": str(outcome.job_id), "rows": outcome.rows_done, "error": outcome.error}
+        log.info("job %s", outcome.status.value, extra=extra)
         if outcome.status == JobStatus.FAILED and str(outcome.job_id) in job_ids:
             failed[str(outcome.job_id)] = outcome.error or ""
     return failed
@@ -268,9 +262,14 @@ def _succeeded(job: ClaimedJob, predictions: list[dict[str, Any]]) -> Outcome:
     return Outcome(job.id, JobStatus.SUCCEEDED, result={"predictions": predictions}, rows_done=len(predictions))
 
 
-def _finish(session: Session, ctx: ScoringContext, outcomes: list[Outcome], started: dict[uuid.UUID, datetime]) -> None:
-    """Write every outcome with one statement; only jobs this worker still runs (a cancelled job stays so). The
-    announcement carries what was written, so the requests waiting for these jobs need not read them back."""
+def _finish(
+    session: Session,
+    ctx: ScoringContext,
+    outcomes: list[Outcome],
+    started: dict[uuid.UUID, datetime],
+    counts: SummaryBatch,
+) -> None:
+    """Write every outcome in one statement, announced with what was written, and the rows' drift counts."""
     table, now = jobs_table, utcnow()
     statement = (
         update(table)
@@ -298,3 +297,4 @@ def _finish(session: Session, ctx: ScoringContext, outcomes: list[Outcome], star
     # A job cancelled or taken back meanwhile was not written: then the waiters read every row, as the
     # announcement would otherwise say that job was scored.
     ctx.announcer.announce(session, list(ends), ends if written == len(ends) else NO_ENDS)
+    counts.write(session)
