@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy import bindparam, func, or_, select, tuple_, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ml.predict import PredictionShapeError, predict_frame
@@ -29,6 +29,7 @@ from ml.store import ModelInfo, ModelIntegrityError, ModelLoadError, ModelNotFou
 from ml.validation import row_warnings
 from webapp.db import pinned_session, retried_transaction
 from webapp.models import JobKind, JobStatus, jobs_table, utcnow
+from webapp.services.claims import ClaimedJob, claim_jobs
 from webapp.services.dispatch import Enqueue
 from webapp.services.events import NO_ENDS, Announcer, JobEnd
 from webapp.services.models import ModelRegistry
@@ -63,21 +64,11 @@ class Outcome:
     rows_done: int = 0
 
 
-@dataclass(frozen=True)
-class ClaimedJob:
-    id: uuid.UUID
-    model_name: str
-    model_version: str
-    inputs: list[dict[str, Any]]
-    started_at: datetime
-    kind: str = JobKind.SINGLE
-
-
 def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> dict[str, str]:
     """Score the jobs of one message that are still queued; ids already claimed or ended are skipped. Returns those
     of its own jobs that failed (now or with an earlier message's claim) and why, for its task (tasks/scoring.py)."""
     with pinned_session(ctx.sessions) as session:
-        jobs = retried_transaction(session, lambda: claim_jobs(session, ctx, [uuid.UUID(i) for i in job_ids]))
+        jobs = retried_transaction(session, partial(_claim, session, ctx, [uuid.UUID(i) for i in job_ids]))
         skipped = set(job_ids) - {str(job.id) for job in jobs}
         failed = retried_transaction(session, lambda: _already_failed(session, skipped)) if skipped else {}
         if skipped:  # usually scored already, with the message of a job queued before them
@@ -100,6 +91,10 @@ def score_jobs(ctx: ScoringContext, job_ids: Sequence[str]) -> dict[str, str]:
         if outcome.status == JobStatus.FAILED and str(outcome.job_id) in job_ids:
             failed[str(outcome.job_id)] = outcome.error or ""
     return failed
+
+
+def _claim(session: Session, ctx: ScoringContext, job_ids: list[uuid.UUID]) -> list[ClaimedJob]:
+    return claim_jobs(session, job_ids, worker=ctx.worker, lease_seconds=ctx.lease_seconds, max_rows=ctx.max_rows)
 
 
 def _already_failed(session: Session, job_ids: set[str]) -> dict[str, str]:
@@ -129,58 +124,6 @@ def fail_over_time(ctx: ScoringContext, job_ids: Sequence[str], limit_seconds: f
         ctx.announcer.announce(session, ended)
     for job_id in ended:
         log.info("job failed", extra={"job_id": str(job_id), "error": OVER_TIME})
-
-
-def claim_jobs(session: Session, ctx: ScoringContext, job_ids: list[uuid.UUID]) -> list[ClaimedJob]:
-    """Move the message's jobs from queued to running for this worker, and with them every other small job queued
-    for the same model versions, up to `ctx.max_rows` rows: one statement, with a lease the reconciler honours.
-
-    This is where grouping pays under load: the backlog waits in the broker, one message per group the web
-    stored, and the first message a worker takes scores what the messages behind it carry; those then find
-    their jobs claimed and do nothing. A lone job is claimed at once, as before. Jobs another delivery claimed
-    first, or that were cancelled, are left out; on Postgres, rows another worker is claiming are skipped
-    (SKIP LOCKED), on SQLite the statement holds the database's write lock, so no two claims overlap.
-    """
-    table, now = jobs_table, utcnow()
-    named = table.c.id.in_(job_ids)
-    versions = select(table.c.model_name, table.c.model_version).where(named, table.c.status == JobStatus.QUEUED)
-    # The others, oldest first, while the rows fit beside the message's own (a row or more each). Rows another
-    # transaction holds are skipped: they are another claim's, or their own message will come.
-    waiting = (
-        select(table.c.id, table.c.rows_total, table.c.created_at)
-        .where(
-            table.c.status == JobStatus.QUEUED,
-            ~named,
-            table.c.kind.in_([JobKind.SINGLE, JobKind.BATCH]),
-            tuple_(table.c.model_name, table.c.model_version).in_(versions),
-        )
-        .order_by(table.c.created_at, table.c.id)
-        .limit(max(ctx.max_rows - len(job_ids), 0))
-        .with_for_update(skip_locked=True)
-        .subquery()
-    )
-    ranked = select(
-        waiting.c.id, func.sum(waiting.c.rows_total).over(order_by=(waiting.c.created_at, waiting.c.id)).label("rows")
-    ).subquery()
-    own_rows = select(func.coalesce(func.sum(table.c.rows_total), 0)).where(named).scalar_subquery()
-    others = select(ranked.c.id).where(ranked.c.rows <= ctx.max_rows - own_rows)
-    # The message's own jobs are never skipped (no other message carries them): a lock on one (the web marking
-    # it published) is waited for.
-    claimed = session.connection().execute(
-        update(table)
-        .where(or_(named, table.c.id.in_(others)), table.c.status == JobStatus.QUEUED)
-        .values(
-            status=JobStatus.RUNNING,
-            started_at=now,
-            attempts=table.c.attempts + 1,
-            worker=ctx.worker,
-            lease_until=now + timedelta(seconds=ctx.lease_seconds),
-        )
-        .returning(
-            table.c.id, table.c.model_name, table.c.model_version, table.c.inputs, table.c.started_at, table.c.kind
-        )
-    )
-    return [ClaimedJob(*row) for row in claimed]
 
 
 def _model_of(job: ClaimedJob) -> tuple[str, str]:
@@ -289,9 +232,11 @@ def _finish(
         )
         for o in outcomes
     }
+    # In id order, the order claims lock rows in too: two finishes, or a finish and a claim, never wait on each other
+    # in a cycle.
     parameters = [
         dict(job_id=job_id, new_status=e.status, new_result=e.result, new_error=e.error, new_rows_done=e.rows_done)
-        for job_id, e in ends.items()
+        for job_id, e in sorted(ends.items())
     ]
     written = session.connection().execute(statement, parameters).rowcount
     # A job cancelled or taken back meanwhile was not written: then the waiters read every row, as the
