@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -119,3 +123,51 @@ def test_metadata_can_describe_every_feature(empty: ModelRegistry) -> None:
     features = [{"name": "x", "type": "number", "required": True, "min": 0, "max": 10}]
     info = empty.register(toy(), "joblib", "toy", metadata=json.loads(json.dumps({"features": features})))
     assert info.schema.to_dict() == features
+
+
+def test_when_its_answer_expires_one_thread_reads_the_registry_again_and_the_others_do_not_wait(
+    registry: ModelRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under 64 clients every request thread found the cached answer expired at once, and each read the row on a
+    connection of its own. Now one reads; meanwhile the others answer with what was read last."""
+    cached = ModelRegistry(registry.sessions, registry.files, cache_seconds=0.05)
+    first = cached.get("penguins")
+    reads: list[str] = []
+    started, release = threading.Event(), threading.Event()
+    real = cached._read
+
+    def slow_read(name: str, version: str | None) -> Any:
+        reads.append(name)
+        started.set()
+        release.wait(10)
+        return real(name, version)
+
+    monkeypatch.setattr(cached, "_read", slow_read)
+    time.sleep(0.1)  # expired
+    with ThreadPoolExecutor(16) as threads:
+        reading = threads.submit(cached.get, "penguins")
+        assert started.wait(10)
+        others = [threads.submit(cached.get, "penguins") for _ in range(15)]
+        assert [other.result(timeout=5) for other in others] == [first] * 15, "answered at once, from what was kept"
+        release.set()
+        assert reading.result(timeout=10) == first
+    assert reads == ["penguins"]
+
+
+def test_the_first_lookups_of_a_model_wait_for_one_read(
+    registry: ModelRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cached = ModelRegistry(registry.sessions, registry.files, cache_seconds=60)
+    reads: list[str] = []
+    real = cached._read
+
+    def slow_read(name: str, version: str | None) -> Any:
+        reads.append(name)
+        time.sleep(0.2)
+        return real(name, version)
+
+    monkeypatch.setattr(cached, "_read", slow_read)
+    with ThreadPoolExecutor(8) as threads:
+        answers = list(threads.map(lambda _: cached.get("penguins"), range(8)))
+    assert reads == ["penguins"]
+    assert {answer.version for answer in answers} == {answers[0].version}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import statistics
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -45,17 +46,33 @@ class ModelRegistry:
         # version made by another process is followed within that time; by this process, at once).
         self.cache_seconds = cache_seconds
         self._cache: dict[tuple[str, str | None], tuple[float, ModelInfo]] = {}
+        self._reading: dict[tuple[str, str | None], threading.Lock] = {}
 
     def get(self, name: str, version: str | None = None) -> ModelInfo:
         """A version of a model; its default version when `version` is None."""
-        if self.cache_seconds:
-            kept = self._cache.get((name, version))
+        if not self.cache_seconds:
+            return self._read(name, version)
+        key = (name, version)
+        kept = self._cache.get(key)
+        if kept is not None and kept[0] > time.monotonic():
+            return kept[1]
+        # Expired: one thread reads it again. Under load every request thread found it expired at the same moment,
+        # and each read the row (a pooled connection each): the others answer with what was read last meanwhile,
+        # or, when nothing was, wait for that one read.
+        lock = self._reading.setdefault(key, threading.Lock())
+        if kept is None:
+            lock.acquire()
+        elif not lock.acquire(blocking=False):
+            return kept[1]
+        try:
+            kept = self._cache.get(key)
             if kept is not None and kept[0] > time.monotonic():
                 return kept[1]
-        info = self._read(name, version)
-        if self.cache_seconds:
-            self._cache[(name, version)] = (time.monotonic() + self.cache_seconds, info)
-        return info
+            info = self._read(name, version)
+            self._cache[key] = (time.monotonic() + self.cache_seconds, info)
+            return info
+        finally:
+            lock.release()
 
     def _read(self, name: str, version: str | None) -> ModelInfo:
         query = select(RegisteredModel).where(RegisteredModel.name == name)
