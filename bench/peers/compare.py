@@ -25,7 +25,7 @@ import joblib
 from bench.figures import Figure, times
 from bench.load import make_session, run_load
 from bench.peers import ROW
-from bench.peers.cpu import SystemCpu, trees, with_database_and_broker
+from bench.peers.cpu import SystemCpu, apot_processes, trees
 from bench.peers.servers import Call, running_peer
 from bench.stacks import RunningStack, postgres_schema, running_stack
 from ml.demo import train_penguins
@@ -82,17 +82,12 @@ def apot_systems(database: str | None, broker: str | None, root: Path) -> Iterat
         if database and broker:
             url = running.enter_context(postgres_schema(database))
             stack = running.enter_context(running_stack(url, broker, root / "pg"))
-            pids = with_database_and_broker(_roots(stack), url, broker)
-            systems.append(System(PG, apot_call(stack), SystemCpu(pids)))
+            systems.append(System(PG, apot_call(stack), SystemCpu(apot_processes(stack, url, broker))))
         embedded = running.enter_context(
             running_stack(f"sqlite:///{root / 'embedded' / 'apot.db'}", None, root / "embedded")
         )
-        systems.append(System(EMBEDDED, apot_call(embedded), SystemCpu(trees(_roots(embedded)))))
+        systems.append(System(EMBEDDED, apot_call(embedded), SystemCpu(apot_processes(embedded, None, None))))
         yield systems
-
-
-def _roots(stack: RunningStack) -> list[int]:
-    return [child.process.pid for child in stack.supervisor.children]
 
 
 def apot_call(stack: RunningStack) -> Call:

@@ -11,6 +11,7 @@ import psutil
 from sqlalchemy import create_engine, make_url, text
 
 from bench.load import _tree_cpu_seconds
+from bench.stacks import RunningStack
 
 Pids = Callable[[], set[int]]
 
@@ -33,6 +34,14 @@ class SystemCpu:
             if not math.isnan(now):
                 total += now - self._start.get(pid, 0.0)
         return total
+
+
+def apot_processes(stack: RunningStack, database_url: str | None, broker_url: str | None) -> Pids:
+    """A running apot stack's processes, and on Postgres + Redis the database backends and broker serving them."""
+    roots = [child.process.pid for child in stack.supervisor.children]
+    if database_url and broker_url:
+        return with_database_and_broker(roots, database_url, broker_url)
+    return trees(roots)
 
 
 def trees(roots: Iterable[int]) -> Pids:
