@@ -51,6 +51,12 @@ class Settings(BaseSettings):
         "webhooks to `<queue>.webhooks`.",
     )
     worker_concurrency: int = Field(default=0, description="Worker processes per `apot worker`; 0 = one per CPU.")
+    web_processes: int = Field(
+        default=0,
+        ge=0,
+        description="Server processes per `apot web`; 0 = one per CPU, at most 4 (each may open up to 32 database "
+        "connections).",
+    )
     max_json_rows: int = Field(default=1000, description="Most rows one JSON job may carry.")
     max_body_bytes: int = Field(default=2 * 1024 * 1024, description="Largest JSON request body, in bytes.")
     max_upload_mb: int = Field(default=500, description="Largest CSV upload, in MiB (1 MiB = 1,048,576 bytes).")
