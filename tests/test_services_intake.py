@@ -13,12 +13,10 @@ import pytest
 from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.orm import Session
 
-from ml.validation import InvalidInputs
 from tests.accounts import Account
 from tests.conftest import RecordingEnqueue
 from webapp.models import Job, JobStatus
 from webapp.services import intake as intake_module
-from webapp.services import jobs as jobs_module
 from webapp.services.dispatch import SCORE_JOBS
 from webapp.services.events import SilentAnnouncer, Wakeups
 from webapp.services.intake import JobIntake
@@ -410,32 +408,3 @@ def test_marking_jobs_published_skips_one_a_worker_is_claiming_instead_of_waitin
         marked = dict(session.execute(select(Job.id, Job.published_at).where(Job.id.in_([claimed, free]))).all())
     assert marked[free] is not None
     assert marked[claimed] is None, "left to the reconciler, should that claim be rolled back"
-
-
-def test_a_few_rows_for_a_cached_model_are_checked_on_the_event_loop_and_more_in_a_thread(
-    registry: ModelRegistry, intake: JobIntake, enqueue: RecordingEnqueue, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A thread hop cost the web more than checking one row; a read of the registry or many rows still go to a
-    thread, so that the event loop never waits for the database or a long check."""
-    cached = ModelRegistry(registry.sessions, registry.files, cache_seconds=60)
-    jobs = JobService(registry.sessions, cached, intake, enqueue, SilentAnnouncer(), Wakeups(), max_rows=100)
-    in_threads: list[int] = []
-    real = jobs_module.anyio.to_thread.run_sync
-
-    async def counted(work: Callable[..., Any], request: JobRequest) -> Any:
-        in_threads.append(len(request.inputs) if isinstance(request.inputs, list) else 1)
-        return await real(work, request)
-
-    monkeypatch.setattr(jobs_module.anyio.to_thread, "run_sync", counted)
-
-    async def submit(inputs: Any) -> str:
-        return (await jobs.create_async(JobRequest("penguins", None, inputs))).status
-
-    assert asyncio.run(submit(GENTOO)) == JobStatus.QUEUED
-    assert in_threads == [1], "the first lookup of the model reads the registry: in a thread"
-    assert asyncio.run(submit(GENTOO)) == asyncio.run(submit([GENTOO] * 16)) == JobStatus.QUEUED
-    assert in_threads == [1], "cached, and few rows: on the loop"
-    assert asyncio.run(submit([GENTOO] * 17)) == JobStatus.QUEUED
-    assert in_threads == [1, 17]
-    with pytest.raises(InvalidInputs):
-        asyncio.run(submit({**GENTOO, "island": 7}))

@@ -15,7 +15,6 @@ import anyio
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, defer, sessionmaker
 
-from ml.store import ModelInfo
 from ml.validation import InputError, InvalidInputs, validate_rows
 from webapp.db import transaction
 from webapp.models import ChunkStatus, Job, JobChunk, JobKind, JobStatus, utcnow
@@ -31,8 +30,6 @@ log = logging.getLogger(__name__)
 
 # A submission is answered within this even if the database or the broker hangs.
 SUBMIT_TIMEOUT_SECONDS = 10
-# A submission of at most this many rows is checked on the event loop when its model is cached (`_prepared_here`).
-ROWS_CHECKED_ON_THE_LOOP = 16
 
 
 class JobNotFound(LookupError):
@@ -124,8 +121,7 @@ class JobService:
         deadline = time.monotonic() + (wait or 0)
         with ExitStack() as watching:
             with self.intake.arriving():
-                prepared = self._prepared_here(request)
-                job = prepared if prepared is not None else await anyio.to_thread.run_sync(self.prepare, request)
+                job = await anyio.to_thread.run_sync(self.prepare, request)
                 # Watched before it is stored: a job can end before this coroutine runs again.
                 ended = watching.enter_context(self.wakeups.watch(job.id)) if wait is not None else None
                 pending = self.intake.submit(job)
@@ -154,18 +150,9 @@ class JobService:
             check_callback_url(url, allow_private=self.allow_private_callbacks)
         return url
 
-    def _prepared_here(self, request: JobRequest) -> Job | None:
-        """`prepare` on the event loop when nothing in it can wait or take long (the model's answer cached, no
-        callback URL to resolve, a few rows), else None: for one row, a thread hop cost more than the checks."""
-        info = self.models.fresh(request.model, request.version)
-        rows = len(request.inputs) if isinstance(request.inputs, list) else 1
-        if info is None or request.callback_url is not None or rows > ROWS_CHECKED_ON_THE_LOOP:
-            return None
-        return self.prepare(request, info)
-
-    def prepare(self, request: JobRequest, info: ModelInfo | None = None) -> Job:
+    def prepare(self, request: JobRequest) -> Job:
         """The queued job a request asks for, its rows checked against the model's schema; not stored yet."""
-        info = info or self.models.get(request.model, request.version)
+        info = self.models.get(request.model, request.version)
         callback_url = self.check_callback(request.callback_url)
         batch = isinstance(request.inputs, list)
         rows = request.inputs if isinstance(request.inputs, list) else [request.inputs]

@@ -52,27 +52,27 @@ class ModelRegistry:
         """A version of a model; its default version when `version` is None."""
         if not self.cache_seconds:
             return self._read(name, version)
-        if (info := self.fresh(name, version)) is not None:
-            return info
-        # Expired: one thread reads it again (under load every request thread found it expired at once, and each
-        # read it); the others answer with what was read last, or, when nothing was, wait for that one read.
-        kept = self._cache.get((name, version))
-        lock = self._reading.setdefault((name, version), threading.Lock())
-        if not lock.acquire(blocking=kept is None) and kept is not None:
+        key = (name, version)
+        kept = self._cache.get(key)
+        if kept is not None and kept[0] > time.monotonic():
+            return kept[1]
+        # Expired: one thread reads it again. Under load every request thread found it expired at the same moment,
+        # and each read the row (a pooled connection each): the others answer with what was read last meanwhile,
+        # or, when nothing was, wait for that one read.
+        lock = self._reading.setdefault(key, threading.Lock())
+        if kept is None:
+            lock.acquire()
+        elif not lock.acquire(blocking=False):
             return kept[1]
         try:
-            if (info := self.fresh(name, version)) is not None:
-                return info
+            kept = self._cache.get(key)
+            if kept is not None and kept[0] > time.monotonic():
+                return kept[1]
             info = self._read(name, version)
-            self._cache[(name, version)] = (time.monotonic() + self.cache_seconds, info)
+            self._cache[key] = (time.monotonic() + self.cache_seconds, info)
             return info
         finally:
             lock.release()
-
-    def fresh(self, name: str, version: str | None = None) -> ModelInfo | None:
-        """`get`'s answer when it needs no read (a caller on an event loop need not go to a thread), else None."""
-        kept = self._cache.get((name, version))
-        return kept[1] if kept is not None and kept[0] > time.monotonic() else None
 
     def _read(self, name: str, version: str | None) -> ModelInfo:
         query = select(RegisteredModel).where(RegisteredModel.name == name)
