@@ -24,6 +24,7 @@ from webapp.services.events import (
     RedisAnnouncer,
     RedisWakeups,
     Wakeups,
+    postgres_channel,
     redis_channel,
     redis_url_of,
 )
@@ -45,8 +46,8 @@ def channel(request: pytest.FixtureRequest) -> Iterator[tuple[Wakeups, Announce]
     if request.param == "postgres":
         url = required_url(POSTGRES)
         engine = create_engine(url)
-        wakeups: Wakeups = PostgresWakeups(url)
-        announcer: Announcer = PostgresAnnouncer()
+        wakeups: Wakeups = PostgresWakeups(url, postgres_channel(queue))
+        announcer: Announcer = PostgresAnnouncer(postgres_channel(queue))
     else:
         broker = required_url(REDIS)
         engine = create_engine("sqlite://")  # only for its transactions: Redis announces after a commit
@@ -190,3 +191,30 @@ def test_an_end_announced_with_what_was_written_reaches_the_waiter_and_a_large_o
         return first.end, second.end
 
     assert run(scenario) == (end, None), "the large one is read from its row instead"
+
+
+def test_deployments_sharing_a_postgres_database_do_not_wake_each_others_waiters() -> None:
+    """Every schema on a database heard every other's ends: each web parsed the other deployment's announcements
+    (and the bench's two stacks side by side woke each other's waiters). A queue name of any length works."""
+    url = required_url(POSTGRES)
+    engine = create_engine(url)
+    ours, theirs = f"test-{uuid.uuid4().hex[:8]}", f"test-{uuid.uuid4().hex}-{'x' * 60}"
+    assert postgres_channel(ours) != postgres_channel(theirs)
+
+    async def scenario() -> None:
+        listening_here = PostgresWakeups(url, postgres_channel(ours))
+        listening_there = PostgresWakeups(url, postgres_channel(theirs))
+        listeners = [await listening(listening_here), await listening(listening_there)]
+        job_id = uuid.uuid4()
+        with listening_here.watch(job_id) as here, listening_there.watch(job_id) as there:
+            with Session(engine) as session, session.begin():
+                PostgresAnnouncer(postgres_channel(theirs)).announce(session, [job_id])
+            async with asyncio.timeout(SETTLE_SECONDS):
+                await there.wait()
+            await asyncio.sleep(QUIET_SECONDS)
+            assert not here.is_set()
+        for listener in listeners:
+            listener.cancel()
+
+    run(scenario)
+    engine.dispose()

@@ -12,6 +12,7 @@ answers from that and does not read the row again. Ends too large for one NOTIFY
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -24,12 +25,14 @@ import orjson
 import psycopg
 import redis
 import redis.asyncio
+from psycopg import sql
 from sqlalchemy import event, func, make_url, select
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "apot_job_ended"
+POSTGRES_CHANNEL_BYTES = 63  # longer names are cut by LISTEN and refused by pg_notify
 # NOTIFY payloads must stay under 8000 bytes; an end is sent whole only if it leaves room for a few more.
 PAYLOAD_BYTES = 7900
 END_BYTES = 2000
@@ -66,12 +69,15 @@ class Announcer(Protocol):
 
 
 class PostgresAnnouncer:
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+
     def announce(
         self, session: Session, job_ids: Iterable[uuid.UUID], ends: Mapping[uuid.UUID, JobEnd] = NO_ENDS
     ) -> None:
         # NOTIFY inside the transaction is delivered by its commit: a waiter woken by it always reads the end.
         for payload in payloads(job_ids, ends):
-            session.execute(select(func.pg_notify(CHANNEL, payload)))
+            session.execute(select(func.pg_notify(self.channel, payload)))
 
 
 class RedisAnnouncer:
@@ -177,15 +183,16 @@ class Wakeups:
 
 
 class PostgresWakeups(Wakeups):
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, channel: str) -> None:
         super().__init__()
+        self.channel = channel
         self.conninfo = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
     async def listen(self) -> None:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True) as connection:
-                    await connection.execute(f'LISTEN "{CHANNEL}"')
+                    await connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
                     self._connected()
                     async for notification in connection.notifies():
                         self.wake(notification.payload)
@@ -219,6 +226,14 @@ class RedisWakeups(Wakeups):
             await asyncio.sleep(RECONNECT_SECONDS)
 
 
+def postgres_channel(queue: str) -> str:
+    """One channel per queue, as on Redis: deployments sharing a database (in other schemas, or the bench's stacks
+    side by side) do not wake each other's waiters, nor parse each other's announcements."""
+    channel = f"{CHANNEL}:{queue}"
+    too_long = len(channel.encode()) > POSTGRES_CHANNEL_BYTES
+    return f"{CHANNEL}:{hashlib.sha256(queue.encode()).hexdigest()[:40]}" if too_long else channel
+
+
 def redis_channel(queue: str) -> str:
     # One channel per queue, so deployments that share a Redis do not wake each other's waiters.
     return f"apot:{queue}:ended"
@@ -235,14 +250,14 @@ def redis_url_of(broker_url: str) -> str | None:
 
 def choose_announcer(database_url: str, broker_url: str, queue: str) -> Announcer:
     if database_url.startswith("postgresql"):
-        return PostgresAnnouncer()
+        return PostgresAnnouncer(postgres_channel(queue))
     redis_url = redis_url_of(broker_url)
     return RedisAnnouncer(redis_url, redis_channel(queue)) if redis_url else SilentAnnouncer()
 
 
 def choose_wakeups(database_url: str, broker_url: str, queue: str) -> Wakeups:
     if database_url.startswith("postgresql"):
-        return PostgresWakeups(database_url)
+        return PostgresWakeups(database_url, postgres_channel(queue))
     redis_url = redis_url_of(broker_url)
     return RedisWakeups(redis_url, redis_channel(queue)) if redis_url else Wakeups()
 
