@@ -52,10 +52,10 @@ class Settings(BaseSettings):
     )
     worker_concurrency: int = Field(default=0, description="Worker processes per `apot worker`; 0 = one per CPU.")
     web_processes: int = Field(
-        default=0,
-        ge=0,
-        description="Server processes per `apot web`; 0 = one per CPU, at most 4 (each may open up to 32 database "
-        "connections).",
+        default=1,
+        ge=1,
+        description="Server processes per `apot web` (its --workers wins). More take more jobs/s from many clients "
+        "at once, at more CPU per job; each may open up to 32 database connections.",
     )
     max_json_rows: int = Field(default=1000, description="Most rows one JSON job may carry.")
     max_body_bytes: int = Field(default=2 * 1024 * 1024, description="Largest JSON request body, in bytes.")

@@ -16,9 +16,6 @@ from webapp.cli.predict import outcomes, predict
 from webapp.cli.startup import run
 from webapp.config import Settings, get_settings
 
-# Web processes by default: beyond a few, the database and the workers are what limit one machine, and each process
-# may hold up to 32 database connections (Postgres allows 100 by default).
-MOST_DEFAULT_WEB_PROCESSES = 4
 # How long `apot web --workers N` gives each server process to start before counting it as hung.
 WEB_WORKER_START_SECONDS = 60
 # Webhook deliveries one `apot worker` makes at once: each waits on a receiver, at most APOT_WEBHOOK_TIMEOUT_SECONDS.
@@ -86,9 +83,9 @@ def web(
         factory=True,
         host=settings.host,
         port=settings.port,
-        # One process's threads share one GIL: at 64 clients on 2 CPUs a single process left a CPU idle while its
-        # requests queued (a private run, single-row jobs: 219-236 jobs/s with one process, 249-287 with two).
-        workers=workers or settings.web_processes or min(os.cpu_count() or 1, MOST_DEFAULT_WEB_PROCESSES),
+        # One by default: on 2 CPUs, two took ~20% more jobs/s from 64 clients but ~13% fewer from 8 (each groups
+        # only what it receives) and ~20% more CPU per job (`make bench PARTS=peers`, issue 19's closing note).
+        workers=workers or settings.web_processes,
         # Named, not left to "auto": without them uvicorn silently falls back to pure-Python parsing and asyncio's
         # own loop, and each request costs noticeably more CPU.
         loop="uvloop",
