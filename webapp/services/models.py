@@ -19,7 +19,7 @@ from ml.predict import outputs_from_dict
 from ml.schema import InputSchema
 from ml.store import FileFormat, ModelFiles, ModelInfo, ModelNotFound, check_name, sha256_of, sklearn_version
 from webapp.config import Settings
-from webapp.db import make_engine, make_session_factory, transaction
+from webapp.db import STATEMENT_TIMEOUT_SECONDS, make_engine, make_session_factory, transaction
 from webapp.models import Job, JobStatus, RegisteredModel
 
 if TYPE_CHECKING:  # scikit-learn and pandas are imported when a model is added: the web server starts without them
@@ -56,13 +56,12 @@ class ModelRegistry:
         kept = self._cache.get(key)
         if kept is not None and kept[0] > time.monotonic():
             return kept[1]
-        # Expired: one thread reads it again. Under load every request thread found it expired at the same moment,
-        # and each read the row (a pooled connection each): the others answer with what was read last meanwhile,
-        # or, when nothing was, wait for that one read.
+        # Expired: one thread reads it again (under load every request thread found it expired at once, and each
+        # read it); the others answer with what was read last or, when nothing was, wait for that read no longer than
+        # a statement may run (behind a database that hangs they would otherwise queue, one read's deadline each).
         lock = self._reading.setdefault(key, threading.Lock())
-        if kept is None:
-            lock.acquire()
-        elif not lock.acquire(blocking=False):
+        held = lock.acquire(timeout=STATEMENT_TIMEOUT_SECONDS) if kept is None else lock.acquire(blocking=False)
+        if not held and kept is not None:
             return kept[1]
         try:
             kept = self._cache.get(key)
@@ -72,7 +71,8 @@ class ModelRegistry:
             self._cache[key] = (time.monotonic() + self.cache_seconds, info)
             return info
         finally:
-            lock.release()
+            if held:
+                lock.release()
 
     def _read(self, name: str, version: str | None) -> ModelInfo:
         query = select(RegisteredModel).where(RegisteredModel.name == name)
