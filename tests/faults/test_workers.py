@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 
 import httpx2
 import psutil
+from sqlalchemy import func, select
 
 from tests.faults.harness import FaultStack, register_sleepy, register_stubborn, until
 from tests.faults.sleepy import STUBBORN_MINUTES
+from webapp.models import ChunkStatus, JobChunk
 from webapp.services.dispatch import SCORE_JOBS
 from webapp.services.scoring import OVER_TIME
 
@@ -43,9 +46,11 @@ def test_a_worker_killed_mid_csv_leaves_its_chunk_to_another_and_every_row_is_sc
         headers=stack.auth,
         timeout=30,
     ).json()
-    until(lambda: stack.job(created["id"]).rows_done >= 20, "the first chunk to be scored")
+    # Killed only once a later chunk is claimed: between one chunk's end and the next one's claim a kill would
+    # interrupt nothing, and every chunk would rightly be scored at its first attempt.
+    until(lambda: _later_chunk_running(stack, created["id"]), "a chunk after the first to be claimed")
 
-    stack.kill_workers()  # mid-way through a later chunk
+    stack.kill_workers()  # mid-way through that chunk's 1.5-second call
     stack.start_worker()
 
     until(lambda: stack.job(created["id"]).status not in ("queued", "running"), "the CSV job to end")
@@ -55,6 +60,16 @@ def test_a_worker_killed_mid_csv_leaves_its_chunk_to_another_and_every_row_is_sc
     results = list(csv.DictReader(io.StringIO(httpx2.get(results_url, headers=stack.auth, timeout=30).text)))
     assert [int(r["n"]) for r in results] == list(range(rows)), "each row once, in order"
     assert {(r["prediction"], r["error"]) for r in results} == {("late", "")}
+
+
+def _later_chunk_running(stack: FaultStack, job_id: str) -> bool:
+    with stack.engine.connect() as connection:
+        running = connection.scalar(
+            select(func.count())
+            .select_from(JobChunk)
+            .where(JobChunk.job_id == uuid.UUID(job_id), JobChunk.status == ChunkStatus.RUNNING, JobChunk.first_row > 1)
+        )
+    return bool(running)
 
 
 def test_the_same_message_delivered_twice_by_hand_changes_nothing(stack: FaultStack) -> None:
