@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
 
 from webapp.config import Settings
 from webapp.logs import choose_format, job_context, setup_logging
@@ -130,3 +132,21 @@ def test_the_access_log_keeps_no_key_or_token_from_a_query_string(log_format: Li
     output = stream.getvalue()
     assert "s3cret" not in output and "abc123" not in output
     assert "status=failed" in output and "api_key=[removed]" in output
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_failed_statement_is_logged_without_its_parameters(
+    engine: Engine, log_format: Literal["json", "text"]
+) -> None:
+    """A statement's parameters are users' inputs, password hashes and key digests: its error names none of them."""
+    stream = io.StringIO()
+    setup_logging(Settings(log_format=log_format), stream=stream)
+
+    secret = "apot_1a2b3c4d_s3cret"  # the traceback prints the failing line: the value must not be written on it
+    with pytest.raises(DBAPIError) as raised, engine.connect() as connection:
+        connection.execute(text("SELECT * FROM no_such_table WHERE token = :token"), {"token": secret})
+    logging.getLogger("webapp.services.intake").warning("could not mark 1 published job", exc_info=raised.value)
+
+    output = stream.getvalue()
+    assert "no_such_table" in output, "the statement is still named"
+    assert "s3cret" not in output and "s3cret" not in str(raised.value)

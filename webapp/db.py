@@ -54,7 +54,9 @@ JSON_CODEC: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer
 
 def make_engine(url: str, *, statement_timeout: float | None = STATEMENT_TIMEOUT_SECONDS) -> Engine:
     """An engine with the connection settings each backend needs to serve many processes at once. With
-    `statement_timeout` None (migrations, which may rewrite large tables) statements may run as long as they need."""
+    `statement_timeout` None (migrations, which may rewrite large tables) statements may run as long as they need.
+    A failed statement's error, logged with its traceback, never shows its parameters: they are users' inputs,
+    password hashes and key digests."""
     pool = {"pool_timeout": POOL_TIMEOUT_SECONDS}
     if url.startswith("sqlite"):
         database = make_url(url).database
@@ -63,7 +65,11 @@ def make_engine(url: str, *, statement_timeout: float | None = STATEMENT_TIMEOUT
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         # A local file does not hang; its one wait, for another writer's lock, is bounded by the busy timeout.
         engine = create_engine(
-            url, connect_args={"check_same_thread": False}, **({} if in_memory else pool), **JSON_CODEC
+            url,
+            connect_args={"check_same_thread": False},
+            hide_parameters=True,
+            **({} if in_memory else pool),
+            **JSON_CODEC,
         )
         event.listen(engine, "connect", _tune_sqlite)
         return engine
@@ -74,7 +80,14 @@ def make_engine(url: str, *, statement_timeout: float | None = STATEMENT_TIMEOUT
         connect_args["options"] = f"-c statement_timeout={int(statement_timeout * 1000)}"
     # pre-ping: a database restart costs one failed checkout, not a 500 on every pooled connection
     engine = create_engine(
-        url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args, **pool, **JSON_CODEC
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        connect_args=connect_args,
+        hide_parameters=True,
+        **pool,
+        **JSON_CODEC,
     )
     if statement_timeout is not None and make_url(url).get_driver_name() == "psycopg":
         answer_timeout = statement_timeout + ANSWER_MARGIN_SECONDS
