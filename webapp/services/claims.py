@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, tuple_, update
+from sqlalchemy import Integer, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from webapp.models import JobKind, JobStatus, jobs_table, utcnow
@@ -42,44 +42,60 @@ def claim_jobs(
     backlog and then wait for it. On SQLite the one UPDATE holds the database's write lock: no two claims overlap,
     and a read before it would only risk a stale snapshot that cannot be upgraded to a write.
     """
-    table, now = jobs_table, utcnow()
-    named = table.c.id.in_(job_ids)
-    if session.get_bind().dialect.name == "postgresql":
-        own = select(table.c.id).where(named, table.c.status == JobStatus.QUEUED).order_by(table.c.id)
-        if not session.execute(own.with_for_update()).all():
-            return []  # every one already claimed, cancelled or ended: nothing to take with them
-    versions = select(table.c.model_name, table.c.model_version).where(named, table.c.status == JobStatus.QUEUED)
-    # The others, oldest first, while the rows fit beside the message's own (a row or more each).
-    waiting = (
-        select(table.c.id, table.c.rows_total, table.c.created_at)
-        .where(
-            table.c.status == JobStatus.QUEUED,
-            ~named,
-            table.c.kind.in_([JobKind.SINGLE, JobKind.BATCH]),
-            tuple_(table.c.model_name, table.c.model_version).in_(versions),
-        )
-        .order_by(table.c.created_at, table.c.id)
-        .limit(max(max_rows - len(job_ids), 0))
-        .with_for_update(skip_locked=True)
-        .subquery()
-    )
-    ranked = select(
-        waiting.c.id, func.sum(waiting.c.rows_total).over(order_by=(waiting.c.created_at, waiting.c.id)).label("rows")
-    ).subquery()
-    own_rows = select(func.coalesce(func.sum(table.c.rows_total), 0)).where(named).scalar_subquery()
-    others = select(ranked.c.id).where(ranked.c.rows <= max_rows - own_rows)
-    claimed = session.execute(
-        update(table)
-        .where(or_(named, table.c.id.in_(others)), table.c.status == JobStatus.QUEUED)
-        .values(
-            status=JobStatus.RUNNING,
-            started_at=now,
-            attempts=table.c.attempts + 1,
-            worker=worker,
-            lease_until=now + timedelta(seconds=lease_seconds),
-        )
-        .returning(
-            table.c.id, table.c.model_name, table.c.model_version, table.c.inputs, table.c.started_at, table.c.kind
-        )
+    now, connection = utcnow(), session.connection()
+    ids = {"job_ids": job_ids}
+    if connection.dialect.name == "postgresql" and not connection.execute(_OWN, ids).all():
+        return []  # every one already claimed, cancelled or ended: nothing to take with them
+    claimed = connection.execute(
+        _CLAIM,
+        {
+            **ids,
+            "room": max(max_rows - len(job_ids), 0),
+            "max_rows": max_rows,
+            "claimed_at": now,
+            "claimer": worker,
+            "lease_ends": now + timedelta(seconds=lease_seconds),
+        },
     )
     return [ClaimedJob(*row) for row in claimed]
+
+
+# The statements are built once (their parameters bound per claim): building and caching them anew for each claim
+# cost a worker more CPU than the database's work on them.
+_table = jobs_table
+_named = _table.c.id.in_(bindparam("job_ids", expanding=True))
+_OWN = select(_table.c.id).where(_named, _table.c.status == JobStatus.QUEUED).order_by(_table.c.id).with_for_update()
+_versions = select(_table.c.model_name, _table.c.model_version).where(_named, _table.c.status == JobStatus.QUEUED)
+# The others, oldest first, while the rows fit beside the message's own (a row or more each).
+_waiting = (
+    select(_table.c.id, _table.c.rows_total, _table.c.created_at)
+    .where(
+        _table.c.status == JobStatus.QUEUED,
+        ~_named,
+        _table.c.kind.in_([JobKind.SINGLE, JobKind.BATCH]),
+        tuple_(_table.c.model_name, _table.c.model_version).in_(_versions),
+    )
+    .order_by(_table.c.created_at, _table.c.id)
+    .limit(bindparam("room", type_=Integer))
+    .with_for_update(skip_locked=True)
+    .subquery()
+)
+_ranked = select(
+    _waiting.c.id, func.sum(_waiting.c.rows_total).over(order_by=(_waiting.c.created_at, _waiting.c.id)).label("rows")
+).subquery()
+_own_rows = select(func.coalesce(func.sum(_table.c.rows_total), 0)).where(_named).scalar_subquery()
+_others = select(_ranked.c.id).where(_ranked.c.rows <= bindparam("max_rows", type_=Integer) - _own_rows)
+_CLAIM = (
+    update(_table)
+    .where(or_(_named, _table.c.id.in_(_others)), _table.c.status == JobStatus.QUEUED)
+    .values(
+        status=JobStatus.RUNNING,
+        started_at=bindparam("claimed_at"),
+        attempts=_table.c.attempts + 1,
+        worker=bindparam("claimer"),
+        lease_until=bindparam("lease_ends"),
+    )
+    .returning(
+        _table.c.id, _table.c.model_name, _table.c.model_version, _table.c.inputs, _table.c.started_at, _table.c.kind
+    )
+)
