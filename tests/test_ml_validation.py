@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ml.schema import Feature, InputSchema
-from ml.validation import InvalidInputs, row_warnings, validate_rows
+from ml.validation import InvalidInputs, _check, _coerced, row_warnings, validate_rows
 
 SCHEMA = InputSchema(
     [
@@ -111,3 +113,47 @@ def test_a_text_is_a_string_of_limited_length() -> None:
         ((0, "review"), "string_too_long"),
         ((1, "review"), "string_type"),
     ]
+
+
+MIXED = InputSchema(
+    [
+        Feature("island", "category", choices=["Biscoe", "Dream", 1]),
+        Feature("length", "number"),
+        Feature("count", "integer", required=False),
+        Feature("tagged", "boolean", required=False),
+        Feature("note", "text", required=False, max_length=3),
+    ]
+)
+ODD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(alphabet="Dream1 .", max_size=5),  # a small alphabet: the full one's table takes seconds to build
+    st.sampled_from(["Biscoe", "Dream", 1, "1", 1.0, True, 3.0, 2**63, -(2**63) - 1, 2**63 - 1]),
+    st.lists(st.integers(), max_size=1),
+)
+
+
+@settings(deadline=None)  # run beside the rest of the suite on two cores, an example's time says nothing
+@given(st.lists(st.dictionaries(st.sampled_from([*MIXED.names, "colour"]), ODD_VALUES), max_size=4))
+def test_the_quick_checks_answer_as_the_full_ones_for_any_value(rows: list[dict[str, object]]) -> None:
+    """validate_rows takes usual values by a quick test; what it answers must be what checking every value in full
+    (`_coerced`, then `_check`) answers: the same rows, value for value and type for type, or the same errors."""
+    errors, expected = [], []
+    for index, row in enumerate(rows):
+        errors += [((index, name), "extra_forbidden") for name in row if name not in MIXED.names]
+        values = {}
+        for feature in MIXED.features:
+            values[feature.name] = _coerced(feature, row.get(feature.name))
+            if problem := _check(feature, values[feature.name]):
+                errors.append(((index, feature.name), problem[1]))
+        expected.append(values)
+    try:
+        checked = validate_rows(MIXED, rows, batch=True)
+    except InvalidInputs as caught:
+        assert [(e.loc, e.type) for e in caught.errors] == errors
+    else:
+        assert not errors
+        typed = [[(name, type(value), value) for name, value in row.items()] for row in checked]
+        assert typed == [[(name, type(value), value) for name, value in row.items()] for row in expected]
