@@ -95,7 +95,24 @@ def _plainly_good(feature: Feature) -> Callable[[Any], bool]:
 def row_warnings(schema: InputSchema, rows: Sequence[Mapping[str, Any]]) -> list[list[dict[str, Any]]]:
     """Per checked row, the values the model takes but never saw in training: a number outside the training
     range, a category its encoder does not know. Predictions for them are extrapolations, so they are named."""
-    return [[w for f in schema.features if (w := value_warning(f, row.get(f.name))) is not None] for row in rows]
+    checks = [(f.name, f, _plainly_seen(f)) for f in schema.features]
+    return [
+        [w for name, f, seen in checks if not seen(v := row.get(name)) and (w := value_warning(f, v)) is not None]
+        for row in rows
+    ]
+
+
+def _plainly_seen(feature: Feature) -> Callable[[Any], bool]:
+    """A quick test of the usual value (a number inside the training range, a known category's name) that
+    `value_warning` has nothing to say about; any other value takes the full path."""
+    if feature.type == "category":
+        names = frozenset(c for c in feature.choices or [] if type(c) is str)
+        return lambda value: value is None or (type(value) is str and value in names)
+    if feature.type in ("number", "integer"):
+        low = -math.inf if feature.min is None else feature.min
+        high = math.inf if feature.max is None else feature.max
+        return lambda value: value is None or ((type(value) is float or type(value) is int) and low <= value <= high)
+    return lambda value: True
 
 
 def value_warning(feature: Feature, value: Any) -> dict[str, Any] | None:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ml.schema import Feature, InputSchema
-from ml.validation import InvalidInputs, _check, _coerced, row_warnings, validate_rows
+from ml.validation import InvalidInputs, _check, _coerced, row_warnings, validate_rows, value_warning
 
 SCHEMA = InputSchema(
     [
@@ -157,3 +157,42 @@ def test_the_quick_checks_answer_as_the_full_ones_for_any_value(rows: list[dict[
         assert not errors
         typed = [[(name, type(value), value) for name, value in row.items()] for row in checked]
         assert typed == [[(name, type(value), value) for name, value in row.items()] for row in expected]
+
+
+RANGED = InputSchema(
+    [
+        Feature("island", "category", required=False, choices=["Biscoe", "Dream", 1], accepts_unknown=True),
+        Feature("length", "number", required=False, min=10.0, max=20.0),
+        Feature("count", "integer", required=False, min=0),
+        Feature("weight", "number", required=False),
+        Feature("tagged", "boolean", required=False),
+    ]
+)
+NUMBERS = st.one_of(
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.sampled_from([10, 10.0, 20, 20.0, 9.999, 20.001]),
+)
+CHECKED_ROWS = st.lists(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "island": st.sampled_from(["Biscoe", "Dream", 1, "1", 1.0, "Mars", 2, 3.5]),
+            "length": NUMBERS,
+            "count": st.one_of(st.integers(min_value=-5, max_value=5), st.integers(-5, 5).map(float), st.booleans()),
+            "weight": NUMBERS,
+            "tagged": st.booleans(),
+        },
+    ),
+    max_size=4,
+)
+
+
+@settings(deadline=None)
+@given(CHECKED_ROWS)
+def test_the_quick_warning_checks_answer_as_the_full_ones_for_any_value(rows: list[dict[str, object]]) -> None:
+    """row_warnings passes over usual values by a quick test; it must name exactly what `value_warning` names."""
+    checked = validate_rows(RANGED, rows, batch=True)
+    expected = [[w for f in RANGED.features if (w := value_warning(f, row.get(f.name))) is not None] for row in checked]
+    assert row_warnings(RANGED, checked) == expected
