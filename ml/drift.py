@@ -31,8 +31,6 @@ MIN_ROWS = 100
 # Empty bins on either side would make PSI infinite; a proportion is never taken below this.
 FLOOR = 1e-4
 NUMERIC = ("number", "integer")
-# From this many rows, pandas counts categories faster than a Python loop.
-LARGE = 1000
 COUNTED = ("category", "boolean")
 
 Reference = dict[str, Any]
@@ -111,12 +109,13 @@ def summarise(reference: Reference, frame: pd.DataFrame) -> Summary:
 
 def _count(column: np.ndarray) -> dict[str, int]:
     """Each value's rows, by its text; missing values left out."""
-    if len(column) < LARGE:
-        return dict(Counter(str(v) for v in column.tolist() if not _is_missing(v)))
-    import pandas as pd
-
-    counts = pd.Series(column, dtype=object).value_counts(sort=False, dropna=True)
-    return {str(value): int(n) for value, n in counts.items()}
+    # Counted as they are, in C, then named by their text: exact when every value is a string (a CSV's always are).
+    # Otherwise 1, 1.0 and True would be one key to the Counter where their texts are three, so each value is
+    # named first.
+    raw = Counter(column.tolist())
+    if all(type(value) is str or _is_missing(value) for value in raw):
+        return {value: n for value, n in raw.items() if not _is_missing(value)}
+    return dict(Counter(str(v) for v in column.tolist() if not _is_missing(v)))
 
 
 def _is_missing(value: Any) -> bool:

@@ -241,3 +241,13 @@ def test_a_merge_another_reconciler_overtook_changes_nothing(
     assert compact(registry.sessions) == 0
     with registry.sessions() as session:
         assert session.scalars(select(FeatureSummary.id)).all() == [second]
+
+
+def test_categories_are_counted_by_their_text_and_missing_values_left_out() -> None:
+    reference = {"features": {"island": {"kind": "category", "expected": {"Biscoe": 0.5, "Dream": 0.5}}}}
+    texts = pd.DataFrame({"island": pd.Series(["Biscoe", None, "Dream", "Biscoe", float("nan"), "Mars"], dtype=object)})
+    counted = summarise(reference, texts)["features"]["island"]
+    assert counted == {"bins": {"Biscoe": 2, "Dream": 1, "Mars": 1}, "missing": 2, "outside": 1}
+    # Values equal to Python (1 == 1.0 == True) but written differently are different categories to a reader.
+    mixed = pd.DataFrame({"island": pd.Series([1, 1.0, True, "1", None], dtype=object)})
+    assert summarise(reference, mixed)["features"]["island"]["bins"] == {"1": 2, "1.0": 1, "True": 1}
