@@ -171,3 +171,13 @@ def test_the_first_lookups_of_a_model_wait_for_one_read(
         answers = list(threads.map(lambda _: cached.get("penguins"), range(8)))
     assert reads == ["penguins"]
     assert {answer.version for answer in answers} == {answers[0].version}
+
+
+def test_lookups_of_names_that_are_not_registered_leave_nothing_behind(registry: ModelRegistry) -> None:
+    """Anyone may ask for any model name: a stranger's made-up names must not grow the registry's memory."""
+    cached = ModelRegistry(registry.sessions, registry.files, cache_seconds=60)
+    for n in range(50):
+        with pytest.raises(ModelNotFound):
+            cached.get(f"no-such-model-{n}")
+    cached.get("penguins")
+    assert list(cached._reading) == [("penguins", None)]

@@ -42,8 +42,7 @@ class ModelRegistry:
     def __init__(self, sessions: sessionmaker[Session], files: ModelFiles, *, cache_seconds: float = 0) -> None:
         self.sessions = sessions
         self.files = files
-        # Every job looks its model up: a server keeps answers this long (a changed default, a new or removed
-        # version made by another process is followed within that time; by this process, at once).
+        # Every job looks its model up: answers are kept this long (another process's changes are seen after it).
         self.cache_seconds = cache_seconds
         self._cache: dict[tuple[str, str | None], tuple[float, ModelInfo]] = {}
         self._reading: dict[tuple[str, str | None], threading.Lock] = {}
@@ -56,9 +55,8 @@ class ModelRegistry:
         kept = self._cache.get(key)
         if kept is not None and kept[0] > time.monotonic():
             return kept[1]
-        # Expired: one thread reads it again (under load every request thread found it expired at once, and each
-        # read it); the others answer with what was read last or, when nothing was, wait for that read no longer than
-        # a statement may run (behind a database that hangs they would otherwise queue, one read's deadline each).
+        # Expired: one thread reads it again; the others answer with what was read last or, when nothing was, wait
+        # for that read no longer than a statement may run (behind a hung database they would queue otherwise).
         lock = self._reading.setdefault(key, threading.Lock())
         held = lock.acquire(timeout=STATEMENT_TIMEOUT_SECONDS) if kept is None else lock.acquire(blocking=False)
         if not held and kept is not None:
@@ -71,6 +69,8 @@ class ModelRegistry:
             self._cache[key] = (time.monotonic() + self.cache_seconds, info)
             return info
         finally:
+            if key not in self._cache:  # anyone may ask for any name: one that is not registered keeps no lock
+                self._reading.pop(key, None)
             if held:
                 lock.release()
 
