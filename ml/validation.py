@@ -82,7 +82,7 @@ def _plainly_good(feature: Feature) -> Callable[[Any], bool]:
 
         return number
     if feature.type == "category":
-        names = frozenset(c for c in feature.choices or [] if type(c) is str)
+        names = _named_choices(feature)
         return lambda value: type(value) is str and value in names
     if feature.type == "boolean":
         return lambda value: type(value) is bool
@@ -106,13 +106,18 @@ def _plainly_seen(feature: Feature) -> Callable[[Any], bool]:
     """A quick test of the usual value (a number inside the training range, a known category's name) that
     `value_warning` has nothing to say about; any other value takes the full path."""
     if feature.type == "category":
-        names = frozenset(c for c in feature.choices or [] if type(c) is str)
+        names = _named_choices(feature)
         return lambda value: value is None or (type(value) is str and value in names)
     if feature.type in ("number", "integer"):
         low = -math.inf if feature.min is None else feature.min
         high = math.inf if feature.max is None else feature.max
         return lambda value: value is None or ((type(value) is float or type(value) is int) and low <= value <= high)
     return lambda value: True
+
+
+def _named_choices(feature: Feature) -> frozenset[str]:
+    """The categories written as text, for a quick membership test (a number's is left to the full path)."""
+    return frozenset(c for c in feature.choices or [] if type(c) is str)
 
 
 def value_warning(feature: Feature, value: Any) -> dict[str, Any] | None:
